@@ -1,0 +1,46 @@
+"""The files a delivery is made of, between the stages that produce them.
+
+pdf/build → UnsignedPdf → bundle (embed manifest, sign) → BundleFile → message/outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class UnsignedPdf:
+    """One rendered dossier PDF for one language; `part` of `parts` when split for e-mail size."""
+
+    name: str
+    language: str
+    part: int
+    parts: int
+    pages: int
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """A finished file of the bundle: stored once, sent byte for byte on every attempt."""
+
+    name: str
+    kind: str  # pdf | manifest | manifest-signature
+    language: str  # "" for files shared by every language
+    part: int
+    pages: int | None
+    data: bytes = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def content_type(self) -> str:
+        return {"pdf": "application/pdf", "manifest": "application/json",
+                "manifest-signature": "application/pkcs7-signature"}[self.kind]

@@ -1,0 +1,288 @@
+"""schedules/*.toml → Campaign: parse and validate campaign files (pure, no I/O but reading them).
+
+Every error names the file, the key and what is wrong, so an organizer can fix it in one go.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from delivery.errors import ConfigError
+
+LANGUAGES = ("en", "hy", "ru")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    email: str
+    language: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    """Days (0 = Monday) and a daily time range, read in the schedule's time zone."""
+
+    days: frozenset[int]
+    start: time
+    end: time
+
+    def __str__(self) -> str:
+        days = ",".join(WEEKDAYS[d].title() for d in sorted(self.days))
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    check_every: timedelta
+    timezone: str
+    send_window: SendWindow | None
+    hold: timedelta
+
+
+@dataclass(frozen=True)
+class Campaign:
+    slug: str
+    title: str
+    goal: int
+    letter: str
+    sender: str
+    organizers: tuple[str, ...]
+    recipients: tuple[Recipient, ...]
+    thresholds: tuple[int, ...]
+    schedule: Schedule
+    signing: str  # "required" or "off"
+    withheld_names: str  # "anonymous" (listed as "Name withheld") or "omit"
+    signer_location: str  # shown in the signature block
+    source: str
+
+    @property
+    def sender_address(self) -> str:
+        return parseaddr(self.sender)[1]
+
+    @property
+    def sender_name(self) -> str:
+        return parseaddr(self.sender)[0] or self.title
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.language for r in self.recipients))
+
+    def recipient(self, email: str) -> Recipient:
+        for r in self.recipients:
+            if r.email.lower() == email.strip().lower():
+                return r
+        raise KeyError(email)
+
+
+def load_campaigns(schedules_dir: Path) -> dict[str, Campaign]:
+    """Every `*.toml` under `schedules_dir`, by slug; duplicate slugs are an error."""
+    campaigns: dict[str, Campaign] = {}
+    for path in sorted(schedules_dir.glob("*.toml")):
+        campaign = load_campaign(path)
+        if campaign.slug in campaigns:
+            raise ConfigError(str(path), "campaign.slug", f"'{campaign.slug}' is also used by "
+                              f"{campaigns[campaign.slug].source}")
+        campaigns[campaign.slug] = campaign
+    return campaigns
+
+
+def load_campaign(path: Path) -> Campaign:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "(file)", f"cannot be read: {exc}") from exc
+    return parse_campaign(text, str(path))
+
+
+def parse_campaign(text: str, source: str) -> Campaign:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "(syntax)", str(exc)) from exc
+    f = _Fields(source)
+    camp = f.table(data, "campaign")
+    slug = f.string(camp, "campaign.slug")
+    if not _SLUG.match(slug):
+        raise ConfigError(source, "campaign.slug", "use lowercase letters, digits and '-' only")
+    goal = f.positive_int(camp, "campaign.goal")
+    sender = f.string(camp, "campaign.sender")
+    f.address(parseaddr(sender)[1], "campaign.sender", whole=sender)
+    organizers = tuple(f.address(a, "campaign.organizers") for a in f.string_list(camp, "campaign.organizers", default=[]))
+    signing = f.choice(camp, "campaign.signing", ("required", "off"), default="required")
+    withheld = f.choice(camp, "campaign.withheld_names", ("anonymous", "omit"), default="anonymous")
+
+    recipients = []
+    raw_recipients = data.get("recipients")
+    if not isinstance(raw_recipients, list) or not raw_recipients:
+        raise ConfigError(source, "recipients", "add at least one [[recipients]] table")
+    for i, raw in enumerate(raw_recipients):
+        key = f"recipients[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(source, key, "must be a table")
+        language = f.choice(raw, f"{key}.language", LANGUAGES, default="en")
+        recipients.append(Recipient(
+            name=f.string(raw, f"{key}.name"),
+            email=f.address(f.string(raw, f"{key}.email"), f"{key}.email"),
+            language=language,
+            title=f.string(raw, f"{key}.title", default=""),
+        ))
+    emails = [r.email.lower() for r in recipients]
+    if len(set(emails)) != len(emails):
+        raise ConfigError(source, "recipients", "the same e-mail address is listed twice")
+
+    ms = f.table(data, "milestones")
+    thresholds = ms.get("thresholds")
+    if (not isinstance(thresholds, list) or not thresholds
+            or not all(isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in thresholds)):
+        raise ConfigError(source, "milestones.thresholds", "must be a list of positive whole numbers")
+    if sorted(set(thresholds)) != thresholds:
+        raise ConfigError(source, "milestones.thresholds", "must be strictly increasing")
+
+    sched = data.get("schedule", {})
+    if not isinstance(sched, dict):
+        raise ConfigError(source, "schedule", "must be a table")
+    tz = f.string(sched, "schedule.timezone", default="UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(source, "schedule.timezone", f"unknown time zone '{tz}'") from exc
+    window_text = f.string(sched, "schedule.send_window", default="")
+    schedule = Schedule(
+        check_every=f.duration(sched, "schedule.check_every", default="5m"),
+        timezone=tz,
+        send_window=parse_send_window(window_text, source) if window_text else None,
+        hold=f.duration(sched, "schedule.hold", default="0s"),
+    )
+    if schedule.check_every < timedelta(seconds=10):
+        raise ConfigError(source, "schedule.check_every", "must be at least 10s")
+
+    return Campaign(
+        slug=slug,
+        title=f.string(camp, "campaign.title"),
+        goal=goal,
+        letter=f.string(camp, "campaign.letter"),
+        sender=sender,
+        organizers=organizers,
+        recipients=tuple(recipients),
+        thresholds=tuple(thresholds),
+        schedule=schedule,
+        signing=signing,
+        withheld_names=withheld,
+        signer_location=f.string(camp, "campaign.location", default=""),
+        source=source,
+    )
+
+
+def parse_duration(text: str) -> timedelta | None:
+    m = _DURATION.match(text.strip())
+    if not m:
+        return None
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+    return timedelta(**{unit: int(m.group(1))})
+
+
+def parse_send_window(text: str, source: str) -> SendWindow:
+    """'Mon-Fri 09:00-18:00' or 'Mon,Wed 10:00-12:00'."""
+    problem = "write it like 'Mon-Fri 09:00-18:00'"
+    parts = text.split()
+    if len(parts) != 2:
+        raise ConfigError(source, "schedule.send_window", problem)
+    days: set[int] = set()
+    for chunk in parts[0].lower().split(","):
+        ends = chunk.split("-")
+        if not all(e in WEEKDAYS for e in ends) or len(ends) > 2:
+            raise ConfigError(source, "schedule.send_window", f"unknown day in '{chunk}'; {problem}")
+        first, last = WEEKDAYS.index(ends[0]), WEEKDAYS.index(ends[-1])
+        days.update(range(first, last + 1) if first <= last else [*range(first, 7), *range(0, last + 1)])
+    try:
+        start_s, end_s = parts[1].split("-")
+        start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+    except ValueError as exc:
+        raise ConfigError(source, "schedule.send_window", problem) from exc
+    if start >= end:
+        raise ConfigError(source, "schedule.send_window", "the start time must be before the end time")
+    return SendWindow(frozenset(days), start, end)
+
+
+def validate_address(address: str) -> str | None:
+    """The problem with one bare e-mail address, or None: one ASCII address, no header injection."""
+    if any(c in address for c in "\r\n\0"):
+        return "contains a line break or NUL character"
+    if "," in address or ";" in address or " " in address.strip():
+        return "must be exactly one address"
+    if not address.isascii():
+        return "non-ASCII addresses need SMTPUTF8, which is not supported"
+    if not _ADDR_SPEC.match(address):
+        return f"'{address}' is not an e-mail address"
+    return None
+
+
+class _Fields:
+    """Typed access to TOML values that names the key in every error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.source, key, problem)
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key)
+        if not isinstance(value, dict):
+            raise self.fail(key, f"missing [{key}] table")
+        return value
+
+    def string(self, data: Mapping[str, Any], key: str, default: str | None = None) -> str:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            raise self.fail(key, "is required")
+        if not isinstance(value, str):
+            raise self.fail(key, "must be a string")
+        if default is None and not value.strip():
+            raise self.fail(key, "must not be empty")
+        return value.strip()
+
+    def string_list(self, data: Mapping[str, Any], key: str, default: list[str]) -> list[str]:
+        value = data.get(key.rsplit(".", 1)[-1], default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, "must be a list of strings")
+        return value
+
+    def positive_int(self, data: Mapping[str, Any], key: str) -> int:
+        value = data.get(key.rsplit(".", 1)[-1])
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self.fail(key, "must be a positive whole number")
+        return value
+
+    def choice(self, data: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.string(data, key, default=default)
+        if value not in choices:
+            raise self.fail(key, f"'{value}' is not one of: {', '.join(choices)}")
+        return value
+
+    def duration(self, data: Mapping[str, Any], key: str, default: str) -> timedelta:
+        text = self.string(data, key, default=default)
+        value = parse_duration(text)
+        if value is None:
+            raise self.fail(key, f"'{text}' is not a duration like '30s', '5m', '2h' or '1d'")
+        return value
+
+    def address(self, address: str, key: str, whole: str | None = None) -> str:
+        problem = validate_address(address) if whole is None or "\n" not in whole else "contains a line break"
+        if problem:
+            raise self.fail(key, problem)
+        return address

@@ -1,0 +1,95 @@
+"""Every error petition-delivery raises on purpose: one hierarchy, leaves that carry data.
+
+The CLI maps `UsageError` and its children to exit 2 and every other `DeliveryError` to exit 1,
+printing `str(error)`: each message is one line a campaigner can act on.
+"""
+
+from __future__ import annotations
+
+
+class DeliveryError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class UsageError(DeliveryError):
+    """Bad usage or unusable input: the CLI exits 2."""
+
+
+class ConfigError(UsageError):
+    """A campaign file or an environment variable is wrong."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        self.source = source
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{source}: {key}: {problem}")
+
+
+class InputRefused(UsageError):
+    """A whole input (a CSV file, a request body) is refused before anything is written."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")
+
+
+class RowRejected(DeliveryError):
+    """One signer row is invalid; intake reports it and goes on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class NotFound(UsageError):
+    """A campaign, delivery or signer named on the command line does not exist."""
+
+
+class StateConflict(DeliveryError):
+    """The action does not fit the object's current state (e.g. release a sent delivery)."""
+
+
+class RenderError(DeliveryError):
+    """The dossier could not be built; nothing is sent."""
+
+
+class SigningError(DeliveryError):
+    """Signing is configured but cannot be done; nothing is sent (fail closed)."""
+
+
+class TransportError(DeliveryError):
+    """Sending one message failed. Leaves say whether to retry."""
+
+    def __init__(self, message: str, *, code: int | None = None, recipient: str | None = None) -> None:
+        self.code = code
+        self.recipient = recipient
+        self.text = message
+        super().__init__(message if code is None else f"{code} {message}")
+
+
+class TransientTransportError(TransportError):
+    """4xx, timeouts, dropped connections: try again later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        recipient: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, recipient=recipient)
+        self.retry_after = retry_after
+
+
+class PermanentTransportError(TransportError):
+    """5xx: the server will never accept this message as it is."""
+
+
+class MessageTooLarge(PermanentTransportError):
+    """552: never resend the same bytes; split or fail."""
+
+
+class AuthenticationFailed(TransportError):
+    """535: the account is wrong; pause sending for it, burn no retries."""
