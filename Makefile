@@ -1,0 +1,37 @@
+# petition-delivery: `make demo` and `make test` set up everything they need themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup system demo test test-fast lint bench clean
+
+setup: system $(STAMP)
+
+system:
+	@scripts/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/petition-delivery demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/dossier.py --signers 80000
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

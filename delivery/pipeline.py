@@ -1,0 +1,152 @@
+"""Delivery + frozen signers → signed bundle files → messages per recipient: the stages, wired.
+
+compose → render/pdf (build) → sign (bundle) → message. Used by the service for real deliveries
+and by `preview`, so a preview is exactly what would be sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from delivery.app import App
+from delivery.artifacts import BundleFile
+from delivery.bundle import BundleFacts, assemble_bundle
+from delivery.build import build_dossier_pdfs
+from delivery.compose import Signer, compose
+from delivery.config import Campaign, Recipient
+from delivery.db import transaction
+from delivery.errors import SigningError
+from delivery.message import Envelope, Letter, build_messages
+from delivery.models import DeliveryFileRow, DeliveryRow, SignerRow
+from delivery.sign import SigningIdentity, load_identity
+
+Progress = Callable[[int, int], None]
+
+
+def template_version(templates_dir: Path) -> str:
+    """A short hash of every template file: part of the manifest and of the render cache key."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in templates_dir.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(templates_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningIdentity | None:
+    if campaign.signing == "off":
+        return None
+    if app.settings.signing_key is None:
+        raise SigningError(f"campaign {campaign.slug} requires signed dossiers but DELIVERY_SIGNING_KEY "
+                           "is not set (set it, or set signing = \"off\" in the campaign file)")
+    return load_identity(app.settings, now=now)
+
+
+def frozen_signers(app: App, delivery: DeliveryRow) -> Iterator[Signer]:
+    from delivery.service import frozen_signers_query
+
+    with transaction(app.engine) as session:
+        rows = session.execute(frozen_signers_query(delivery).with_only_columns(
+            SignerRow.name, SignerRow.city, SignerRow.country, SignerRow.signed_at, SignerRow.consent))
+        for name, city, country, signed_at, consent in rows:
+            yield Signer(name, city, country, signed_at, consent)
+
+
+def build_bundle(app: App, campaign: Campaign, signers: Iterator[Signer], *, dossier_id: str,
+                 created_at: datetime, trigger: str, milestone: int | None,
+                 recipients: Sequence[Recipient], now: datetime,
+                 progress: Progress | None = None) -> list[BundleFile]:
+    # Load the key first: with signing required and the key unusable, nothing is rendered or sent.
+    identity = signing_identity(app, campaign, now=now)
+    dossier = compose(campaign, signers, dossier_id=dossier_id, created_at=created_at, trigger=trigger,
+                      milestone=milestone, addressees=recipients, signed=identity is not None)
+    templates = app.settings.templates_dir
+    pdfs = build_dossier_pdfs(dossier, templates, languages=_languages(recipients),
+                              cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress)
+    last = dossier.volumes[-1].lines[-1] if dossier.volumes else None
+    facts = BundleFacts(
+        campaign_slug=campaign.slug, campaign_title=campaign.title, dossier_id=dossier_id,
+        trigger=trigger, milestone=milestone, signer_count=dossier.signer_count,
+        listed_count=dossier.listed_count, last_signer_number=last.number if last else 0,
+        last_signer_signed_on=last.signed_on if last else None,
+        template_version=template_version(templates), created_at=created_at)
+    return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
+                           location=campaign.signer_location, timestamp_url=app.settings.timestamp_url)
+
+
+def _languages(recipients: Sequence[Recipient]) -> list[str]:
+    return list(dict.fromkeys(r.language for r in recipients))
+
+
+def build_bundle_for_delivery(app: App, campaign: Campaign, delivery: DeliveryRow, *, now: datetime,
+                              progress: Progress | None = None) -> list[BundleFile]:
+    emails = json.loads(delivery.recipients)
+    return build_bundle(app, campaign, frozen_signers(app, delivery), dossier_id=delivery.public_id,
+                        created_at=delivery.created_at, trigger=delivery.trigger,
+                        milestone=delivery.milestone,
+                        recipients=[campaign.recipient(e) for e in emails], now=now, progress=progress)
+
+
+def store_files(session: Session, delivery_id: int, files: Sequence[BundleFile]) -> None:
+    session.execute(delete(DeliveryFileRow).where(DeliveryFileRow.delivery_id == delivery_id))
+    for f in files:
+        session.add(DeliveryFileRow(delivery_id=delivery_id, name=f.name, language=f.language, kind=f.kind,
+                                    part=f.part, size=f.size, sha256=f.sha256, pages=f.pages,
+                                    content=f.data))
+
+
+def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow,
+                 files: Sequence[BundleFile]) -> dict[str, list[tuple[str, bytes]]]:
+    """(Message-ID, bytes) per part for every recipient of the delivery."""
+    envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
+                        dossier_id=delivery.public_id, created_at=delivery.created_at)
+    shared = [f for f in files if f.kind != "pdf"]
+    out = {}
+    for email in json.loads(delivery.recipients):
+        recipient = campaign.recipient(email)
+        pdfs = [f for f in files if f.kind == "pdf" and f.language == recipient.language]
+        letter = render_letter(app.settings.templates_dir, campaign, recipient,
+                               dossier_id=delivery.public_id, signer_count=delivery.signer_count,
+                               milestone=delivery.milestone, created_at=delivery.created_at)
+        out[recipient.email] = build_messages(envelope, recipient, letter, pdfs, shared)
+    return out
+
+
+def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,
+                  signer_count: int, milestone: int | None, created_at: datetime) -> Letter:
+    """The e-mail's subject and body in the recipient's language, from templates/email/."""
+    env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    letter_html = env.get_template(f"{campaign.letter}/{recipient.language}.html.j2")
+    text = env.get_template(f"email/dossier.{recipient.language}.txt.j2").render(
+        campaign=campaign, recipient=recipient, dossier_id=dossier_id, signer_count=signer_count,
+        milestone=milestone, created_at=created_at,
+        letter_text=html_to_text(Path(letter_html.filename or "").read_text(encoding="utf-8")))
+    subject, _, body = text.partition("\n")
+    return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"))
+
+
+def html_to_text(source: str) -> str:
+    """The readable text of the letter template's body block (Jinja tags dropped)."""
+    match = re.search(r"{%\s*block\s+letter\s*%}(.*?){%\s*endblock", source, re.S)
+    body = match.group(1) if match else source
+    body = re.sub(r"{[{%#].*?[}%#]}", "", body, flags=re.S)
+    body = re.sub(r"</p>|<br\s*/?>", "\n\n", body)
+    body = html.unescape(re.sub(r"<[^>]+>", "", body))
+    paragraphs = [" ".join(p.split()) for p in body.split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def fresh_dossier_id(campaign: Campaign, now: datetime) -> str:
+    from delivery.service import _new_public_id
+
+    return _new_public_id(campaign, now)
+
