@@ -133,10 +133,9 @@ def cmd_signers(app: App, args: argparse.Namespace) -> int:
 def cmd_verify(app: App | None, args: argparse.Namespace) -> int:
     from delivery.verify import verify_path
 
-    report = verify_path(Path(args.path), trust=Path(args.trust) if args.trust else None)
-    text = "\n".join(f"{'OK  ' if v.ok else 'FAIL'} {v.name}: {v.reason}" for v in report.verdicts)
-    verdict = "VALID: authentic and complete" if report.ok else "INVALID: see the failures above"
-    _emit(args, report.to_dict(), f"{text}\n{verdict}")
+    report = verify_path(Path(args.path), trust=Path(args.trust) if args.trust else None,
+                         allow_untrusted=args.allow_untrusted)
+    _emit(args, report.to_dict(), "\n".join(report.lines()))
     return 0 if report.ok else 1
 
 
@@ -189,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p = add("verify", cmd_verify, "check a received dossier: PDF, .eml or folder", needs_app=False)
     p.add_argument("path")
-    p.add_argument("--trust", metavar="CERT", help="the campaign certificate (PEM) to trust")
+    p.add_argument("--trust", metavar="CERT", help="the campaign certificate or its CA (PEM) to trust")
+    p.add_argument("--allow-untrusted", action="store_true",
+                   help="accept a certificate that no --trust root vouches for (integrity checks only)")
     p = add("demo", cmd_demo, "the whole job on a fresh SQLite database with sample signers",
             needs_app=False)
     p.add_argument("--folder", default="var/demo", help="where the demo lives (default: var/demo)")
@@ -213,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # pyHanko logs every untrusted certificate with a traceback; verify reports it in one line.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     app: App | None = None
     try:
         if args.needs_app:

@@ -42,8 +42,10 @@ def run_demo(folder: Path, *, signers: int = 5500, json_output: bool = False) ->
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     real_now = datetime.now(UTC)
+    campaign_zone = "Asia/Yerevan"
+    # Valid from before the simulated clock starts, so the demo's back-dated ticks can sign.
     key, cert = ensure_demo_identity(folder.parent / "demo-signing", "Petition dossier demo (self-signed)",
-                                     now=real_now)
+                                     now=demo_clock(real_now, campaign_zone) - timedelta(days=1))
     env = {
         "DELIVERY_HOME": str(Path.cwd()),
         "DELIVERY_VAR_DIR": str(folder),
@@ -85,7 +87,7 @@ def _run(app: App, folder: Path, cert: Path, signers: int, real_now: datetime, j
     if json_output:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        _print_summary(folder, data, outbox)
+        _print_summary(folder, data, outbox, cert)
     failed = [d for d in data if d["status"] != "done"]
     return 1 if failed or not outbox else 0
 
@@ -106,7 +108,7 @@ def _add(app: App, rows: list[dict[str, object]], now: datetime) -> None:
         add_signers(session, campaign_id, batch, now=now)
 
 
-def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Path]) -> None:
+def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Path], cert: Path) -> None:
     print("\ndelivery          trigger      signers  status  recipients")
     for d in data:
         msgs = d["messages"]
@@ -122,5 +124,6 @@ def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Pat
     print(f"\ne-mails in the outbox ({len(outbox)}):")
     for p in outbox:
         print(f"    {p}")
-    print(f"\nread one with any mail program, or check it:  petition-delivery verify {outbox[0]}"
+    print(f"\nopen one with any mail program, or check it as a recipient would:\n"
+          f"    petition-delivery verify --trust {cert} {outbox[0]}"
           if outbox else "\nno e-mail was written: see the deliveries above")

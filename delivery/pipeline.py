@@ -122,24 +122,25 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow,
 
 def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,
                   signer_count: int, milestone: int | None, created_at: datetime) -> Letter:
-    """The e-mail's subject and body in the recipient's language, from templates/email/."""
-    env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
-                      undefined=StrictUndefined, keep_trailing_newline=True)
-    letter_html = env.get_template(f"{campaign.letter}/{recipient.language}.html.j2")
-    text = env.get_template(f"email/dossier.{recipient.language}.txt.j2").render(
+    """The e-mail's subject and body in the recipient's language, from templates/email/.
+
+    The body carries the same letter as the dossier's cover page, turned into plain text.
+    """
+    html_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=True, undefined=StrictUndefined)
+    letter_html = html_env.get_template(f"{campaign.letter}/{recipient.language}.html.j2").render(
+        count=f"{signer_count:,}", title=campaign.title)
+    text_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
+                           undefined=StrictUndefined, keep_trailing_newline=True)
+    text = text_env.get_template(f"email/dossier.{recipient.language}.txt.j2").render(
         campaign=campaign, recipient=recipient, dossier_id=dossier_id, signer_count=signer_count,
-        milestone=milestone, created_at=created_at,
-        letter_text=html_to_text(Path(letter_html.filename or "").read_text(encoding="utf-8")))
+        milestone=milestone, created_at=created_at, letter_text=html_to_text(letter_html))
     subject, _, body = text.partition("\n")
     return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"))
 
 
-def html_to_text(source: str) -> str:
-    """The readable text of the letter template's body block (Jinja tags dropped)."""
-    match = re.search(r"{%\s*block\s+letter\s*%}(.*?){%\s*endblock", source, re.S)
-    body = match.group(1) if match else source
-    body = re.sub(r"{[{%#].*?[}%#]}", "", body, flags=re.S)
-    body = re.sub(r"</p>|<br\s*/?>", "\n\n", body)
+def html_to_text(markup: str) -> str:
+    """Readable paragraphs from rendered letter HTML."""
+    body = re.sub(r"</p>|<br\s*/?>", "\n\n", markup)
     body = html.unescape(re.sub(r"<[^>]+>", "", body))
     paragraphs = [" ".join(p.split()) for p in body.split("\n\n")]
     return "\n\n".join(p for p in paragraphs if p)

@@ -30,7 +30,9 @@ def postgres_url() -> Iterator[str]:
     except Exception as exc:  # the suite must not pass silently without PostgreSQL
         pytest.exit(f"PostgreSQL is required for the tests ({PG_ADMIN_URL}): {exc}", returncode=3)
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade_schema(make_engine(url))
+    engine = make_engine(url)
+    upgrade_schema(engine)
+    engine.dispose()
     yield url
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -64,3 +66,45 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def signing_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed campaign key and certificate, made once per test run, valid from 2026-01-01
+    so that tests may run the service on fixed dates of this year."""
+    from datetime import UTC, datetime
+
+    from delivery.sign import ensure_demo_identity
+
+    return ensure_demo_identity(tmp_path_factory.mktemp("signing"), "Test campaign",
+                                now=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def make_app(engine: Engine, tmp_path: Path, signing_files: tuple[Path, Path]):  # type: ignore[no-untyped-def]
+    """Builds an App on the test database; campaign files may be overridden per test."""
+    from delivery.app import App, init
+    from delivery.config import load_campaigns, parse_campaign
+    from delivery.settings import load_settings
+
+    apps = []
+
+    def factory(env: dict[str, str] | None = None, campaign_toml: str | None = None):  # type: ignore[no-untyped-def]
+        key, cert = signing_files
+        settings = load_settings({
+            "DELIVERY_HOME": str(REPO), "DELIVERY_VAR_DIR": str(tmp_path / "var"),
+            "DELIVERY_DATABASE_URL": str(engine.url.render_as_string(hide_password=False)),
+            "DELIVERY_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "DELIVERY_SIGNING_KEY": str(key), "DELIVERY_SIGNING_CERT": str(cert),
+            **(env or {})})
+        if campaign_toml is None:
+            campaigns = load_campaigns(REPO / "schedules")
+        else:
+            campaign = parse_campaign(campaign_toml, "test.toml")
+            campaigns = {campaign.slug: campaign}
+        app = App(settings=settings, engine=engine, campaigns=campaigns)
+        init(app)
+        apps.append(app)
+        return app
+
+    return factory

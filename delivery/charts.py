@@ -1,0 +1,112 @@
+"""Counts by country and cumulative counts by day → inline SVG charts (pure, no I/O).
+
+The charts are plain vector markup, embedded in the summary page's HTML; every label is
+XML-escaped here, so a country or a campaign title cannot inject markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+from xml.sax.saxutils import escape
+
+FONT = "DejaVu Sans, Noto Sans, Noto Sans Armenian, Noto Sans Arabic, Noto Sans Hebrew, " \
+       "Noto Sans CJK SC, sans-serif"
+BAR_COLOR = "#1f4e79"
+LINE_COLOR = "#1f4e79"
+GRID_COLOR = "#c8c8c8"
+
+
+def bar_chart(rows: Sequence[tuple[str, int]], *, fmt: Callable[[int], str],
+              width: int = 640, bar: int = 18, gap: int = 6, label_width: int = 190) -> str:
+    """Horizontal bars, one per (label, count) row, longest first as given."""
+    if not rows:
+        return ""
+    top = max(count for _, count in rows) or 1
+    plot = width - label_width - 80
+    height = len(rows) * (bar + gap) + gap
+    out = [_open(width, height)]
+    for i, (label, count) in enumerate(rows):
+        y = gap + i * (bar + gap)
+        w = max(1.0, plot * count / top)
+        out.append(f'<text x="{label_width - 8}" y="{y + bar * 0.72:.1f}" text-anchor="end" '
+                   f'font-size="12">{escape(_clip(label, 18))}</text>')
+        out.append(f'<rect x="{label_width}" y="{y}" width="{w:.1f}" height="{bar}" '
+                   f'fill="{BAR_COLOR}"/>')
+        out.append(f'<text x="{label_width + w + 6:.1f}" y="{y + bar * 0.72:.1f}" '
+                   f'font-size="12">{escape(fmt(count))}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def line_chart(points: Sequence[tuple[date, int]], *, fmt: Callable[[int], str],
+               width: int = 640, height: int = 240, max_points: int = 240) -> str:
+    """Cumulative signatures per day as a line, with a light grid and first/last date labels."""
+    if not points:
+        return ""
+    points = _thin(points, max_points)
+    left, right, top_pad, bottom = 70, 16, 12, 28
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    y_max = _nice_ceiling(max(v for _, v in points))
+    first, last = points[0][0], points[-1][0]
+    span = max(1, (last - first).days)
+    out = [_open(width, height)]
+    for k in range(5):
+        value = y_max * k // 4
+        y = top_pad + plot_h - plot_h * value / y_max
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
+                   f'stroke="{GRID_COLOR}" stroke-width="0.8"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+                   f'{escape(fmt(value))}</text>')
+    coords = []
+    for day, value in points:
+        x = left + plot_w * (day - first).days / span
+        y = top_pad + plot_h - plot_h * value / y_max
+        coords.append(f"{x:.1f},{y:.1f}")
+    if len(coords) == 1:
+        coords.append(f"{left + plot_w},{coords[0].split(',')[1]}")
+    out.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{LINE_COLOR}" '
+               f'stroke-width="2"/>')
+    base = top_pad + plot_h
+    out.append(f'<text x="{left}" y="{base + 18}" font-size="11">{first.isoformat()}</text>')
+    out.append(f'<text x="{width - right}" y="{base + 18}" text-anchor="end" font-size="11">'
+               f'{last.isoformat()}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def top_rows(rows: Sequence[tuple[str, int]], limit: int, other: str) -> list[tuple[str, int]]:
+    """The `limit` largest rows, the rest summed into one row labelled `other`."""
+    if len(rows) <= limit:
+        return list(rows)
+    head = list(rows[:limit - 1])
+    return [*head, (other, sum(count for _, count in rows[limit - 1:]))]
+
+
+def _open(width: int, height: int) -> str:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}" '
+            f'fill="#222">')
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _thin(points: Sequence[tuple[date, int]], limit: int) -> Sequence[tuple[date, int]]:
+    if len(points) <= limit:
+        return points
+    step = (len(points) - 1) / (limit - 1)
+    return [points[round(i * step)] for i in range(limit)]
+
+
+def _nice_ceiling(value: int) -> int:
+    """The smallest of 4, 8, 20, 40, 80, 100, 200, 400, 500, 800, 1000… at or above value:
+    round numbers that split into four whole grid steps."""
+    magnitude = 1
+    while True:
+        for factor in (1, 2, 4, 5, 8):
+            candidate = factor * magnitude
+            if candidate >= value and candidate % 4 == 0:
+                return candidate
+        magnitude *= 10

@@ -1,0 +1,211 @@
+"""Dossier + language + templates → HTML documents (pure apart from reading the templates).
+
+Three kinds of document come out, each later rendered by `delivery.pdf` on its own:
+- the *front*: cover letter and summary, numbered "page X of Y" within itself;
+- one *volume body* per volume: only the volume's own lines, numbered "Volume v · page X of Y"
+  within the volume. It shows nothing that changes with a later milestone (no dossier id, no
+  totals), so a full volume renders to the same bytes in every later delivery and is cached;
+- the *stamp*: one page per volume carrying the volume heading ("Volume 3 of 40: signers
+  4,001–6,000 of 80,000") and the dossier footer (title, dossier id · signer count), laid over
+  the volume pages when they are joined. It is small and rendered for every delivery.
+
+Page geometry is fixed (a forced break every `Layout.lines_per_page` lines, fixed line height,
+no wrapping), so every volume's page count is known before it is rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from markupsafe import Markup
+
+from delivery import charts
+from delivery.compose import Dossier, Line, Volume
+from delivery.errors import RenderError
+
+FSI, PDI, FIGURE_SPACE = "\u2068", "\u2069", "\u2007"
+NUMBER_WIDTH = 7  # digits of the running number; padded with figure spaces to line up
+I18N_FILE = "i18n.toml"
+DOSSIER_DIR = "dossier"
+COUNTRY_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Fixed page geometry of a volume body: `lines_per_page` signer lines on every page but the
+    first, which gives `heading_lines` lines to the volume heading laid over it."""
+
+    lines_per_page: int = 54
+    heading_lines: int = 3
+    line_height_mm: float = 4.6
+
+    @property
+    def first_page_lines(self) -> int:
+        return self.lines_per_page - self.heading_lines
+
+    def pages_for(self, lines: int) -> int:
+        if lines <= self.first_page_lines:
+            return 1
+        rest = lines - self.first_page_lines
+        return 1 + -(-rest // self.lines_per_page)
+
+    def key(self) -> str:
+        return f"{self.lines_per_page}/{self.heading_lines}/{self.line_height_mm}"
+
+
+class Texts:
+    """The fixed texts of one language (templates/i18n.toml), with number and date formats."""
+
+    def __init__(self, language: str, table: Mapping[str, Any]) -> None:
+        self.language = language
+        self.table = table
+
+    def raw(self, key: str) -> str:
+        try:
+            return str(self.table[key])
+        except KeyError as exc:
+            raise RenderError(f"templates/{I18N_FILE}: [{self.language}] lacks '{key}'") from exc
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self.raw(key).format(**{k: self.num(v) if isinstance(v, int) else v
+                                   for k, v in values.items()})
+
+    def num(self, value: int) -> str:
+        return f"{value:,}".replace(",", str(self.table.get("group_separator", ",")))
+
+    def date(self, day: date) -> str:
+        months: Sequence[str] = self.table["months"]
+        return self("date", day=str(day.day), month=months[day.month - 1], year=str(day.year))
+
+    def percent(self, value: float) -> str:
+        text = f"{value:.1f}"
+        return text if self.language == "en" else text.replace(".", ",")
+
+
+def load_texts(templates_dir: Path, language: str) -> Texts:
+    path = templates_dir / I18N_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RenderError(f"{path}: cannot be read: {exc}") from exc
+    table = data.get(language)
+    if not isinstance(table, dict):
+        raise RenderError(f"{path}: no fixed texts for language '{language}'")
+    return Texts(language, table)
+
+
+def make_environment(templates_dir: Path) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
+                      undefined=StrictUndefined, keep_trailing_newline=False)
+    env.filters["css_string"] = css_string
+    return env
+
+
+def template_version(templates_dir: Path, letter: str) -> str:
+    """A hash of every template file a dossier of this letter is made from."""
+    digest = hashlib.sha256()
+    roots = [templates_dir / I18N_FILE, templates_dir / DOSSIER_DIR, templates_dir / letter]
+    for root in roots:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            digest.update(str(path.relative_to(templates_dir)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def css_string(text: str) -> Markup:
+    """A CSS string literal for `content:`; everything but letters, digits and spaces is escaped
+    as a code point, so no text can close the string or the <style> element. (The space after
+    each escape ends it and is eaten by the CSS parser.)"""
+    out = ['"']
+    for ch in text:
+        out.append(ch if ch.isascii() and (ch.isalnum() or ch == " ") else f"\\{ord(ch):x} ")
+    out.append('"')
+    return Markup("".join(out))  # noqa: S704 (every character is escaped or alphanumeric)
+
+
+def page_content(template: str, **labels: str) -> Markup:
+    """'Volume {volume} · page {page} of {pages}' → a CSS `content` value with page counters."""
+    out: list[str] = []
+    rest = template.format(**labels, page="\0page\0", pages="\0pages\0")
+    for i, piece in enumerate(rest.split("\0")):
+        if i % 2:
+            out.append(f"counter({piece})")
+        elif piece:
+            out.append(css_string(piece))
+    return Markup(" ".join(out))  # noqa: S704 (css_string pieces and fixed counter names)
+
+
+def footer_text(dossier: Dossier) -> str:
+    """The dossier footer; `verify` finds the signer count by the 'id · count' pattern."""
+    return f"{dossier.campaign_title} — {dossier.dossier_id} · {dossier.signer_count:,}"
+
+
+def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages: int) -> str:
+    lang = texts.language
+    letter_name = f"{dossier.letter}/{lang}.html.j2"
+    try:
+        env.get_template(letter_name)
+    except TemplateNotFound as exc:
+        raise RenderError(f"no letter template templates/{letter_name} for language '{lang}'") \
+            from exc
+    rows = charts.top_rows(dossier.by_country, COUNTRY_ROWS, texts("other_countries"))
+    total = dossier.signer_count or 1
+    return env.get_template(f"{DOSSIER_DIR}/front.html.j2").render(
+        d=dossier, t=texts, lang=lang, letter_template=letter_name,
+        count=texts.num(dossier.signer_count), title=dossier.campaign_title,
+        footer=footer_text(dossier),
+        page_label=page_content(texts.raw("page_of")),
+        country_rows=[(name, texts.num(n), texts.percent(100 * n / total)) for name, n in rows],
+        # charts.* escape every label themselves
+        bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120)),  # noqa: S704
+        line_chart=Markup(charts.line_chart(dossier.growth, fmt=texts.num)),  # noqa: S704
+        volume_pages=volume_pages,
+    )
+
+
+def line_text(line: Line, withheld: str) -> str:
+    """One signer as one run of text: number and date at fixed width, then name — city, country.
+
+    A single text run per line is what makes long lists fast (every extra inline box costs a
+    layout box per signer). Each name, city and country sits between Unicode isolates (FSI…PDI,
+    what <bdi> means), so a right-to-left name cannot reorder the rest of its line.
+    """
+    place = ", ".join(f"{FSI}{part}{PDI}" for part in (line.city, line.country) if part)
+    name = withheld if line.name is None else f"{FSI}{line.name}{PDI}"
+    number = str(line.number).rjust(NUMBER_WIDTH, FIGURE_SPACE)
+    return f"{number}  {line.signed_on.isoformat()}  {name}" + (f" — {place}" if place else "")
+
+
+def volume_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
+    """The body of one volume: depends only on its lines, its number, language and layout."""
+    withheld = texts("name_withheld")
+    pages = [[line_text(line, withheld) for line in page]
+             for page in _paginate(volume.lines, layout)]
+    return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
+        t=texts, lang=texts.language, layout=layout, pages=pages,
+        page_label=page_content(texts.raw("volume_page"), volume=str(volume.number)),
+    )
+
+
+def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
+    """Page 1: the footer alone; page 1 + v: the footer and the heading of volume v."""
+    headings = [texts("volume_heading", volume=v.number, volumes=v.total, first=v.first,
+                      last=v.last, total=v.signer_total) for v in dossier.volumes]
+    return env.get_template(f"{DOSSIER_DIR}/stamp.html.j2").render(
+        t=texts, lang=texts.language, headings=headings, footer=css_string(footer_text(dossier)))
+
+
+def _paginate(lines: Sequence[Line], layout: Layout) -> list[Sequence[Line]]:
+    first = layout.first_page_lines
+    pages = [lines[:first]]
+    for start in range(first, len(lines), layout.lines_per_page):
+        pages.append(lines[start:start + layout.lines_per_page])
+    return pages

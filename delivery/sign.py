@@ -1,0 +1,335 @@
+"""Key files + PDF bytes → PAdES-certified PDF bytes; manifest bytes → detached CMS signature.
+
+`load_identity` reads DELIVERY_SIGNING_KEY / DELIVERY_SIGNING_CERT (PEM, or one PKCS#12 file) and
+fails closed with a `SigningError` naming the problem in one line. `sign_pdf` certifies a PDF with
+DocMDP "no changes allowed" (PAdES subfilter, SHA-256, the certificate chain, reason, location and
+the signing time in /M; an RFC 3161 signature timestamp when a timestamp URL is set). Every call
+signs anew, so the same input gives different bytes: the caller stores what it gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers, timestamps
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from delivery.errors import SigningError
+from delivery.settings import Settings
+
+SigningKey = (rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+              | ed448.Ed448PrivateKey)
+PKCS12_SUFFIXES = (".p12", ".pfx")
+DEMO_VALIDITY = timedelta(days=730)
+TIMESTAMP_TIMEOUT = 20.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """A private key, its certificate, and the certificates that chain it to a root."""
+
+    key: SigningKey = field(repr=False)
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        return self.cert.subject.rfc4514_string()
+
+    @property
+    def not_after(self) -> datetime:
+        return self.cert.not_valid_after_utc
+
+    @property
+    def self_signed(self) -> bool:
+        return is_self_signed(self.cert)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the certificate, as `openssl x509 -fingerprint -sha256` prints it."""
+        return fingerprint(self.cert)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- loading (fail closed)
+
+def load_identity(settings: Settings, *, now: datetime) -> SigningIdentity:
+    """The configured signing identity, checked for use at `now`; SigningError on any problem."""
+    key_path, cert_path = settings.signing_key, settings.signing_cert
+    if key_path is None:
+        raise SigningError("signing is not configured: set DELIVERY_SIGNING_KEY (and "
+                           "DELIVERY_SIGNING_CERT for a PEM key)")
+    passphrase = settings.signing_passphrase
+    if key_path.suffix.lower() in PKCS12_SUFFIXES:
+        if cert_path is not None:
+            raise SigningError(f"DELIVERY_SIGNING_KEY {key_path} is a PKCS#12 file, which holds the "
+                               "certificate: leave DELIVERY_SIGNING_CERT unset")
+        key, certs = _load_pkcs12(key_path, passphrase)
+    elif cert_path is None:
+        raise SigningError("DELIVERY_SIGNING_CERT is not set: a PEM key needs its certificate "
+                           "(or point DELIVERY_SIGNING_KEY at a .p12/.pfx file)")
+    else:
+        key = _load_key(key_path, passphrase)
+        certs = _load_certs(cert_path)
+    identity = _pair(key, certs, cert_path or key_path)
+    check_usable(identity, now=now)
+    return identity
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SigningError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def _load_key(path: Path, passphrase: str | None) -> SigningKey:
+    data = _read(path, "signing key")
+    load = (serialization.load_pem_private_key if b"-----BEGIN" in data
+            else serialization.load_der_private_key)
+    password = passphrase.encode() if passphrase else None
+    try:
+        try:
+            key = load(data, password)
+        except TypeError as exc:
+            if password is None:
+                raise SigningError(f"signing key {path} is encrypted: set "
+                                   "DELIVERY_SIGNING_PASSPHRASE") from exc
+            key = load(data, None)  # a passphrase for an unencrypted key is harmless
+    except ValueError as exc:
+        if password is not None and b"ENCRYPTED" in data:
+            raise SigningError(f"wrong passphrase for signing key {path} "
+                               "(DELIVERY_SIGNING_PASSPHRASE)") from exc
+        raise SigningError(f"signing key {path} is not a readable PEM or DER private key") from exc
+    except UnsupportedAlgorithm as exc:
+        raise SigningError(f"signing key {path} uses an unsupported algorithm") from exc
+    return _supported_key(key, path)
+
+
+def _supported_key(key: object, path: Path) -> SigningKey:
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
+        raise SigningError(f"signing key {path} is RSA-{key.key_size}: use at least 2048 bits")
+    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+                  | ed448.Ed448PrivateKey):
+        return key
+    raise SigningError(f"signing key {path} is not an RSA, EC or EdDSA key")
+
+
+def _load_certs(path: Path) -> list[x509.Certificate]:
+    data = _read(path, "signing certificate")
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise SigningError(f"signing certificate {path} is not a readable PEM or DER "
+                           "certificate") from exc
+
+
+def _load_pkcs12(path: Path, passphrase: str | None) -> tuple[SigningKey, list[x509.Certificate]]:
+    data = _read(path, "PKCS#12 file")
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(
+            data, passphrase.encode() if passphrase else None)
+    except ValueError as exc:
+        raise SigningError(f"cannot open PKCS#12 file {path}: wrong passphrase "
+                           "(DELIVERY_SIGNING_PASSPHRASE) or not a PKCS#12 file") from exc
+    if key is None or cert is None:
+        raise SigningError(f"PKCS#12 file {path} must hold both a private key and its certificate")
+    return _supported_key(key, path), [cert, *extra]
+
+
+def _pair(key: SigningKey, certs: list[x509.Certificate], source: Path) -> SigningIdentity:
+    """Pick the certificate of `key` among `certs`; the others are its chain."""
+    spki = _spki(key.public_key())
+    for i, cert in enumerate(certs):
+        if _spki(cert.public_key()) == spki:
+            return SigningIdentity(key=key, cert=cert, chain=tuple(certs[:i] + certs[i + 1:]))
+    raise SigningError(f"the signing key does not match the certificate in {source}")
+
+
+def _spki(public_key: Any) -> bytes:
+    data: bytes = public_key.public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    return data
+
+
+def check_usable(identity: SigningIdentity, *, now: datetime) -> None:
+    """SigningError unless the certificate is valid at `now` and allowed to sign documents."""
+    cert, now = identity.cert, now if now.tzinfo else now.replace(tzinfo=UTC)
+    name = identity.subject
+    if now < cert.not_valid_before_utc:
+        raise SigningError(f"signing certificate {name} is not valid yet: valid from "
+                           f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    if now > cert.not_valid_after_utc:
+        raise SigningError(f"signing certificate {name} expired on "
+                           f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise SigningError(f"signing certificate {name} has no key usage: it needs "
+                           "digitalSignature or nonRepudiation") from exc
+    if not (usage.digital_signature or usage.content_commitment):
+        raise SigningError(f"signing certificate {name} may not sign documents: its key usage "
+                           "lacks digitalSignature and nonRepudiation")
+
+
+# ---------------------------------------------------------------- demo identity
+
+def ensure_demo_identity(var_dir: Path, common_name: str, *, now: datetime) -> tuple[Path, Path]:
+    """A self-signed EC P-256 key and certificate under var_dir/signing/, made once and reused
+    while valid for at least another day; returns (key_path, cert_path)."""
+    folder = var_dir / "signing"
+    key_path, cert_path = folder / "demo-key.pem", folder / "demo-cert.pem"
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    if key_path.is_file() and cert_path.is_file():
+        try:
+            identity = _pair(_load_key(key_path, None), _load_certs(cert_path), cert_path)
+            check_usable(identity, now=now + timedelta(days=1))
+            return key_path, cert_path
+        except SigningError:
+            pass  # expired or damaged demo material: make a new pair
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = demo_certificate(key, common_name, now=now)
+    _write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    _write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+def demo_certificate(key: ec.EllipticCurvePrivateKey, common_name: str, *,
+                     now: datetime) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                      x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME,
+                                         "petition-delivery (self-signed)")])
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                          crl_sign=False, encipher_only=False, decipher_only=False)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + DEMO_VALIDITY)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- signing
+
+def _signer(identity: SigningIdentity) -> signers.SimpleSigner:
+    # pyHanko works on asn1crypto objects: hand it DER and let it parse
+    def asn1(cert: x509.Certificate) -> Any:
+        return next(iter(load_certs_from_pemder_data(cert.public_bytes(serialization.Encoding.DER))))
+
+    key_der = identity.key.private_bytes(serialization.Encoding.DER,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption())
+    registry = SimpleCertificateStore()  # type: ignore[no-untyped-call]
+    for cert in identity.chain:
+        registry.register(asn1(cert))
+    return signers.SimpleSigner(
+        signing_cert=asn1(identity.cert),
+        signing_key=load_private_key_from_pemder_data(key_der, passphrase=None),
+        cert_registry=registry,
+    )
+
+
+def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: str,
+             timestamp_url: str | None = None) -> bytes:
+    """`data` certified by `identity` (DocMDP no changes); SigningError if it cannot be done."""
+    meta = signers.PdfSignatureMetadata(
+        field_name="Signature", md_algorithm="sha256", reason=reason, location=location,
+        certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES,
+        subfilter=fields.SigSeedSubFilter.PADES,
+    )
+    stamper = (timestamps.HTTPTimeStamper(timestamp_url, timeout=TIMESTAMP_TIMEOUT)
+               if timestamp_url else None)
+
+    async def sign() -> bytes:
+        writer = IncrementalPdfFileWriter(BytesIO(data), strict=True)
+        out = await signers.async_sign_pdf(writer, meta, signer=_signer(identity),
+                                           timestamper=stamper)
+        signed: bytes = out.getvalue()
+        return signed
+
+    try:
+        return run_sync(sign())
+    except SigningError:
+        raise
+    except timestamps.TimestampRequestError as exc:
+        cause = f" ({_first_line(exc.__cause__)})" if exc.__cause__ else ""
+        raise SigningError(f"timestamp service {timestamp_url} failed: {_first_line(exc)}{cause}"
+                           ) from exc
+    except Exception as exc:  # pyHanko and aiohttp raise many kinds; nothing may go out unsigned
+        where = f" (timestamp service {timestamp_url})" if stamper else ""
+        raise SigningError(f"cannot sign the PDF{where}: {_first_line(exc)}") from exc
+
+
+def sign_detached(data: bytes, identity: SigningIdentity) -> bytes:
+    """A detached CMS SignedData (DER) over `data`, with the certificate chain."""
+
+    async def sign() -> bytes:
+        info = await _signer(identity).async_sign_general_data(data, "sha256", detached=True)
+        der: bytes = info.dump()
+        return der
+
+    try:
+        return run_sync(sign())
+    except Exception as exc:  # same as above: fail closed whatever pyHanko raises
+        raise SigningError(f"cannot sign the manifest: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run pyHanko's async API from sync code, also when called inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
