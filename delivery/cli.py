@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from delivery import service
 from delivery.app import App, init, open_app
 from delivery.errors import DeliveryError, UsageError
@@ -151,6 +153,11 @@ def cmd_serve(app: App, args: argparse.Namespace) -> int:
     return serve(app, host=args.host, port=args.port, log_format=args.log_format)
 
 
+def _first_line(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None) or exc
+    return (str(original).strip().splitlines() or [type(original).__name__])[0]
+
+
 def _actor() -> str:
     import getpass
 
@@ -228,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except DeliveryError as exc:
         print(f"petition-delivery: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        print(f"petition-delivery: database error: {_first_line(exc)} (is DELIVERY_DATABASE_URL right, "
+              "and has `petition-delivery init` run?)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("petition-delivery: interrupted", file=sys.stderr)

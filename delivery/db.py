@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "delivery_read_only"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -47,7 +48,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def on_begin(conn: Any) -> None:
         # Take the write lock up front: a read-then-write claim must not be interleaved.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (`reading`) begins deferred, so it never waits for or blocks writers.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -62,6 +65,13 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def transaction(engine: Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back on any exception."""
     with sessions(engine).begin() as session:
+        yield session
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A read-only unit of work: a consistent snapshot that takes no write lock."""
+    with sessions(engine.execution_options(**{READ_ONLY: True})).begin() as session:
         yield session
 
 

@@ -24,7 +24,7 @@ from delivery.bundle import BundleFacts, assemble_bundle
 from delivery.build import build_dossier_pdfs
 from delivery.compose import Signer, compose
 from delivery.config import Campaign, Recipient
-from delivery.db import transaction
+from delivery.db import reading
 from delivery.errors import SigningError
 from delivery.message import Envelope, Letter, build_messages
 from delivery.models import DeliveryFileRow, DeliveryRow, SignerRow
@@ -53,7 +53,7 @@ def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningI
 def frozen_signers(app: App, delivery: DeliveryRow) -> Iterator[Signer]:
     from delivery.service import frozen_signers_query
 
-    with transaction(app.engine) as session:
+    with reading(app.engine) as session:
         rows = session.execute(frozen_signers_query(delivery).with_only_columns(
             SignerRow.name, SignerRow.city, SignerRow.country, SignerRow.signed_at, SignerRow.consent))
         for name, city, country, signed_at, consent in rows:

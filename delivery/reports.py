@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from delivery.app import App
 from delivery.config import Campaign
-from delivery.db import transaction
+from delivery.db import reading
 from delivery.milestones import next_milestone
 from delivery.models import DeliveryFileRow, DeliveryRow, MessageRow, MilestoneRow, SignerRow, SmtpPauseRow
 from delivery.service import active_signer_count
@@ -24,7 +24,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def status(app: App, campaign: Campaign) -> dict[str, Any]:
-    with transaction(app.engine) as session:
+    with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         count = active_signer_count(session, campaign_id)
         reached = session.execute(select(MilestoneRow.threshold, MilestoneRow.reached_at, DeliveryRow.public_id)
@@ -36,7 +36,7 @@ def status(app: App, campaign: Campaign) -> dict[str, Any]:
                 SignerRow.campaign_id == campaign_id, SignerRow.withdrawn_at.is_(None))
             .group_by(SignerRow.country).order_by(func.count().desc(), SignerRow.country).limit(10)).all()
         pauses = session.execute(select(SmtpPauseRow.account, SmtpPauseRow.since, SmtpPauseRow.reason)).all()
-        recent = deliveries(app, campaign, limit=10)
+    recent = deliveries(app, campaign, limit=10)
     return {
         "campaign": campaign.slug,
         "title": campaign.title,
@@ -52,7 +52,7 @@ def status(app: App, campaign: Campaign) -> dict[str, Any]:
 
 
 def deliveries(app: App, campaign: Campaign, *, limit: int | None = None) -> list[dict[str, Any]]:
-    with transaction(app.engine) as session:
+    with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         query = (select(DeliveryRow).where(DeliveryRow.campaign_id == campaign_id)
                  .order_by(DeliveryRow.id.desc()))
