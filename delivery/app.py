@@ -27,7 +27,8 @@ class App:
     settings: Settings
     engine: Engine
     campaigns: dict[str, Campaign]
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
+                                                   f"{uuid.uuid4().hex[:6]}")
 
     def campaign(self, slug: str | None) -> Campaign:
         """The named campaign, or the only one when none is named."""

@@ -121,7 +121,8 @@ def parse_campaign(text: str, source: str) -> Campaign:
     goal = f.positive_int(camp, "campaign.goal")
     sender = f.string(camp, "campaign.sender")
     f.address(parseaddr(sender)[1], "campaign.sender", whole=sender)
-    organizers = tuple(f.address(a, "campaign.organizers") for a in f.string_list(camp, "campaign.organizers", default=[]))
+    organizers = tuple(f.address(a, "campaign.organizers")
+                       for a in f.string_list(camp, "campaign.organizers", default=[]))
     signing = f.choice(camp, "campaign.signing", ("required", "off"), default="required")
     withheld = f.choice(camp, "campaign.withheld_names", ("anonymous", "omit"), default="anonymous")
 

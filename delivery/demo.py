@@ -78,7 +78,8 @@ def _run(app: App, folder: Path, cert: Path, signers: int, real_now: datetime, j
                 report = service.tick(app, campaign, now=at, progress=bar.update)
             say(f"tick at {at.astimezone(ZoneInfo(campaign.schedule.timezone)):%a %Y-%m-%d %H:%M %Z}: "
                 f"{report.signer_count:,} signers; milestones {report.milestones or '-'}; "
-                f"created {report.created or '-'}; built {report.built or '-'}; sent {report.send.get('sent', 0)}")
+                f"created {report.created or '-'}; built {report.built or '-'}; "
+                f"sent {report.send.get('sent', 0)}")
     data = reports.deliveries(app, campaign)
     _export_files(app, folder / "dossiers")
     outbox = sorted((folder / "outbox").glob("*.eml"))

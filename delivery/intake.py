@@ -50,7 +50,7 @@ from delivery.normalize import (
 FIELDS = ("name", "first_name", "last_name", "email", "city", "country", "signed_at", "consent")
 _ALIAS_LISTS: dict[str, tuple[str, ...]] = {
     "name": ("name", "full name", "fullname", "signer", "signer name", "signatory", "display name"),
-    "first_name": ("first name", "firstname", "first", "given name", "forename", "prenom"),
+    "first_name": ("first name", "firstname", "first", "given name", "forename", "prénom"),
     "last_name": ("last name", "lastname", "last", "surname", "family name", "nom"),
     "email": ("email", "e mail", "email address", "e mail address", "mail"),
     "city": ("city", "town", "locality", "city town"),
@@ -181,15 +181,15 @@ def _check_decodes(path: Path, codec: str, *, explicit: bool) -> None:
             if not wide and b"\0" in chunk:
                 raise InputRefused(str(path), "contains NUL bytes: a binary file, or UTF-16/UTF-32 "
                                               "without a byte-order mark (then pass --encoding)")
+            pending = len(decoder.getstate()[0])
             try:
                 text = decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                where = f"at byte {offset + max(exc.start, 0)}"
+                where = f"byte 0x{exc.object[exc.start]:02X} at offset {offset - pending + exc.start}"
                 if explicit:
-                    raise InputRefused(str(path), f"does not decode as {codec} {where}") from None
-                raise InputRefused(str(path), f"is not UTF-8 or UTF-16 with a BOM (invalid byte "
-                                              f"{where}); say which encoding it is, e.g. "
-                                              "--encoding cp1252") from None
+                    raise InputRefused(str(path), f"does not decode as {codec} ({where})") from None
+                raise InputRefused(str(path), f"is not UTF-8 or UTF-16 with a BOM ({where}); say "
+                                              "which encoding it is, e.g. --encoding cp1252") from None
             if "\0" in text:
                 raise InputRefused(str(path), "contains NUL characters: not a text CSV file")
             has_text = has_text or bool(text.strip())
@@ -220,6 +220,7 @@ class SignerCsv:
         first = stream.readline()
         while first and not first.strip():
             skipped, first = skipped + 1, stream.readline()
+        first = first.removeprefix("\ufeff")  # a BOM left by an explicit utf-16-le/-be
         self.delimiter = _sniff_delimiter(first)
         self._offset = skipped
         self._reader = csv.reader(itertools.chain([first], stream), delimiter=self.delimiter)

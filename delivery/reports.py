@@ -27,7 +27,8 @@ def status(app: App, campaign: Campaign) -> dict[str, Any]:
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         count = active_signer_count(session, campaign_id)
-        reached = session.execute(select(MilestoneRow.threshold, MilestoneRow.reached_at, DeliveryRow.public_id)
+        reached = session.execute(select(MilestoneRow.threshold, MilestoneRow.reached_at,
+                                         DeliveryRow.public_id)
                                   .join(DeliveryRow, MilestoneRow.delivery_id == DeliveryRow.id, isouter=True)
                                   .where(MilestoneRow.campaign_id == campaign_id)
                                   .order_by(MilestoneRow.threshold)).all()
@@ -43,7 +44,8 @@ def status(app: App, campaign: Campaign) -> dict[str, Any]:
         "signers": count,
         "goal": campaign.goal,
         "percent": round(100 * count / campaign.goal, 1),
-        "milestones_reached": [{"threshold": t, "reached_at": _iso(at), "delivery": d} for t, at, d in reached],
+        "milestones_reached": [{"threshold": t, "reached_at": _iso(at), "delivery": d}
+                               for t, at, d in reached],
         "next_milestone": next_milestone(count, campaign.thresholds),
         "top_countries": [{"country": c, "signers": n} for c, n in by_country],
         "smtp_paused": [{"account": a, "since": _iso(s), "reason": r} for a, s, r in pauses],
@@ -59,10 +61,11 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None) -> lis
         rows = list(session.scalars(query.limit(limit) if limit else query))
         ids = [r.id for r in rows]
         files: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        for f in session.execute(select(DeliveryFileRow.delivery_id, DeliveryFileRow.name, DeliveryFileRow.size,
-                                        DeliveryFileRow.sha256, DeliveryFileRow.pages)
+        for f in session.execute(select(DeliveryFileRow.delivery_id, DeliveryFileRow.name,
+                                        DeliveryFileRow.size, DeliveryFileRow.sha256, DeliveryFileRow.pages)
                                  .where(DeliveryFileRow.delivery_id.in_(ids)).order_by(DeliveryFileRow.id)):
-            files[f.delivery_id].append({"name": f.name, "size": f.size, "sha256": f.sha256, "pages": f.pages})
+            files[f.delivery_id].append({"name": f.name, "size": f.size, "sha256": f.sha256,
+                                         "pages": f.pages})
         messages: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
         for m in session.scalars(select(MessageRow).where(MessageRow.delivery_id.in_(ids))
                                  .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.part)):

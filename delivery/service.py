@@ -266,7 +266,8 @@ def _pick_recipients(campaign: Campaign, to: Sequence[str]) -> list[Recipient]:
             picked.append(campaign.recipient(address))
         except KeyError:
             known = ", ".join(r.email for r in campaign.recipients)
-            raise UsageError(f"'{address}' is not a recipient of {campaign.slug} (recipients: {known})") from None
+            raise UsageError(f"'{address}' is not a recipient of {campaign.slug} "
+                             f"(recipients: {known})") from None
     return picked
 
 

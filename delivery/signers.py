@@ -3,8 +3,8 @@
 One signer per campaign and key (`uq_signers_campaign_email_key`): a batch is de-duplicated in
 memory, then inserted in bulk with `ON CONFLICT DO NOTHING` (SQLite: one executemany; PostgreSQL:
 one `INSERT … SELECT FROM unnest(arrays)`), so duplicates are counted exactly (rows attempted −
-rows inserted) and any number of importers may race. A
-withdrawn signer stays withdrawn when imported again (the row exists: it counts as a duplicate).
+rows inserted) and any number of importers may race. A withdrawn signer stays withdrawn when
+imported again (the row exists: it counts as a duplicate).
 
 `import_csv` commits one transaction per batch: an interrupted import keeps whole batches only,
 and rerunning it skips what is already stored. Rejected rows go to `<input>.rejects.csv` (UTF-8

@@ -128,6 +128,7 @@ def test_cp1252_is_refused_without_encoding_and_correct_with_it(tmp_path: Path) 
     with pytest.raises(InputRefused, match="--encoding") as caught:
         read(path)
     assert str(path) in str(caught.value)
+    assert f"byte 0xEB at offset {len(HEADER) + 2}" in str(caught.value)  # the ë of Zoë
     assert_zoe(read(path, encoding="cp1252")[0])
     assert_zoe(read(path, encoding="windows-1252")[0])
 
@@ -140,8 +141,10 @@ def test_an_explicit_encoding_that_does_not_fit_is_refused(tmp_path: Path) -> No
         read(path, encoding="klingon-8")
 
 
-def test_utf8_explicit_on_a_file_with_bom_drops_the_bom(tmp_path: Path) -> None:
+def test_an_explicit_encoding_on_a_file_with_bom_drops_the_bom(tmp_path: Path) -> None:
     assert_zoe(read(write(tmp_path, (HEADER + ZOE).encode("utf-8-sig")), encoding="utf-8")[0])
+    utf16 = ("\ufeff" + HEADER + ZOE).encode("utf-16-le")
+    assert_zoe(read(write(tmp_path, utf16), encoding="utf-16-le")[0])
 
 
 def test_missing_file_is_refused(tmp_path: Path) -> None:
