@@ -151,7 +151,7 @@ def cmd_demo(app: App | None, args: argparse.Namespace) -> int:
 def cmd_serve(app: App, args: argparse.Namespace) -> int:
     from delivery.serve import serve
 
-    return serve(app, host=args.host, port=args.port, log_format=args.log_format)
+    return serve(app, host=args.host, port=args.port, log_format=args.log_format, campaign=args.campaign)
 
 
 def _first_line(exc: SQLAlchemyError) -> str:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from delivery.app import App
 from delivery.artifacts import BundleFile
-from delivery.bundle import BundleFacts, assemble_bundle
 from delivery.build import build_dossier_pdfs
+from delivery.bundle import BundleFacts, assemble_bundle
 from delivery.compose import Signer, compose
 from delivery.config import Campaign, Recipient
 from delivery.db import reading
