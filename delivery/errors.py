@@ -93,3 +93,13 @@ class MessageTooLarge(PermanentTransportError):
 
 class AuthenticationFailed(TransportError):
     """535: the account is wrong; pause sending for it, burn no retries."""
+
+
+class OutcomeUnknown(TransientTransportError):
+    """The whole message was handed over and then the answer never came (dropped, timed out):
+    the server may have accepted it. The retry resends the same bytes and is counted."""
+
+
+class TlsUnavailable(AuthenticationFailed):
+    """TLS cannot be had as configured (STARTTLS not offered, CA file unreadable): nothing was
+    sent in clear. A configuration problem of the account, handled like a refused login."""

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from delivery import transport
 from delivery.classify import Outcome, RetryPolicy, Verdict, classify, verdict
 from delivery.db import transaction
-from delivery.errors import TransportError
+from delivery.errors import OutcomeUnknown, TransportError
 from delivery.models import DeliveryRow, MessageRow, SmtpPauseRow
 from delivery.settings import Settings
 
@@ -318,7 +318,7 @@ async def send_due(
             crash_point("answered")
         outcome = classify(error, code=code, text=text, attempts=claim.attempts,
                            first_attempt_at=claim.created_at, now=now, policy=policy, rand=rand)
-        uncertain = isinstance(error, transport.OutcomeUnknown) and outcome.action == "retry"
+        uncertain = isinstance(error, OutcomeUnknown) and outcome.action == "retry"
         alert_to = (organizers_for(claim.delivery_id)
                     if outcome.action in ("pause", "failed") and claim.kind != "alert" else ())
         if not complete(engine, claim, outcome, uncertain=uncertain, now=now, alert_to=alert_to,

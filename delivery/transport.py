@@ -26,7 +26,9 @@ from delivery.classify import Verdict, verdict
 from delivery.errors import (
     AuthenticationFailed,
     MessageTooLarge,
+    OutcomeUnknown,
     PermanentTransportError,
+    TlsUnavailable,
     TransientTransportError,
     TransportError,
 )
@@ -43,16 +45,6 @@ UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
 class SmtpReply:
     code: int
     text: str
-
-
-class OutcomeUnknown(TransientTransportError):
-    """The whole message was handed over and then the answer never came (dropped, timed out):
-    the server may have accepted it. The retry resends the same bytes and is counted."""
-
-
-class TlsUnavailable(AuthenticationFailed):
-    """TLS cannot be had as configured (STARTTLS not offered, CA file unreadable): nothing was
-    sent in clear. A configuration problem of the account, handled like a refused login."""
 
 
 @functools.cache

@@ -12,14 +12,14 @@ import pytest
 from delivery.errors import (
     AuthenticationFailed,
     MessageTooLarge,
+    OutcomeUnknown,
     PermanentTransportError,
+    TlsUnavailable,
     TransientTransportError,
 )
 from delivery.settings import SmtpSettings
 from delivery.transport import (
-    OutcomeUnknown,
     SmtpReply,
-    TlsUnavailable,
     eml_name,
     send_bytes,
     write_eml,
