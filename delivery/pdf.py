@@ -4,10 +4,12 @@ Rendering fetches nothing but files under the templates folder: `TemplateFetcher
 other URL (other schemes, `..`, symlinks that lead out) by raising, which stops the render, and
 counts every request. WeasyPrint's warnings are collected per job and returned with the PDF.
 
-`render_many` renders jobs in worker processes (forkserver, one job at a time each), with a
-memory cap per worker (RLIMIT_AS) and a time limit per job enforced from outside: a worker that
-dies, overruns or fails ends the whole batch with a RenderError naming its job. Workers turn GC off
-during a render (much of WeasyPrint's cost on long documents is the collector).
+`render_many` renders each job in a fresh worker process forked from a forkserver that has
+WeasyPrint loaded, at most `workers` at a time, with a memory cap (RLIMIT_AS) and a time limit
+enforced from outside: a worker that dies, overruns or fails ends the whole batch with a
+RenderError naming its job. A worker renders with the garbage collector off and exits instead of
+collecting (much of WeasyPrint's cost on long documents is the collector); memory is bounded by
+one document per worker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import array
 import gc
 import logging
 import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -90,8 +93,12 @@ class RenderedPdf:
     requests: int
 
 
-def render_job(job: PdfJob) -> RenderedPdf:
-    """Render one document. Raises RenderError naming the job on any failure."""
+def render_job(job: PdfJob, *, collect: bool = True) -> RenderedPdf:
+    """Render one document. Raises RenderError naming the job on any failure.
+
+    collect=False skips the final garbage collection (a fifth of a long render), for a process
+    that exits right after.
+    """
     fetcher = TemplateFetcher(Path(job.base_dir))
     base_url = Path(job.base_dir).resolve().as_uri() + "/"
     gc_was_enabled = gc.isenabled()
@@ -114,7 +121,8 @@ def render_job(job: PdfJob) -> RenderedPdf:
     finally:
         if gc_was_enabled:
             gc.enable()
-        gc.collect()
+        if collect:
+            gc.collect()
     if job.expected_pages is not None and pages != job.expected_pages:
         raise RenderError(f"{job.label}: {pages} pages instead of the planned "
                           f"{job.expected_pages}; the page geometry is broken")
@@ -134,76 +142,57 @@ def render_many(jobs: Sequence[PdfJob], *, workers: int, time_limit: float,
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["delivery.pdf"])
     pending = list(enumerate(jobs))[::-1]
-    pool: list[_Worker] = []
+    running: list[_Worker] = []
     try:
-        for _ in range(max(1, min(workers, len(jobs)))):
-            pool.append(_Worker(ctx, memory_limit))
-        for worker in pool:
-            if pending:
-                worker.start(*pending.pop())
-        while any(w.busy for w in pool):
-            busy = [w for w in pool if w.busy]
-            deadline = min(w.started for w in busy) + time_limit
-            ready = wait([c for w in busy for c in (w.conn, w.process.sentinel)],
+        while pending or running:
+            while pending and len(running) < max(1, workers):
+                running.append(_Worker(ctx, memory_limit, *pending.pop()))
+            deadline = min(w.started for w in running) + time_limit
+            ready = wait([c for w in running for c in (w.conn, w.process.sentinel)],
                          timeout=max(0.0, deadline - time.monotonic()))
-            for worker in busy:
+            for worker in list(running):
                 if worker.conn in ready or worker.process.sentinel in ready:
-                    on_done(*worker.finish())
-                    if pending:
-                        worker.start(*pending.pop())
+                    running.remove(worker)
+                    result = worker.finish()
+                    on_done(worker.index, result)
                 elif time.monotonic() - worker.started >= time_limit:
                     raise RenderError(f"{worker.label}: took longer than the limit of "
                                       f"{time_limit:g} s")
     finally:
-        for worker in pool:
-            worker.stop()
+        for worker in running:
+            worker.stop(grace=0.0)
 
 
 class _Worker:
-    """One worker process and the job it is on; the parent knows which job a death belongs to."""
+    """One worker process for one job: the parent knows which job a death belongs to."""
 
     def __init__(self, ctx: multiprocessing.context.ForkServerContext,
-                 memory_limit: int | None) -> None:
+                 memory_limit: int | None, index: int, job: PdfJob) -> None:
+        self.index, self.label = index, job.label
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, memory_limit), daemon=True)
         self.process.start()
         child.close()
-        self.index = -1
-        self.label = ""
-        self.started = 0.0
-
-    @property
-    def busy(self) -> bool:
-        return self.index >= 0
-
-    def start(self, index: int, job: PdfJob) -> None:
-        self.index, self.label, self.started = index, job.label, time.monotonic()
+        self.started = time.monotonic()
         self.conn.send(job)
 
-    def finish(self) -> tuple[int, RenderedPdf]:
-        index, label = self.index, self.label
-        self.index = -1
+    def finish(self) -> RenderedPdf:
         try:
             status, value = self.conn.recv()
         except (EOFError, OSError):
+            self.process.join(5)
             code = self.process.exitcode
-            raise RenderError(f"{label}: the worker process died"
+            raise RenderError(f"{self.label}: the worker process died"
                               + (f" (exit code {code})" if code is not None else "")) from None
+        finally:
+            self.stop()
         if status != "ok":
             raise RenderError(str(value))
         assert isinstance(value, RenderedPdf)
-        return index, value
+        return value
 
-    def stop(self) -> None:
-        if self.process.is_alive():
-            if self.busy:
-                self.process.kill()
-            else:
-                try:
-                    self.conn.send(None)
-                except OSError:
-                    self.process.kill()
-        self.process.join(5)
+    def stop(self, grace: float = 1.0) -> None:
+        self.process.join(grace)
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
@@ -212,20 +201,19 @@ class _Worker:
 
 def _worker_main(conn: Connection, memory_limit: int | None) -> None:
     limit_memory(memory_limit)
-    while True:
+    try:
+        job = conn.recv()
         try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        try:
-            reply: tuple[str, object] = ("ok", render_job(job))
+            reply: tuple[str, object] = ("ok", render_job(job, collect=False))
         except RenderError as exc:
             reply = ("error", str(exc))
         except BaseException as exc:
             reply = ("error", f"{job.label}: {type(exc).__name__}: {exc}")
         conn.send(reply)
+        conn.close()
+    finally:
+        # Exit without tearing down the document's object graph: the OS frees it at once.
+        os._exit(0)
 
 
 def limit_memory(max_bytes: int | None) -> None:

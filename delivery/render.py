@@ -178,8 +178,9 @@ def line_text(line: Line, withheld: str) -> str:
     layout box per signer). Each name, city and country sits between Unicode isolates (FSI…PDI,
     what <bdi> means), so a right-to-left name cannot reorder the rest of its line.
     """
-    place = ", ".join(f"{FSI}{part}{PDI}" for part in (line.city, line.country) if part)
-    name = withheld if line.name is None else f"{FSI}{line.name}{PDI}"
+    place = ", ".join(f"{FSI}{_one_line(part)}{PDI}" for part in (line.city, line.country)
+                      if part)
+    name = withheld if line.name is None else f"{FSI}{_one_line(line.name)}{PDI}"
     number = str(line.number).rjust(NUMBER_WIDTH, FIGURE_SPACE)
     return f"{number}  {line.signed_on.isoformat()}  {name}" + (f" — {place}" if place else "")
 
@@ -201,6 +202,14 @@ def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
                       last=v.last, total=v.signer_total) for v in dossier.volumes]
     return env.get_template(f"{DOSSIER_DIR}/stamp.html.j2").render(
         t=texts, lang=texts.language, headings=headings, footer=css_string(footer_text(dossier)))
+
+
+def _one_line(text: str) -> str:
+    """Line breaks would add lines to a page and break the fixed geometry."""
+    return text.translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = {ord(c): " " for c in "\n\r\t\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 def _paginate(lines: Sequence[Line], layout: Layout) -> list[Sequence[Line]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from fontTools.ttLib import TTFont
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 
 from delivery import render
 from delivery.compose import Line, Volume
@@ -61,7 +61,7 @@ def test_fetcher_serves_files_under_the_templates_folder(root: Path) -> None:
 def test_fetcher_refuses_everything_else(root: Path, url: str) -> None:
     fetcher = TemplateFetcher(root)
     with pytest.raises(FetchRefused, match="refused to fetch"):
-        fetcher.fetch(url.format(root=root.as_uri(), path=root))
+        fetcher.fetch(url.replace("{root}", root.as_uri()).replace("{path}", str(root)))
     assert fetcher.refused == 1 and fetcher.requests == 1
 
 

@@ -1,0 +1,224 @@
+"""N synthetic signers in many scripts → dossier build timings: cold, warm (+1,000), reference.
+
+    .venv/bin/python bench/dossier.py --signers 80000 [--languages en,hy] [--reference]
+
+Prints wall time, CPU time (this process and its workers), peak memory of the whole process tree
+(RSS and CPU of every process sampled from /proc), pages and bytes, for a cold build (empty cache), a
+rebuild after 1,000 more signers (warm cache), and, with --reference, the naive single-document
+6-column table at 20,000 signers, with ratios against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html import escape
+from pathlib import Path
+
+from delivery.build import build_dossier_pdfs
+from delivery.compose import Signer, compose
+from delivery.config import load_campaign
+from delivery.pdf import PdfJob, render_many
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO / "templates"
+FIRST = {
+    "latin": ["Anna", "Lukas", "Zoë", "Marta", "José", "Ingrid", "Pierre", "Aoife", "Łucja"],
+    "cyrillic": ["Анна", "Иван", "Ольга", "Дмитрий", "Мария", "Сергей"],
+    "armenian": ["Արամ", "Անի", "Նարեկ", "Մարիամ", "Տիգրան", "Լուսինե"],
+    "georgian": ["ნინო", "გიორგი", "მარიამ"], "greek": ["Γιώργος", "Ελένη", "Νίκος"],
+    "arabic": ["محمد", "فاطمة", "علي", "ليلى"], "hebrew": ["דוד", "שרה", "יוסף"],
+    "chinese": ["王", "李", "张", "刘"], "japanese": ["山田", "佐藤", "鈴木"],
+    "korean": ["김", "이", "박"], "devanagari": ["राहुल", "प्रिया", "अमित"],
+}
+LAST = {
+    "latin": ["Müller", "García", "Rossi", "Nowak", "Dubois", "O'Brien", "Novák", "Smith"],
+    "cyrillic": ["Иванова", "Петров", "Смирнова", "Кузнецов"],
+    "armenian": ["Պետրոսյան", "Հակոբյան", "Սարգսյան", "Գրիգորյան"],
+    "georgian": ["ბერიძე", "კაპანაძე"], "greek": ["Παπαδόπουλος", "Οικονόμου"],
+    "arabic": ["علي", "حسن", "الخطيب"], "hebrew": ["כהן", "לוי"],
+    "chinese": ["小明", "伟", "芳"], "japanese": ["太郎", "花子"], "korean": ["민수", "지은"],
+    "devanagari": ["शर्मा", "पटेल"],
+}
+WEIGHTS = {"latin": 40, "cyrillic": 20, "armenian": 20, "georgian": 2, "greek": 2, "arabic": 4,
+           "hebrew": 2, "chinese": 3, "japanese": 2, "korean": 2, "devanagari": 3}
+PLACES = [("Yerevan", "Armenia"), ("Gyumri", "Armenia"), ("Москва", "Russia"),
+          ("Berlin", "Germany"), ("Paris", "France"), ("القاهرة", "Egypt"), ("東京", "Japan"),
+          ("Tbilisi", "Georgia"), ("New York", "United States"), ("서울", "South Korea")]
+
+
+def synthetic_signers(n: int, *, seed: int = 7) -> list[Signer]:
+    rng = random.Random(seed)
+    scripts = list(WEIGHTS)
+    weights = [WEIGHTS[s] for s in scripts]
+    start = datetime(2023, 6, 1, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        script = rng.choices(scripts, weights)[0]
+        name = f"{rng.choice(FIRST[script])} {rng.choice(LAST[script])}"
+        if rng.random() < 0.01:
+            name += " 🌍"
+        city, country = rng.choice(PLACES)
+        out.append(Signer(name, city, country, start + timedelta(minutes=5 * i + rng.random()),
+                          rng.random() > 0.03))
+    return out
+
+
+class TreeSampler:
+    """Peak summed RSS and CPU time of this process and all its descendants (the forkserver and
+    its workers are not our direct children, so getrusage would miss them), from /proc."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        self.every = every
+        self.peak = 0
+        self.start = _tree(os.getpid())[1]
+        self.ticks: dict[int, int] = dict(self.start)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def cpu(self) -> float:
+        used = sum(t - self.start.get(pid, 0) for pid, t in self.ticks.items())
+        return used / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every)
+
+    def _sample(self) -> None:
+        rss, ticks = _tree(os.getpid())
+        self.peak = max(self.peak, rss)
+        self.ticks.update(ticks)
+
+
+def _tree(root: int) -> tuple[int, dict[int, int]]:
+    """Summed RSS in bytes, and CPU ticks (user + system) per process, of root's tree."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        ticks[pid] = int(fields[11]) + int(fields[12])
+    total, stack, mine = 0, [root], {}
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        mine[pid] = ticks.get(pid, 0)
+        stack += children.get(pid, [])
+    return total, mine
+
+
+@dataclass
+class Result:
+    label: str
+    wall: float
+    cpu: float
+    peak: int
+    pages: int
+    size: int
+
+    def line(self, reference: Result | None) -> str:
+        text = (f"{self.label:<34} wall {self.wall:7.2f} s   cpu {self.cpu:7.2f} s   "
+                f"peak {self.peak / 2**20:7.0f} MB   {self.pages:6d} pages "
+                f"{self.size / 2**20:7.1f} MB")
+        if reference:
+            text += (f"   ×{self.wall / reference.wall:.2f} wall, "
+                     f"×{self.peak / reference.peak:.2f} memory")
+        return text
+
+
+@contextmanager
+def measured(label: str, sink: list[Result]) -> Iterator[Callable[[int, int], None]]:
+    out = {"pages": 0, "size": 0}
+
+    def record(pages: int, size: int) -> None:
+        out["pages"] += pages
+        out["size"] += size
+
+    t0 = time.perf_counter()
+    with TreeSampler() as tree:
+        yield record
+    sink.append(Result(label, time.perf_counter() - t0, tree.cpu, tree.peak,
+                       out["pages"], out["size"]))
+
+
+def reference_html(signers: list[Signer]) -> str:
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{escape(s.name)}</td><td>{escape(s.city)}</td>"
+        f"<td>{escape(s.country)}</td><td>{s.signed_at.date()}</td><td>✓</td></tr>"
+        for i, s in enumerate(signers, 1))
+    return ("<html><head><style>@page { size: A4; margin: 15mm } "
+            "table { width: 100%; border-collapse: collapse; font-size: 8.5pt } "
+            "td { border: 0.4pt solid #999; padding: 1pt 3pt } "
+            "tr:nth-child(even) { background: #eee }</style></head><body>"
+            f"<table>{rows}</table></body></html>")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--signers", type=int, default=80_000)
+    parser.add_argument("--languages", default="en")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--reference", action="store_true",
+                        help="also render the naive single-document table (20,000 signers)")
+    args = parser.parse_args()
+    languages = args.languages.split(",")
+    campaign = load_campaign(REPO / "schedules" / "salman-mukaev.toml")
+    everyone = synthetic_signers(args.signers + 1000)
+    created = datetime(2025, 1, 15, 9, tzinfo=UTC)
+    results: list[Result] = []
+
+    def build(label: str, n: int, cache: Path, dossier_id: str) -> None:
+        dossier = compose(campaign, everyone[:n], dossier_id=dossier_id, created_at=created,
+                          trigger="milestone", milestone=None, addressees=campaign.recipients,
+                          signed=False)
+        with measured(label, results) as record:
+            for pdf in build_dossier_pdfs(dossier, TEMPLATES, languages=languages,
+                                          cache_dir=cache, workers=args.workers):
+                record(pdf.pages, len(pdf.data))
+
+    with tempfile.TemporaryDirectory(prefix="dossier-bench-") as tmp:
+        cache = Path(tmp) / "cache"
+        build(f"cold {args.signers:,} ({','.join(languages)})", args.signers, cache, "BENCH-1")
+        build(f"warm +1,000 → {args.signers + 1000:,}", args.signers + 1000, cache, "BENCH-2")
+    reference = None
+    if args.reference:
+        job = PdfJob("reference", reference_html(synthetic_signers(20_000)), str(TEMPLATES),
+                     b"0" * 16)
+        with measured("reference: one table, 20,000", results) as record:
+            render_many([job], workers=1, time_limit=3600, memory_limit=None,
+                        on_done=lambda i, pdf: record(pdf.pages, len(pdf.data)))
+        reference = results[-1]
+    for result in results:
+        print(result.line(reference if result is not reference else None))
+
+
+if __name__ == "__main__":
+    main()
