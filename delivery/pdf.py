@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -200,6 +201,10 @@ class _Worker:
 
 
 def _worker_main(conn: Connection, memory_limit: int | None) -> None:
+    # A Ctrl+C or a group-wide SIGTERM goes to the service, which decides when to stop its
+    # workers; a worker dying on it would fail the build instead of letting it drain.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     limit_memory(memory_limit)
     try:
         job = conn.recv()
