@@ -133,6 +133,12 @@ def cmd_signers(app: App, args: argparse.Namespace) -> int:
     return run(app, args, _emit, _now(getattr(args, "now", None)), _actor())
 
 
+def cmd_admin(app: App, args: argparse.Namespace) -> int:
+    from delivery.admin_commands import run
+
+    return run(app, args, _emit, _now(None), _actor())
+
+
 def cmd_verify(app: App | None, args: argparse.Namespace) -> int:
     from delivery.verify import verify_path
 
@@ -212,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("signers", cmd_signers, "import, add, count or remove signers")
     add_parsers(p)
+    from delivery.admin_commands import add_token_parsers, add_user_parsers
+
+    add_user_parsers(add("users", cmd_admin, "organizer accounts for the web admin"))
+    add_token_parsers(add("tokens", cmd_admin, "API tokens for posting signatures (shown once)"))
     return parser
 
 

@@ -83,7 +83,11 @@ class Rejected:
 
 
 def _text(value: object) -> str:
-    return "" if value is None else value if isinstance(value, str) else str(value)
+    text = "" if value is None else value if isinstance(value, str) else str(value)
+    # A lone surrogate (from a JSON "\\ud800" escape) is no character: no database can store it.
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise RowRejected("contains an invalid character (a lone UTF-16 surrogate)")
+    return text
 
 
 def validate_signer(fields: Mapping[str, object], *, now: datetime, source: str) -> SignerInput:

@@ -264,7 +264,10 @@ def parse_signed_at(value: object, *, now: datetime) -> datetime:
             raise RowRejected(f"unreadable date {value.strip()[:40]!r}") from None
     else:
         raise RowRejected("unreadable date")
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    try:
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except OverflowError:
+        raise RowRejected("signing date is out of range") from None
     if when > now + CLOCK_SKEW:
         raise RowRejected("signing date is in the future")
     return when

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -274,8 +275,12 @@ def _pick_recipients(campaign: Campaign, to: Sequence[str]) -> list[Recipient]:
 def find_delivery(session: Session, app: App, campaign: Campaign, ref: str) -> DeliveryRow:
     campaign_id = app.campaign_id(session, campaign)
     query = select(DeliveryRow).where(DeliveryRow.campaign_id == campaign_id)
-    query = query.where(DeliveryRow.id == int(ref)) if ref.isdigit() else query.where(
-        DeliveryRow.public_id == ref)
+    if re.fullmatch(r"[0-9]{1,9}", ref):
+        query = query.where(DeliveryRow.id == int(ref))
+    elif re.fullmatch(r"[A-Za-z0-9-]{1,40}", ref):
+        query = query.where(DeliveryRow.public_id == ref)
+    else:
+        raise NotFound(f"'{ref}' is not a delivery id (as shown by `deliveries`)")
     delivery = session.scalar(query)
     if delivery is None:
         raise NotFound(f"no delivery '{ref}' in campaign {campaign.slug}")

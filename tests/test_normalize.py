@@ -197,3 +197,25 @@ def test_hostile_names_stay_plain_text(name: str) -> None:
 def test_now_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
         validate_signer(signer(), now=datetime(2026, 1, 1), source="t")
+
+
+def test_dates_at_the_edge_of_the_calendar_are_rejected_not_crashing() -> None:
+    from datetime import UTC, datetime
+
+    from delivery.errors import RowRejected
+    from delivery.normalize import parse_signed_at
+
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    for text in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"):
+        with pytest.raises(RowRejected, match=r"out of range|future"):
+            parse_signed_at(text, now=now)
+
+
+def test_lone_surrogates_are_rejected() -> None:
+    from datetime import UTC, datetime
+
+    from delivery.errors import RowRejected
+    from delivery.intake import validate_signer
+
+    with pytest.raises(RowRejected, match="surrogate"):
+        validate_signer({"name": "Anna \ud800", "email": "a@example.net"}, now=datetime.now(UTC), source="t")

@@ -304,3 +304,12 @@ def test_racing_ticks_create_one_delivery(make_app: AppFactory, smtp_server: Smt
         assert session.scalar(select(func.count()).select_from(DeliveryRow)) == 1
         assert session.scalar(select(func.count()).select_from(MessageRow)) == 0
     assert sorted(bool(r[2]) for r in results) == [False, True]
+
+
+@pytest.mark.parametrize("ref", ["²", "99999999999999999999", "a b", "x" * 41])
+def test_odd_delivery_references_are_not_found(make_app: AppFactory, ref: str) -> None:
+    from delivery.errors import NotFound
+
+    app = make_app(None, campaign_toml())
+    with pytest.raises(NotFound):
+        service.cancel(app, app.campaign(None), ref, now=TUESDAY_10, actor="test")

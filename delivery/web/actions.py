@@ -1,0 +1,223 @@
+"""Posted forms (CSRF-checked) → the same service calls as the CLI: preview, send now, cancel,
+release, retry, withdraw a signer. Each is audited by the service with actor "web:NAME".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from delivery import service
+from delivery.config import Campaign
+from delivery.db import transaction
+from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
+from delivery.web import queries
+from delivery.web.common import (
+    WebState,
+    actor,
+    blocking,
+    campaign_for,
+    checked_form,
+    error_page,
+    flash,
+    login_required,
+    render,
+    state,
+)
+from delivery.web.jobs import Job
+from delivery.web.pages import REFRESH_SECONDS, file_response
+
+_REF = re.compile(r"[A-Za-z0-9-]{1,40}")
+EXPIRED = "This form has expired (or was not sent from this site). Go back, reload the page and try again."
+DELIVERY_ACTIONS = {"cancel": service.cancel, "release": service.release, "retry": service.retry}
+DONE_TEXT = {"cancel": "cancelled: nothing more will be sent",
+             "release": "released: the scheduler builds and sends it at its next check",
+             "retry": "queued again: the scheduler retries it at its next check"}
+
+
+async def delivery_action(request: Request, user: str) -> Response:
+    web = state(request)
+    campaign = campaign_for(request)
+    ref, action = request.path_params["ref"], request.path_params["action"]
+    if await checked_form(request) is None:
+        return error_page(request, 403, EXPIRED)
+    fn = DELIVERY_ACTIONS.get(action)
+    if fn is None:
+        return error_page(request, 404, "No such action.")
+    # service.find_delivery reads an all-digit ref as a row id; keep those within an INTEGER.
+    if not _REF.fullmatch(ref) or (ref.isdigit() and len(ref) > 9):
+        return error_page(request, 404, "No such delivery.")
+    try:
+        public_id = await blocking(fn, web.app, campaign, ref, now=web.clock(), actor=actor(user))
+    except NotFound as exc:
+        return error_page(request, 404, str(exc))
+    except (StateConflict, UsageError) as exc:
+        flash(request, "error", str(exc))
+        return RedirectResponse(f"/c/{campaign.slug}/deliveries/{ref}", status_code=303)
+    flash(request, "ok", f"Delivery {public_id} {DONE_TEXT[action]}.")
+    return RedirectResponse(f"/c/{campaign.slug}/deliveries/{public_id}", status_code=303)
+
+
+async def preview_start(request: Request, user: str) -> Response:
+    web = state(request)
+    campaign = campaign_for(request)
+    if await checked_form(request) is None:
+        return error_page(request, 403, EXPIRED)
+    folder = Path(tempfile.mkdtemp(prefix=f"pd-preview-{campaign.slug}-"))
+
+    def work(job: Job) -> dict[str, Any]:
+        from delivery.preview import preview
+
+        result: dict[str, Any] = preview(web.app, campaign, out_dir=folder, now=web.clock(),
+                                         progress=job.progress)
+        return result
+
+    job = web.jobs.start("preview", campaign.slug, actor(user), work)
+    job.cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)
+    return RedirectResponse(f"/c/{campaign.slug}/preview/{job.id}", status_code=303)
+
+
+async def preview_page(request: Request, user: str) -> Response:
+    campaign = campaign_for(request)
+    job = state(request).jobs.get(request.path_params["job"], "preview", campaign.slug)
+    if job is None:
+        return error_page(request, 404, "This preview is gone (the service restarted or it is old). "
+                                        "Make a new one from the dashboard.")
+    return render(request, "preview.html", title=f"Preview · {campaign.title}", campaign=campaign, job=job,
+                  refresh=None if job.finished else REFRESH_SECONDS)
+
+
+async def preview_file(request: Request, user: str) -> Response:
+    campaign = campaign_for(request)
+    job = state(request).jobs.get(request.path_params["job"], "preview", campaign.slug)
+    name = request.path_params["name"]
+    if job is None or not job.finished or job.result is None:
+        return error_page(request, 404, "No such preview.")
+    names = {f["name"] for f in job.result["files"]}
+    if name not in names:  # only the files the preview listed: no path from the URL reaches the disk
+        return error_page(request, 404, "No such file in this preview.")
+    data = await blocking((Path(job.result["folder"]) / name).read_bytes)
+    return file_response(name, data, download=request.query_params.get("download") == "1")
+
+
+async def send_page(request: Request, user: str) -> Response:
+    campaign = campaign_for(request)
+    return render(request, "send.html", title=f"Send now · {campaign.title}", campaign=campaign,
+                  chosen={r.email for r in campaign.recipients})
+
+
+def _signer_count(web: WebState, campaign: Campaign) -> int:
+    with transaction(web.app.engine) as session:
+        return service.active_signer_count(session, web.app.campaign_id(session, campaign))
+
+
+async def send(request: Request, user: str) -> Response:
+    web = state(request)
+    campaign = campaign_for(request)
+    form = await checked_form(request)
+    if form is None:
+        return error_page(request, 403, EXPIRED)
+    to = [str(v) for v in form.getlist("to")]
+    try:
+        recipients = service._pick_recipients(campaign, to) if to else []
+    except UsageError as exc:
+        return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
+                      chosen=set(to), error=str(exc))
+    if not recipients:
+        return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
+                      chosen=set(), error="Choose at least one recipient.")
+    if form.get("step") != "confirm":
+        nonce = secrets.token_urlsafe(16)
+        request.session["send_nonce"] = nonce
+        count = await blocking(_signer_count, web, campaign)
+        return render(request, "send_confirm.html", title="Confirm sending", campaign=campaign,
+                      recipients=recipients, signer_count=count, nonce=nonce)
+    nonce = request.session.pop("send_nonce", None)
+    if not nonce or form.get("nonce") != nonce:
+        flash(request, "error", "This confirmation was used already or has expired: nothing was sent twice. "
+                                "See the deliveries below.")
+        return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
+    return await _start_send(request, web, campaign, [r.email for r in recipients], user)
+
+
+async def _start_send(request: Request, web: WebState, campaign: Campaign, to: list[str],
+                      user: str) -> Response:
+    who = actor(user)
+
+    def before() -> int:
+        with transaction(web.app.engine) as session:
+            return queries.max_delivery_id(session)
+
+    after_id = await blocking(before)
+
+    def work(job: Job) -> str:
+        return service.send_now(web.app, campaign, now=web.clock(), to=to, actor=who, progress=job.progress)
+
+    job = web.jobs.start("send", campaign.slug, who, work)
+
+    def created() -> str | None:
+        with transaction(web.app.engine) as session:
+            return queries.latest_delivery_by(session, web.app.campaign_id(session, campaign), who, after_id)
+
+    # send_now creates the delivery first, then builds and sends it: wait for the row, then show it.
+    for _ in range(300):
+        public_id = await blocking(created)
+        if public_id:
+            target = f"/c/{campaign.slug}/deliveries/{public_id}?job={job.id}"
+            return RedirectResponse(target, status_code=303)
+        if job.finished:
+            break
+        await asyncio.sleep(0.1)
+    flash(request, "error", f"Sending did not start: {job.error}" if job.error else
+          "The delivery is being prepared; it appears below in a moment.")
+    return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
+
+
+async def withdraw(request: Request, user: str) -> Response:
+    web = state(request)
+    campaign = campaign_for(request)
+    form = await checked_form(request)
+    if form is None:
+        return error_page(request, 403, EXPIRED)
+    email = str(form.get("email") or "").strip()
+    if not email or len(email) > 320:
+        flash(request, "error", "Enter the signer's e-mail address.")
+        return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
+
+    def run() -> bool:
+        from delivery.signers import withdraw_signer
+
+        with transaction(web.app.engine) as session:
+            return withdraw_signer(session, web.app.campaign_id(session, campaign), email, now=web.clock(),
+                                   actor=actor(user))
+
+    try:
+        found = await blocking(run)
+    except DeliveryError as exc:
+        flash(request, "error", str(exc))
+        return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
+    # The address is not repeated back: pages never show a signer's e-mail.
+    flash(request, "ok" if found else "error",
+          "Signer withdrawn: they will not appear in any later dossier." if found else
+          "No signer with that e-mail address in this campaign; nothing changed.")
+    return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
+
+
+routes = [
+    Route("/c/{slug}/deliveries/{ref}/{action}", login_required(delivery_action), methods=["POST"]),
+    Route("/c/{slug}/preview", login_required(preview_start), methods=["POST"]),
+    Route("/c/{slug}/preview/{job}", login_required(preview_page), methods=["GET"]),
+    Route("/c/{slug}/preview/{job}/files/{name}", login_required(preview_file), methods=["GET"]),
+    Route("/c/{slug}/send", login_required(send_page), methods=["GET"]),
+    Route("/c/{slug}/send", login_required(send), methods=["POST"]),
+    Route("/c/{slug}/signers/withdraw", login_required(withdraw), methods=["POST"]),
+]
