@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -125,6 +126,7 @@ def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Pat
     print(f"\ne-mails in the outbox ({len(outbox)}):")
     for p in outbox:
         print(f"    {p}")
+    command = Path(sys.executable).with_name("petition-delivery")
     print(f"\nopen one with any mail program, or check it as a recipient would:\n"
-          f"    petition-delivery verify --trust {cert} {outbox[0]}"
+          f"    {command if command.exists() else 'petition-delivery'} verify --trust {cert} {outbox[0]}"
           if outbox else "\nno e-mail was written: see the deliveries above")
