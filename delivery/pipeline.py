@@ -6,7 +6,6 @@ and by `preview`, so a preview is exactly what would be sent.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import re
@@ -28,17 +27,10 @@ from delivery.db import reading
 from delivery.errors import SigningError
 from delivery.message import Envelope, Letter, build_messages
 from delivery.models import DeliveryFileRow, DeliveryRow, SignerRow
+from delivery.render import template_version
 from delivery.sign import SigningIdentity, load_identity
 
 Progress = Callable[[int, int], None]
-
-
-def template_version(templates_dir: Path) -> str:
-    """A short hash of every template file: part of the manifest and of the render cache key."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in templates_dir.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(templates_dir)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningIdentity | None:
@@ -77,7 +69,7 @@ def build_bundle(app: App, campaign: Campaign, signers: Iterator[Signer], *, dos
         trigger=trigger, milestone=milestone, signer_count=dossier.signer_count,
         listed_count=dossier.listed_count, last_signer_number=last.number if last else 0,
         last_signer_signed_on=last.signed_on if last else None,
-        template_version=template_version(templates), created_at=created_at)
+        template_version=template_version(templates, campaign.letter), created_at=created_at)
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
                            location=campaign.signer_location, timestamp_url=app.settings.timestamp_url)
 
