@@ -170,6 +170,8 @@ class MessageRow(Base):
     # Attempts that started sending and never recorded an outcome (a crash between the
     # server's answer and our commit): the resend carries the same bytes and Message-ID.
     crash_resends: Mapped[int] = mapped_column(Integer, default=0)
+    # When an organizer retries a failed message, its retry window starts again from here.
+    retry_from: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class SmtpPauseRow(Base):

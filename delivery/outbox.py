@@ -83,7 +83,7 @@ class Claim:
     message_id: str
     content: bytes
     attempts: int  # including this one
-    created_at: datetime
+    retry_from: datetime  # the start of its retry window
     token: str
     reclaimed: bool  # its previous lease expired mid-send
 
@@ -153,8 +153,7 @@ def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender:
 
 def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
     """Failed messages of a delivery → queued, due now, attempts kept. A message refused as too
-    large stays failed: the same bytes are never offered again. The retry window restarts
-    (created_at := now), as there is no separate column for it."""
+    large stays failed: the same bytes are never offered again. The retry window restarts now."""
     failed = session.execute(select(MessageRow.id, MessageRow.last_code, MessageRow.last_answer)
                              .where(MessageRow.delivery_id == delivery_id,
                                     MessageRow.status.in_(sources("queued", among=["failed"]))))
@@ -164,7 +163,7 @@ def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
         return 0
     result = session.execute(update(MessageRow).where(MessageRow.id.in_(ids),
                                                       MessageRow.status == "failed")
-                             .values(status="queued", next_attempt_at=now, created_at=now))
+                             .values(status="queued", next_attempt_at=now, retry_from=now))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -211,7 +210,7 @@ def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta
             return None
         assert allowed(row.status, "sending")
         claim = Claim(row.id, row.delivery_id, row.recipient, row.kind, row.message_id,
-                      row.content, row.attempts + 1, row.created_at,
+                      row.content, row.attempts + 1, row.retry_from or row.created_at,
                       f"{worker_id[:80]}#{secrets.token_hex(6)}", row.status == "sending")
         session.execute(update(MessageRow).where(MessageRow.id == row.id).values(
             status="sending", lease_owner=claim.token, lease_until=now + lease,
@@ -317,7 +316,7 @@ async def send_due(
         if crash_point is not None:
             crash_point("answered")
         outcome = classify(error, code=code, text=text, attempts=claim.attempts,
-                           first_attempt_at=claim.created_at, now=now, policy=policy, rand=rand)
+                           first_attempt_at=claim.retry_from, now=now, policy=policy, rand=rand)
         uncertain = isinstance(error, OutcomeUnknown) and outcome.action == "retry"
         alert_to = (organizers_for(claim.delivery_id)
                     if outcome.action in ("pause", "failed") and claim.kind != "alert" else ())

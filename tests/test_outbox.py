@@ -263,6 +263,28 @@ def test_retries_give_up_after_max_age_and_alert(engine: Engine, tmp_path: Path)
     assert len(rows(engine, "alert")) == 1
 
 
+def test_an_organizer_retry_starts_a_fresh_retry_window(engine: Engine, tmp_path: Path) -> None:
+    delivery = make_delivery(engine)
+    queue(engine, delivery, [PM])
+    created = one(engine).created_at
+    # The server answers, in order: the dossier (which gives up), the organizers' alert (sent in
+    # the same run), the dossier retried by the organizer, and the dossier once more.
+    script = ["451 4.3.0 busy", "ok", "451 4.3.0 busy", "ok"]
+    with faulty_server(FaultyHandler(data_script=script)) as server:
+        settings = settings_for(tmp_path, server.port)
+        first = send(engine, settings, at=timedelta(days=2) - timedelta(seconds=10))
+        assert (first.failed, first.sent) == (1, 1)
+        with transaction(engine) as session:
+            assert retry_delivery(session, delivery, T0 + timedelta(days=3)) == 1
+        # Without a fresh window, this 451 would give up at once: the message is 3 days old.
+        second = send(engine, settings, at=timedelta(days=3))
+        assert (second.sent, second.retried, second.failed) == (0, 1, 0)
+        assert one(engine).status == "retry"
+        assert send(engine, settings, at=timedelta(days=3, hours=1)).sent == 1
+    row = one(engine)
+    assert (row.status, row.created_at, row.retry_from) == ("sent", created, T0 + timedelta(days=3))
+
+
 def test_completion_needs_the_lease(engine: Engine) -> None:
     queue(engine, make_delivery(engine), [PM])
     lease = timedelta(minutes=10)
