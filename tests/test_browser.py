@@ -25,14 +25,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BUILD_TIMEOUT_MS = 180_000
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not CHROMIUM.exists(),
-                                 reason="needs Debian's chromium (apt-get install chromium)")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def live(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[str, App]]:
     """The admin on a real uvicorn server on loopback, with a SQLite database and SMTP to aiosmtpd."""
+    assert CHROMIUM.exists(), "Debian chromium is missing: make test installs it (scripts/setup-system.sh)"
     engine = make_engine(f"sqlite:///{tmp_path / 'delivery.sqlite3'}")
     app = make_app(engine, tmp_path, extra_env=smtp_server.env())
     add_signers(app)
