@@ -63,6 +63,12 @@ def open_app(settings: Settings) -> App:
     campaigns = load_campaigns(settings.schedules_dir)
     if not campaigns:
         raise ConfigError(str(settings.schedules_dir), "(folder)", "no campaign files (*.toml) found")
+    for campaign in campaigns.values():
+        for language in campaign.languages:
+            letter = settings.templates_dir / campaign.letter / f"{language}.html.j2"
+            if not letter.is_file():
+                raise ConfigError(campaign.source, "campaign.letter",
+                                  f"no letter template {letter} for the recipients in language '{language}'")
     return App(settings=settings, engine=make_engine(settings.database_url), campaigns=campaigns)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from delivery import service
+from delivery import reports, service
 from delivery.app import App, init, open_app
 from delivery.errors import DeliveryError, UsageError
 from delivery.settings import load_settings
@@ -43,7 +44,6 @@ def cmd_init(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_status(app: App, args: argparse.Namespace) -> int:
-    from delivery import reports
     from delivery.textreport import status_text
 
     data = reports.status(app, app.campaign(args.campaign))
@@ -52,7 +52,6 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
-    from delivery import reports
     from delivery.textreport import deliveries_text
 
     campaign = app.campaign(args.campaign)
@@ -64,9 +63,33 @@ def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     if not args.ref:
         raise UsageError(f"deliveries {action} needs a delivery id")
     fn = {"cancel": service.cancel, "release": service.release, "retry": service.retry}[action]
-    public_id = fn(app, campaign, args.ref, now=_now(None), actor=_actor())
-    _emit(args, {"delivery": public_id, "action": action}, f"delivery {public_id}: {action} done")
+    now = _now(None)
+    public_id = fn(app, campaign, args.ref, now=now, actor=_actor())
+    if action != "cancel":
+        # Do now what the next scheduler tick would do (it is idempotent, so `serve` may run too).
+        service.tick(app, campaign, now=now)
+    record = next(d for d in reports.deliveries(app, campaign) if d["id"] == public_id)
+    _emit(args, record, f"delivery {public_id} {PAST[action]}: now {record['status']}"
+          + _message_lines(record) + _waiting_hint(record))
     return 0
+
+
+PAST = {"cancel": "cancelled", "release": "released", "retry": "retried"}
+
+
+def _message_lines(data: dict[str, Any]) -> str:
+    return "".join(f"\n  {m['recipient']} part {m['part']}: {m['status']} "
+                   f"({m['last_answer'] or 'no answer yet'})"
+                   for m in data["messages"] if m["kind"] == "dossier")
+
+
+def _waiting_hint(data: dict[str, Any]) -> str:
+    waiting = [m for m in data["messages"] if m["kind"] == "dossier" and m["status"] in ("queued", "retry")]
+    if not waiting:
+        return ""
+    first = min(m["next_attempt_at"] for m in waiting if m["next_attempt_at"])
+    return (f"\n{len(waiting)} message(s) wait until {first} (send window or retry backoff); "
+            "`petition-delivery serve` sends them then, or run `petition-delivery run-due` later")
 
 
 def cmd_run_due(app: App, args: argparse.Namespace) -> int:
@@ -92,7 +115,7 @@ def cmd_preview(app: App, args: argparse.Namespace) -> int:
     with ProgressBar("rendering volumes", enabled=not args.json) as bar:
         result = preview(app, campaign, out_dir=args.out, now=_now(None), progress=bar.update)
     text = [f"preview of {result['signer_count']:,} signers written to {result['folder']}:"]
-    text += [f"  {f['name']:<45} {f['size']:>12,} bytes  {f['pages'] or '':>6} pages"
+    text += [f"  {f['name']:<45} {f['size']:>12,} bytes" + (f"  {f['pages']:>6} pages" if f["pages"] else "")
              for f in result["files"]]
     _emit(args, result, "\n".join(text))
     return 0
@@ -118,12 +141,9 @@ def cmd_send(app: App, args: argparse.Namespace) -> int:
     with ProgressBar("rendering volumes", enabled=not args.json) as bar:
         public_id = service.send_now(app, campaign, now=_now(None), to=args.to or (), actor=_actor(),
                                      progress=bar.update)
-    from delivery import reports
-
     data = next(d for d in reports.deliveries(app, campaign, limit=20) if d["id"] == public_id)
-    _emit(args, data, f"delivery {public_id}: {data['status']}" + "".join(
-        f"\n  {m['recipient']} part {m['part']}: {m['status']} ({m['last_answer'] or 'no answer yet'})"
-        for m in data["messages"]))
+    _emit(args, data, f"delivery {public_id}: {data['status']}" + _message_lines(data)
+          + _waiting_hint(data) + (f"\n{data['error']}" if data["error"] else ""))
     return 0 if data["status"] in ("done", "sending") else 1
 
 
@@ -258,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("petition-delivery: interrupted", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader (`| head`) went away: stop quietly, as other command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if app is not None:
             app.close()

@@ -114,6 +114,7 @@ def parse_campaign(text: str, source: str) -> Campaign:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "(syntax)", str(exc)) from exc
     f = _Fields(source)
+    _refuse_unknown_keys(data, source)
     camp = f.table(data, "campaign")
     slug = f.string(camp, "campaign.slug")
     if not _SLUG.match(slug):
@@ -186,6 +187,34 @@ def parse_campaign(text: str, source: str) -> Campaign:
         signer_location=f.string(camp, "campaign.location", default=""),
         source=source,
     )
+
+
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
+    "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
+                           "withheld_names", "location"}),
+    "recipients": frozenset({"name", "title", "email", "language"}),
+    "milestones": frozenset({"thresholds"}),
+    "schedule": frozenset({"check_every", "timezone", "send_window", "hold"}),
+}
+
+
+def _refuse_unknown_keys(data: Mapping[str, Any], source: str) -> None:
+    """A misspelt key would silently fall back to its default (no hold, no window): refuse it."""
+    tables: list[tuple[str, str, Any]] = [("", "", data)]
+    for name in ("campaign", "milestones", "schedule"):
+        tables.append((name, name, data.get(name)))
+    raw = data.get("recipients")
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        tables.append(("recipients", f"recipients[{i}]", item))
+    for kind, where, table in tables:
+        if not isinstance(table, dict):
+            continue
+        for key in table:
+            if key not in KNOWN_KEYS[kind]:
+                known = ", ".join(sorted(KNOWN_KEYS[kind]))
+                raise ConfigError(source, f"{where}.{key}" if where else key,
+                                  f"unknown key (known here: {known})")
 
 
 def parse_duration(text: str) -> timedelta | None:

@@ -14,21 +14,36 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from delivery.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "delivery_read_only"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("environment", "DELIVERY_DATABASE_URL", "is not a database URL") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            # Make the data folder itself, not a whole mistyped path.
+            if not folder.parent.is_dir():
+                raise ConfigError("environment", "DELIVERY_DATABASE_URL",
+                                  f"the folder {folder.parent} does not exist")
+            folder.mkdir(exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+    if backend != "postgresql":
+        raise ConfigError("environment", "DELIVERY_DATABASE_URL",
+                          f"'{backend}' is not supported: use sqlite:///PATH or postgresql://…")
+    if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 

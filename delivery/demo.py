@@ -111,17 +111,18 @@ def _add(app: App, rows: list[dict[str, object]], now: datetime) -> None:
 
 
 def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Path], cert: Path) -> None:
-    print("\ndelivery          trigger      signers  status  recipients")
+    print(f"\n{'delivery':<20} {'trigger':<17} {'signers':>7}  {'status':<7} recipients")
     for d in data:
         msgs = d["messages"]
         assert isinstance(msgs, list)
         sent = sum(1 for m in msgs if m["kind"] == "dossier" and m["status"] == "sent")
-        print(f"{d['id']:<17} {'milestone ' + format(d['milestone'], ','):<12} {d['signer_count']:>7,}  "
+        print(f"{d['id']:<20} {'milestone ' + format(d['milestone'], ','):<17} {d['signer_count']:>7,}  "
               f"{d['status']:<7} {sent} sent")
         files = d["files"]
         assert isinstance(files, list)
         for f in files:
-            print(f"    {f['name']:<44} {f['size']:>10,} bytes {f['pages'] or '':>5} pages")
+            pages = f"{f['pages']:>5} pages" if f["pages"] else ""
+            print(f"    {f['name']:<44} {f['size']:>10,} bytes {pages}")
     print(f"\ndossier files (as attached to the e-mails): {folder / 'dossiers'}")
     print(f"\ne-mails in the outbox ({len(outbox)}):")
     for p in outbox:

@@ -152,19 +152,24 @@ def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender:
 # --- organizer actions ------------------------------------------------------------------------
 
 def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
-    """Failed messages of a delivery → queued, due now, attempts kept. A message refused as too
-    large stays failed: the same bytes are never offered again. The retry window restarts now."""
+    """Failed dossier messages of a delivery → queued, and waiting retries → due now; attempts
+    kept. A message refused as too large stays failed: the same bytes are never offered again.
+    The retry window restarts now. Alerts are not resent: they told of the failure retried here."""
+    waiting = session.execute(update(MessageRow).where(
+        MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert", MessageRow.status == "retry",
+        MessageRow.next_attempt_at > now).values(next_attempt_at=now, retry_from=now))
     failed = session.execute(select(MessageRow.id, MessageRow.last_code, MessageRow.last_answer)
-                             .where(MessageRow.delivery_id == delivery_id,
+                             .where(MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
                                     MessageRow.status.in_(sources("queued", among=["failed"]))))
     ids = [row.id for row in failed
            if verdict(None, row.last_code, row.last_answer or "") is not Verdict.TOO_LARGE]
+    hurried = int(waiting.rowcount)  # type: ignore[attr-defined]
     if not ids:
-        return 0
+        return hurried
     result = session.execute(update(MessageRow).where(MessageRow.id.in_(ids),
                                                       MessageRow.status == "failed")
                              .values(status="queued", next_attempt_at=now, retry_from=now))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return hurried + int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def cancel_delivery_messages(session: Session, delivery_id: int, now: datetime) -> int:

@@ -20,7 +20,8 @@ def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
-    dossier_id = fresh_dossier_id(campaign, now)
+    # Marked on every page (the footer carries the id) so a preview can never pass for a delivery.
+    dossier_id = "PREVIEW-" + fresh_dossier_id(campaign, now)
     # An unsaved delivery row stands for "what a delivery created now would freeze".
     draft = DeliveryRow(campaign_id=campaign_id, public_id=dossier_id, created_at=now, last_signer_id=last)
     files = build_bundle(app, campaign, frozen_signers(app, draft), dossier_id=dossier_id, created_at=now,

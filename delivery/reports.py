@@ -47,6 +47,9 @@ def status(app: App, campaign: Campaign) -> dict[str, Any]:
         "milestones_reached": [{"threshold": t, "reached_at": _iso(at), "delivery": d}
                                for t, at, d in reached],
         "next_milestone": next_milestone(count, campaign.thresholds),
+        # Passed but not yet recorded: the next scheduler tick creates their delivery.
+        "milestones_pending": [t for t in campaign.thresholds
+                               if t <= count and t not in {r[0] for r in reached}],
         "top_countries": [{"country": c, "signers": n} for c, n in by_country],
         "smtp_paused": [{"account": a, "since": _iso(s), "reason": r} for a, s, r in pauses],
         "deliveries": recent,

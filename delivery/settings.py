@@ -102,8 +102,11 @@ def _smtp_settings(env: Mapping[str, str]) -> SmtpSettings | None:
     timeout_text = env.get("DELIVERY_SMTP_TIMEOUT") or "30"
     try:
         timeout = float(timeout_text)
-    except ValueError as exc:
-        raise ConfigError("environment", "DELIVERY_SMTP_TIMEOUT", "must be a number of seconds") from exc
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout <= 3600:
+        raise ConfigError("environment", "DELIVERY_SMTP_TIMEOUT",
+                          "must be a number of seconds from 0 to 3600")
     ca = env.get("DELIVERY_SMTP_CA_FILE")
     return SmtpSettings(
         host=host,

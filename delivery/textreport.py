@@ -14,6 +14,9 @@ def status_text(s: dict[str, Any]) -> str:
             for m in s["milestones_reached"]) or "none"),
         f"next milestone: {s['next_milestone']:,}" if s["next_milestone"] else "every milestone reached",
     ]
+    if s["milestones_pending"]:
+        lines.append("passed, delivery created at the next tick: "
+                     + ", ".join(f"{t:,}" for t in s["milestones_pending"]))
     for p in s["smtp_paused"]:
         lines.append(f"SENDING PAUSED for {p['account']} since {p['since']}: {p['reason']}")
     if s["deliveries"]:
@@ -49,6 +52,7 @@ def deliveries_text(data: list[dict[str, Any]]) -> str:
         for m in d["messages"]:
             nxt = f", next attempt {m['next_attempt_at']}" if m["next_attempt_at"] else ""
             crash = f", resent after a crash {m['crash_resends']}x" if m["crash_resends"] else ""
-            out.append(f"      {m['kind']:<7} {m['recipient']} part {m['part']}: {m['status']}, "
+            part = f" part {m['part']}" if m["kind"] == "dossier" else ""
+            out.append(f"      {m['kind']:<7} {m['recipient']}{part}: {m['status']}, "
                        f"{m['attempts']} attempt(s), last answer: {m['last_answer'] or '-'}{nxt}{crash}")
     return "\n".join(out)

@@ -392,6 +392,8 @@ def _check_manifest(files: dict[str, bytes], trust: _Trust,
     verdicts += [FileVerdict(n, False, f"listed in {MANIFEST_NAME} but missing") for n in missing]
     sig = None
     problems = [f"{len(missing)} listed file(s) missing"] if missing else []
+    if manifest.get("trigger") == "preview":
+        problems.append("this is a preview built by the organizers, never a delivered dossier")
     if SIGNATURE_NAME not in files:
         problems.append(f"not signed: {SIGNATURE_NAME} is missing")
     else:

@@ -109,6 +109,15 @@ def test_preview_writes_the_bundle_without_sending(cli: Run, tmp_path: Path) -> 
     assert all(f["pages"] for f in data["files"] if f["name"].endswith(".pdf"))
     assert json.loads(cli("deliveries", "--json").stdout) == []
     assert not (tmp_path / "outbox").exists()
+    assert data["dossier_id"].startswith("PREVIEW-")
+
+
+def test_a_preview_never_verifies_as_a_delivery(cli: Run, tmp_path: Path,
+                                                signing_files: tuple[Path, Path]) -> None:
+    cli("signers", "import", str(write_csv(tmp_path / "e.csv", 3)))
+    cli("preview", "--out", str(tmp_path / "p"))
+    result = cli("verify", "--trust", str(signing_files[1]), str(tmp_path / "p"))
+    assert result.returncode == 1 and "preview" in result.stdout
 
 
 def test_send_run_due_and_deliveries_log(cli: Run, tmp_path: Path, smtp_server: SmtpServer) -> None:
@@ -150,6 +159,25 @@ def test_verify_accepts_a_sent_dossier_and_rejects_a_changed_one(
     pdf.write_bytes(bytes(data))
     bad = cli("verify", "--trust", str(signing_files[1]), str(folder))
     assert bad.returncode == 1 and "FAIL" in bad.stdout
+
+
+def test_status_names_milestones_passed_but_not_yet_delivered(cli: Run, tmp_path: Path) -> None:
+    cli("signers", "import", str(write_csv(tmp_path / "e.csv", 1001)))
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["milestones_pending"] == [1000] and status["next_milestone"] == 5000
+    assert "passed, delivery created at the next tick: 1,000" in cli("status").stdout
+
+
+def test_a_closed_pipe_ends_quietly(cli: Run, database_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DELIVERY_HOME": str(REPO), "DELIVERY_DATABASE_URL": database_url,
+           "DELIVERY_VAR_DIR": str(tmp_path / "var")}
+    process = subprocess.Popen([sys.executable, "-m", "delivery", "status"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` giving up before the command prints
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0 and "Traceback" not in stderr
 
 
 def test_database_unreachable_is_one_line_exit_1(cli: Run) -> None:

@@ -92,3 +92,46 @@ def test_secrets_are_not_in_repr() -> None:
 def test_bad_port_is_refused() -> None:
     with pytest.raises(ConfigError, match="DELIVERY_SMTP_PORT"):
         load_settings({"DELIVERY_SMTP_HOST": "mail.example.org", "DELIVERY_SMTP_PORT": "smtp"})
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ('hold = "2h"', 'hodl = "2h"', "schedule.hodl"),
+    ('send_window = "Mon-Fri 09:00-18:00"', 'send_windw = "Mon-Fri 09:00-18:00"', "schedule.send_windw"),
+    ('language = "en"', 'language = "en"\nlanguge = "hy"', "recipients[0].languge"),
+    ("[milestones]", "[milestone]\nx = 1\n[milestones]", "milestone"),
+])
+def test_misspelt_keys_are_refused_not_defaulted(old: str, new: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_campaign(GOOD.replace(old, new, 1), "x.toml")
+    assert caught.value.key == key and "unknown key" in caught.value.problem
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "abc", "99999"])
+def test_smtp_timeout_must_be_sensible(timeout: str) -> None:
+    with pytest.raises(ConfigError, match="DELIVERY_SMTP_TIMEOUT"):
+        load_settings({"DELIVERY_SMTP_HOST": "mail.example.org", "DELIVERY_SMTP_TIMEOUT": timeout})
+
+
+def test_a_campaign_without_its_letter_template_is_refused_at_start(tmp_path: Path) -> None:
+    from delivery.app import open_app
+
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "schedules" / "c.toml").write_text(GOOD.replace("letters/salman-mukaev", "letters/nope"),
+                                                   encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        open_app(load_settings({"DELIVERY_HOME": str(tmp_path)}))
+    assert caught.value.key == "campaign.letter" and "letters/nope/en.html.j2" in caught.value.problem
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("mysql://x@localhost/y", "not supported"),
+    ("not a url", "not a database URL"),
+    ("sqlite:////nonexistent-folder/dir/x.db", "does not exist"),
+])
+def test_unusable_database_urls_are_config_errors(url: str, problem: str) -> None:
+    from delivery.db import make_engine
+
+    with pytest.raises(ConfigError, match=problem):
+        make_engine(url)
+    assert not Path("/nonexistent-folder").exists()

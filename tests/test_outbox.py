@@ -263,6 +263,23 @@ def test_retries_give_up_after_max_age_and_alert(engine: Engine, tmp_path: Path)
     assert len(rows(engine, "alert")) == 1
 
 
+def test_retry_hurries_waiting_messages_and_does_not_resend_alerts(engine: Engine, tmp_path: Path) -> None:
+    delivery = make_delivery(engine)
+    queue(engine, delivery, [PM, MS])
+    # The server refuses the first dossier, defers the second, and refuses the alert too.
+    script = ["554 5.7.1 policy", "451 4.3.0 busy", "554 5.7.1 policy"]
+    with faulty_server(FaultyHandler(rcpt_script=script)) as server:
+        settings = settings_for(tmp_path, server.port)
+        send(engine, settings)
+        assert sorted(r.status for r in rows(engine)) == ["failed", "retry"]
+        assert [r.status for r in rows(engine, "alert")] == ["failed"]
+        with transaction(engine) as session:
+            assert retry_delivery(session, delivery, T0 + timedelta(seconds=5)) == 2
+        assert send(engine, settings, at=timedelta(seconds=5)).sent == 2
+    assert [r.status for r in rows(engine)] == ["sent", "sent"]
+    assert [r.status for r in rows(engine, "alert")] == ["failed"]
+
+
 def test_an_organizer_retry_starts_a_fresh_retry_window(engine: Engine, tmp_path: Path) -> None:
     delivery = make_delivery(engine)
     queue(engine, delivery, [PM])
