@@ -58,8 +58,16 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
                              duplicates=report.duplicates, rejected=report.rejected)
         rejects = f"; rejected rows written to {report.rejects_file}" if report.rejects_file else ""
         prefix = "dry run, nothing written: would import" if args.dry_run else "imported"
+        notes = ""
+        if report.unused_columns:
+            notes += (f"\ncolumns not read: {', '.join(report.unused_columns)} (to use one: "
+                      "--map FIELD=COLUMN, fields name, email, city, country, signed_at, consent)")
+        if report.missing_fields:
+            notes += (f"\nno column found for: {', '.join(report.missing_fields)}"
+                      + (" (without signed_at, the signing time is the time of import)"
+                         if "signed_at" in report.missing_fields else ""))
         emit(args, report.to_dict(), f"{prefix} {report.imported:,}, duplicates {report.duplicates:,}, "
-                                     f"rejected {report.rejected:,}{rejects}")
+                                     f"rejected {report.rejected:,}{rejects}{notes}")
         return 0
     if action == "add":
         fields = {"name": args.name, "email": args.email, "city": args.city, "country": args.country,

@@ -53,13 +53,18 @@ class ImportReport:
     dry_run: bool
     # The first rejects (line, reason), so that a dry run can say why without writing a file.
     sample_rejects: list[tuple[int, str]] = field(default_factory=list)
+    # Header cells no field was read from, and the fields no column was found for: a file whose
+    # "Ort" column went unused must say so, not import empty cities in silence.
+    unused_columns: list[str] = field(default_factory=list)
+    missing_fields: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"imported": self.imported, "duplicates": self.duplicates,
                 "rejected": self.rejected, "dry_run": self.dry_run,
                 "rejects_file": str(self.rejects_file) if self.rejects_file else None,
                 "sample_rejects": [{"line": line, "reason": reason}
-                                   for line, reason in self.sample_rejects]}
+                                   for line, reason in self.sample_rejects],
+                "unused_columns": self.unused_columns, "missing_fields": self.missing_fields}
 
 
 def _unique(signers: Sequence[SignerInput]) -> dict[str, SignerInput]:
@@ -250,6 +255,11 @@ def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime,
     report = ImportReport(0, 0, 0, None, dry_run)
     with (open_signer_csv(path, encoding=encoding, column_map=column_map) as signer_csv,
           _import_connection(engine) as conn):
+        used = set(signer_csv.plan.values())
+        report.unused_columns = [h for i, h in enumerate(signer_csv.header) if i not in used and h.strip()]
+        has_name = "name" in signer_csv.plan or "first_name" in signer_csv.plan
+        report.missing_fields = [f for f in ("email", "city", "country", "signed_at")
+                                 if f not in signer_csv.plan] if has_name else []
         importer = _Importer(conn, campaign_id, report, now)
         rejects = None if dry_run else _RejectsFile(path, signer_csv.header)
         records = signer_csv.records(now=now, source=source or f"import:{path.name}"[:200])

@@ -184,3 +184,16 @@ def test_database_unreachable_is_one_line_exit_1(cli: Run) -> None:
     result = cli("status", env={"DELIVERY_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"})
     assert result.returncode == 1
     assert result.stderr.startswith("petition-delivery: ") and "Traceback" not in result.stderr
+
+
+def test_import_names_the_columns_it_did_not_read(cli: Run, tmp_path: Path) -> None:
+    path = tmp_path / "de.csv"
+    path.write_text("Full Name;Mail;Ort;Land\nHans Beispiel;hans@example.net;Köln;DE\n", encoding="utf-8")
+    result = cli("signers", "import", str(path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "columns not read: Ort, Land" in result.stdout
+    assert "no column found for: city, country, signed_at" in result.stdout
+    mapped = cli("signers", "import", str(path), "--map", "city=Ort,country=Land", "--json")
+    report = json.loads(mapped.stdout)
+    assert report["imported"] == 1 and report["unused_columns"] == []
+    assert report["missing_fields"] == ["signed_at"]
