@@ -195,14 +195,19 @@ def _actor() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Accepted before or after the command; SUPPRESS keeps a subcommand from resetting them.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--campaign", metavar="SLUG", help="the campaign (default: the only one)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--campaign", metavar="SLUG", default=argparse.SUPPRESS,
+                        help="the campaign (default: the only one)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
     parser = argparse.ArgumentParser(
         prog="petition-delivery",
         description="Turns a petition and its signers into signed PDF dossiers and delivers them to "
                     "the people the petition addresses. Exit status: 0 done, 1 the work failed, "
                     "2 bad usage or unusable input.")
+    parser.add_argument("--campaign", metavar="SLUG", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", default=False, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler | Callable[[App | None, argparse.Namespace], int], help_: str,

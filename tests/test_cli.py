@@ -197,3 +197,11 @@ def test_import_names_the_columns_it_did_not_read(cli: Run, tmp_path: Path) -> N
     report = json.loads(mapped.stdout)
     assert report["imported"] == 1 and report["unused_columns"] == []
     assert report["missing_fields"] == ["signed_at"]
+
+
+def test_campaign_and_json_options_go_before_or_after_the_command(cli: Run) -> None:
+    before = cli("--campaign", "salman-mukaev", "--json", "status")
+    after = cli("status", "--campaign", "salman-mukaev", "--json")
+    assert before.returncode == after.returncode == 0
+    assert json.loads(before.stdout)["campaign"] == json.loads(after.stdout)["campaign"] == "salman-mukaev"
+    assert cli("--campaign", "nope", "status").returncode == 2
