@@ -13,10 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
+from sqlalchemy import select
+
 from delivery import accounts, audit
 from delivery.app import App
 from delivery.db import transaction
 from delivery.errors import UsageError
+from delivery.models import CampaignRow
 
 Emit = Callable[[argparse.Namespace, Any, str], None]
 
@@ -101,8 +104,9 @@ def _tokens(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor
     if action == "list":
         with transaction(app.engine) as session:
             tokens = accounts.list_tokens(session)
+            slugs = dict(session.execute(select(CampaignRow.id, CampaignRow.slug)).tuples().all())
         emit(args, tokens, "\n".join(
-            f"{t['name']}  campaign #{t['campaign_id'] or 'any'}  created {t['created_at']}"
+            f"{t['name']}  campaign {slugs.get(int(t['campaign_id'] or 0), 'any')}  created {t['created_at']}"
             + (f"  REVOKED {t['revoked_at']}" if t["revoked_at"] else "") for t in tokens) or "no tokens")
         return 0
     if action == "add":
