@@ -104,9 +104,10 @@ def _tokens(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor
     if action == "list":
         with transaction(app.engine) as session:
             tokens = accounts.list_tokens(session)
-            slugs = dict(session.execute(select(CampaignRow.id, CampaignRow.slug)).tuples().all())
+            slugs: dict[object, str] = {row_id: slug for row_id, slug in session.execute(
+                select(CampaignRow.id, CampaignRow.slug))}
         emit(args, tokens, "\n".join(
-            f"{t['name']}  campaign {slugs.get(int(t['campaign_id'] or 0), 'any')}  created {t['created_at']}"
+            f"{t['name']}  campaign {slugs.get(t['campaign_id'], 'any')}  created {t['created_at']}"
             + (f"  REVOKED {t['revoked_at']}" if t["revoked_at"] else "") for t in tokens) or "no tokens")
         return 0
     if action == "add":
