@@ -34,7 +34,7 @@ class Envelope:
     sender: str  # "Name <address>"
     sender_address: str
     dossier_id: str
-    created_at: datetime
+    created_at: datetime  # the Date header
 
 
 def message_id(dossier_id: str, recipient: str, part: int, sender_address: str) -> str:

@@ -95,11 +95,15 @@ def store_files(session: Session, delivery_id: int, files: Sequence[BundleFile])
                                     content=f.data))
 
 
-def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow,
-                 files: Sequence[BundleFile]) -> dict[str, list[tuple[str, bytes]]]:
-    """(Message-ID, bytes) per part for every recipient of the delivery."""
+def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
+                 send_at: datetime) -> dict[str, list[tuple[str, bytes]]]:
+    """(Message-ID, bytes) per part for every recipient of the delivery.
+
+    The Date header is the time the message is due: built once with it, every retry carries
+    the same bytes.
+    """
     envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
-                        dossier_id=delivery.public_id, created_at=delivery.created_at)
+                        dossier_id=delivery.public_id, created_at=send_at)
     shared = [f for f in files if f.kind != "pdf"]
     out = {}
     for email in json.loads(delivery.recipients):

@@ -141,6 +141,11 @@ def test_outside_the_send_window_the_dossier_waits_for_monday(
     assert smtp_server.received == []
     service.tick(app, campaign, now=datetime(2026, 11, 30, 5, 1, tzinfo=UTC))  # Monday 09:01
     assert len(smtp_server.received) == 2
+    # Dated when it was due to go (the window opening), not when the delivery was created.
+    from email.utils import parsedate_to_datetime
+
+    assert {parsedate_to_datetime(r.message["Date"]) for r in smtp_server.received} == {
+        datetime(2026, 11, 30, 5, 0, tzinfo=UTC)}
 
 
 def test_several_milestones_at_once_make_one_delivery_for_the_highest(
