@@ -1,9 +1,12 @@
 """Dossier + templates → one UnsignedPdf per language (or several parts): plan, cache, render, join.
 
-Each language's PDF is the front (letter and summary), then every volume body with the stamp
-laid over its pages (volume heading on its first page, dossier footer on all). Volume bodies are
-rendered in parallel worker processes, each its own WeasyPrint job, and cached on disk by the
-hash of what they show: a later delivery re-renders only the volumes whose lines changed.
+Each language's PDF is the front (letter and summary), then every volume body with two layers
+laid over each of its pages: the language's volume overlay (column headers, withheld signers'
+lines, "Volume v · page p of n") and the delivery's stamp (volume heading on the first page,
+dossier footer on all). Volume bodies are the same in every language, so they are rendered once
+for all editions; bodies and overlays are rendered in parallel worker processes and cached on
+disk by the hash of what they show: a later delivery re-renders only the volumes whose lines
+changed.
 
 Page numbering: the front counts its own pages ("page X of Y"); each volume counts its own
 ("Volume 3 · page 2 of 41"). A full volume's pages then never change when the dossier grows, which
@@ -22,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
-from jinja2 import Environment
 
 from delivery import render
 from delivery.artifacts import UnsignedPdf
@@ -33,13 +35,18 @@ from delivery.render import Layout, Texts
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped, not resident
+# Job costs, in signer lines' worth of rendering (measured: a body line ~0.6 ms of CPU).
+FRONT_COST = 600  # the letter, the summary and its charts: ~0.35 s
+PAGE_COST = 12  # an overlay or stamp page (margin boxes, a few text lines)
+WORKER_BUDGET = 2000  # one full volume body per worker process; small jobs share one
+INLINE_BUDGET = 3000  # below this, process start-up costs more than a second core gains
 
 
 @dataclass(frozen=True)
-class _Planned:
-    language: str
-    kind: str  # front | stamp | volume
-    volume: Volume | None
+class _Piece:
+    kind: str  # front | stamp | body | overlay
+    language: str  # "" for bodies: they serve every language
+    volume: int  # index into dossier.volumes; -1 for front and stamp
     key: str
     job: PdfJob | None  # None when the cache had it
 
@@ -51,29 +58,35 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
                        layout: Layout | None = None, strict: bool = False,
                        time_limit: float = DEFAULT_TIME_LIMIT,
                        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
-                       cache_limit: int = 2 * 1024**3) -> list[UnsignedPdf]:
+                       cache_limit: int = 2 * 1024**3,
+                       inline_budget: int = INLINE_BUDGET) -> list[UnsignedPdf]:
     """Build every language's dossier PDF; RenderError (and nothing returned) on any failure.
 
     strict: WeasyPrint warnings (a missing glyph, an ignored CSS rule) fail the build too.
+    progress(done, total) counts volumes, a volume being done when its body and its overlays
+    in every language are. inline_budget: work (in signer lines) rendered in this process
+    instead of worker processes; 0 always uses workers.
     """
     layout = layout or Layout()
     templates_dir = templates_dir.resolve()
-    env = render.make_environment(templates_dir)
-    version = render.template_version(templates_dir, dossier.letter)
-    cache = VolumeCache(cache_dir, cache_limit) if cache_dir is not None else None
+    planner = _Planner(dossier, templates_dir, layout,
+                       VolumeCache(cache_dir, cache_limit) if cache_dir is not None else None)
     texts = {lang: render.load_texts(templates_dir, lang) for lang in dict.fromkeys(languages)}
-    volume_pages = sum(layout.pages_for(len(v.lines)) for v in dossier.volumes)
-
-    planned: list[_Planned] = []
+    pieces = planner.bodies()
     for t in texts.values():
-        planned += _plan_language(dossier, env, t, templates_dir, version, layout, cache,
-                                  volume_pages)
-    total = sum(1 for p in planned if p.kind == "volume")
-    done = sum(1 for p in planned if p.kind == "volume" and p.job is None)
+        pieces += planner.language(t)
+    cache = planner.cache
+
+    missing = [0] * len(dossier.volumes)
+    for p in pieces:
+        if p.volume >= 0 and p.job is not None:
+            missing[p.volume] += 1
+    total = len(dossier.volumes)
+    done = missing.count(0)
     if progress:
         progress(done, total)
 
-    todo = [p for p in planned if p.job is not None]
+    todo = [p for p in pieces if p.job is not None]
     results: dict[str, bytes] = {}
 
     def finished(index: int, pdf: RenderedPdf) -> None:
@@ -82,17 +95,20 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
             raise RenderError(f"{pdf.label}: WeasyPrint warned: {pdf.warnings[0]}")
         item = todo[index]
         results[item.key] = pdf.data
-        if item.kind == "volume":
+        if item.volume >= 0:
             if cache is not None:
                 cache.put(item.key, pdf.data)
-            done += 1
-            if progress:
-                progress(done, total)
+            missing[item.volume] -= 1
+            if missing[item.volume] == 0:
+                done += 1
+                if progress:
+                    progress(done, total)
 
     render_many([p.job for p in todo if p.job is not None],
                 workers=workers or os.cpu_count() or 1, time_limit=time_limit,
-                memory_limit=memory_limit, on_done=finished)
-    for p in planned:
+                memory_limit=memory_limit, on_done=finished, worker_budget=WORKER_BUDGET,
+                inline_budget=inline_budget)
+    for p in pieces:
         if p.key not in results:
             data = cache.get(p.key) if cache is not None else None
             if data is None:
@@ -101,49 +117,86 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
     if cache is not None:
         cache.evict()
 
+    bodies = [p for p in pieces if p.kind == "body"]
     out: list[UnsignedPdf] = []
     for lang, t in texts.items():
-        mine = [p for p in planned if p.language == lang]
-        out += _join_language(dossier, t, mine, results, part_budget)
+        mine = [p for p in pieces if p.language == lang]
+        out += _join_language(dossier, t, bodies, mine, results, part_budget)
     return out
 
 
-def _plan_language(dossier: Dossier, env: Environment, t: Texts, templates_dir: Path,
-                   version: str, layout: Layout, cache: VolumeCache | None,
-                   volume_pages: int) -> list[_Planned]:
-    lang = t.language
-    base = str(templates_dir)
-    ident = f"{dossier.campaign_slug}/{dossier.dossier_id}/{lang}/{version}/{dossier.signer_count}"
-    front_key = _hash("front", ident)
-    stamp_key = _hash("stamp", ident)
-    planned = [
-        _Planned(lang, "front", None, front_key, PdfJob(
-            f"front ({lang})", render.front_html(env, t, dossier, volume_pages=volume_pages),
-            base, bytes.fromhex(front_key[:32]))),
-        _Planned(lang, "stamp", None, stamp_key, PdfJob(
-            f"stamp ({lang})", render.stamp_html(env, t, dossier), base,
-            bytes.fromhex(stamp_key[:32]), expected_pages=len(dossier.volumes) + 1)),
-    ]
-    for volume in dossier.volumes:
-        key = volume_key(volume, lang, version, layout)
-        job = None
-        if cache is None or not cache.has(key):
-            job = PdfJob(f"volume {volume.number} ({lang})",
-                         render.volume_html(env, t, volume, layout), base,
-                         bytes.fromhex(key[:32]), expected_pages=layout.pages_for(len(volume.lines)))
-        planned.append(_Planned(lang, "volume", volume, key, job))
-    return planned
+class _Planner:
+    """Which documents a dossier needs, their cache keys, and jobs for those not cached."""
+
+    def __init__(self, dossier: Dossier, templates_dir: Path, layout: Layout,
+                 cache: VolumeCache | None) -> None:
+        self.dossier, self.layout, self.cache = dossier, layout, cache
+        self.env = render.make_environment(templates_dir)
+        self.base = str(templates_dir)
+        self.version = render.template_version(templates_dir, dossier.letter)
+
+    def bodies(self) -> list[_Piece]:
+        pieces = []
+        for i, volume in enumerate(self.dossier.volumes):
+            key = body_key(volume, self.version, self.layout)
+            job = None
+            if self.cache is None or not self.cache.has(key):
+                job = PdfJob(f"volume {volume.number}",
+                             render.volume_html(self.env, volume, self.layout), self.base,
+                             bytes.fromhex(key[:32]),
+                             expected_pages=self.layout.pages_for(len(volume.lines)),
+                             cost=len(volume.lines))
+            pieces.append(_Piece("body", "", i, key, job))
+        return pieces
+
+    def language(self, t: render.Texts) -> list[_Piece]:
+        d, lang, layout = self.dossier, t.language, self.layout
+        ident = f"{d.campaign_slug}/{d.dossier_id}/{lang}/{self.version}/{d.signer_count}"
+        front_key, stamp_key = _hash("front", ident), _hash("stamp", ident)
+        volume_pages = sum(layout.pages_for(len(v.lines)) for v in d.volumes)
+        pieces = [
+            _Piece("front", lang, -1, front_key, PdfJob(
+                f"front ({lang})", render.front_html(self.env, t, d, volume_pages=volume_pages),
+                self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST)),
+            _Piece("stamp", lang, -1, stamp_key, PdfJob(
+                f"stamp ({lang})", render.stamp_html(self.env, t, d), self.base,
+                bytes.fromhex(stamp_key[:32]), expected_pages=len(d.volumes) + 1,
+                cost=PAGE_COST * (len(d.volumes) + 1))),
+        ]
+        for i, volume in enumerate(d.volumes):
+            key = overlay_key(volume, lang, self.version, layout)
+            job = None
+            if self.cache is None or not self.cache.has(key):
+                pages = layout.pages_for(len(volume.lines))
+                withheld = sum(1 for line in volume.lines if line.name is None)
+                job = PdfJob(f"volume {volume.number} ({lang})",
+                             render.overlay_html(self.env, t, volume, layout), self.base,
+                             bytes.fromhex(key[:32]), expected_pages=pages,
+                             cost=PAGE_COST * pages + withheld)
+            pieces.append(_Piece("overlay", lang, i, key, job))
+        return pieces
 
 
-def volume_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
+def body_key(volume: Volume, template_version: str, layout: Layout) -> str:
     """The hash of exactly what a volume body shows and how it is drawn."""
-    digest = hashlib.sha256()
-    digest.update(f"{ENGINE}\x1e{template_version}\x1e{language}\x1e{layout.key()}\x1e"
-                  f"{volume.number}\x1e".encode())
-    for line in volume.lines:
-        name = "\x00" if line.name is None else line.name
-        digest.update(f"{line.number}\x1f{name}\x1f{line.city}\x1f{line.country}\x1f"
-                      f"{line.signed_on.isoformat()}\x1e".encode())
+    digest = hashlib.sha256(f"body\x1e{ENGINE}\x1e{template_version}\x1e{layout.key()}\x1e"
+                            .encode())
+    withheld = "\x00"
+    digest.update("".join([
+        f"{line.number}\x1f{withheld if line.name is None else line.name}\x1f{line.city}\x1f"
+        f"{line.country}\x1f{line.signed_on.isoformat()}\x1e" for line in volume.lines]).encode())
+    return digest.hexdigest()
+
+
+def overlay_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
+    """The hash of exactly what a volume overlay shows in `language` and how it is drawn."""
+    first = volume.lines[0].number if volume.lines else 0
+    digest = hashlib.sha256(f"overlay\x1e{ENGINE}\x1e{template_version}\x1e{language}\x1e"
+                            f"{layout.key()}\x1e{volume.number}\x1e{first}\x1e"
+                            f"{len(volume.lines)}\x1e".encode())
+    digest.update("".join([
+        f"{line.number}\x1f{line.city}\x1f{line.country}\x1f{line.signed_on.isoformat()}\x1e"
+        for line in volume.lines if line.name is None]).encode())
     return digest.hexdigest()
 
 
@@ -165,12 +218,14 @@ def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
-def _join_language(dossier: Dossier, t: Texts, planned: Sequence[_Planned],
-                   results: dict[str, bytes], part_budget: int) -> list[UnsignedPdf]:
+def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
+                   planned: Sequence[_Piece], results: dict[str, bytes],
+                   part_budget: int) -> list[UnsignedPdf]:
     front = next(p for p in planned if p.kind == "front")
     stamp = next(p for p in planned if p.kind == "stamp")
-    volumes = [p for p in planned if p.kind == "volume"]
-    sizes = [len(results[front.key])] + [len(results[v.key]) for v in volumes]
+    overlays = [p for p in planned if p.kind == "overlay"]
+    sizes = [len(results[front.key])] + [len(results[b.key]) + len(results[o.key])
+                                         for b, o in zip(bodies, overlays, strict=True)]
     # every part carries the stamp's fonts once: keep room for them
     groups = split_parts(sizes, part_budget - len(results[stamp.key]))
     stamp_pdf = pikepdf.open(io.BytesIO(results[stamp.key]))
@@ -185,13 +240,13 @@ def _join_language(dossier: Dossier, t: Texts, planned: Sequence[_Planned],
                 continue
             if footer is None:
                 footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
-            item = volumes[i - 1]
-            assert item.volume is not None
             heading = pdf.copy_foreign(stamp_pdf.pages[i].as_form_xobject())
+            labels = pikepdf.open(io.BytesIO(results[overlays[i - 1].key]))
             first = len(pdf.pages)
-            _append(pdf, results[item.key])
+            _append(pdf, results[bodies[i - 1].key])
             for n in range(first, len(pdf.pages)):
-                overlay.apply(pdf.pages[n], heading if n == first else footer)
+                label = pdf.copy_foreign(labels.pages[n - first].as_form_xobject())
+                overlay.apply(pdf.pages[n], label, heading if n == first else footer)
         _set_metadata(pdf, dossier, t, part, len(groups))
         buffer = io.BytesIO()
         pdf.save(buffer, deterministic_id=True, compress_streams=True,
@@ -257,22 +312,26 @@ class VolumeCache:
 
 
 class _Overlay:
-    """Lays a form XObject over a page under a fixed resource name, with shared content streams:
-    pikepdf's add_overlay picks random names, which would make the bytes differ per build."""
+    """Lays two form XObjects (the language's labels, the delivery's stamp) over a page under
+    fixed resource names, with shared content streams: pikepdf's add_overlay picks random names,
+    which would make the bytes differ per build."""
 
-    NAME = pikepdf.Name("/DossierStamp")
+    LABELS = pikepdf.Name("/DossierLabels")
+    STAMP = pikepdf.Name("/DossierStamp")
 
     def __init__(self, pdf: pikepdf.Pdf) -> None:
         self.before = pdf.make_indirect(pikepdf.Stream(pdf, b"q\n"))
-        self.after = pdf.make_indirect(pikepdf.Stream(pdf, b"\nQ\nq /DossierStamp Do Q\n"))
+        self.after = pdf.make_indirect(pikepdf.Stream(
+            pdf, b"\nQ\nq /DossierLabels Do Q\nq /DossierStamp Do Q\n"))
 
-    def apply(self, page: pikepdf.Page, xobject: pikepdf.Object) -> None:
+    def apply(self, page: pikepdf.Page, labels: pikepdf.Object, stamp: pikepdf.Object) -> None:
         # Copies: WeasyPrint may share one resource dictionary between pages.
         old: Any = page.obj.get("/Resources")
         resources = pikepdf.Dictionary(dict(old.items()) if old else {})
         old = resources.get("/XObject")
         xobjects = pikepdf.Dictionary(dict(old.items()) if old else {})
-        xobjects[self.NAME] = xobject
+        xobjects[self.LABELS] = labels
+        xobjects[self.STAMP] = stamp
         resources.XObject = xobjects
         page.obj.Resources = resources
         page.contents_add(self.before, prepend=True)

@@ -4,12 +4,13 @@ Rendering fetches nothing but files under the templates folder: `TemplateFetcher
 other URL (other schemes, `..`, symlinks that lead out) by raising, which stops the render, and
 counts every request. WeasyPrint's warnings are collected per job and returned with the PDF.
 
-`render_many` renders each job in a fresh worker process forked from a forkserver that has
-WeasyPrint loaded, at most `workers` at a time, with a memory cap (RLIMIT_AS) and a time limit
-enforced from outside: a worker that dies, overruns or fails ends the whole batch with a
-RenderError naming its job. A worker renders with the garbage collector off and exits instead of
-collecting (much of WeasyPrint's cost on long documents is the collector); memory is bounded by
-one document per worker.
+`render_many` renders tiny batches in this process; otherwise in worker processes forked from a
+forkserver that has WeasyPrint loaded, at most `workers` at a time, largest jobs first, with a
+memory cap (RLIMIT_AS) and a time limit enforced from outside: a worker that dies, overruns or
+fails ends the whole batch with a RenderError naming its job. A worker renders with the garbage
+collector off and exits instead of collecting (much of WeasyPrint's cost on long documents is
+the collector); a worker takes small jobs one after another up to a cost budget, so memory stays
+bounded by about one large document per worker.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -83,6 +84,7 @@ class PdfJob:
     base_dir: str  # the templates folder: relative links resolve here, nothing else is served
     identifier: bytes  # the PDF /ID: stable, so the same input gives the same bytes
     expected_pages: int | None = None
+    cost: int = 1  # relative work (about one per signer line): schedules and batches jobs
 
 
 @dataclass(frozen=True)
@@ -132,17 +134,32 @@ def render_job(job: PdfJob, *, collect: bool = True) -> RenderedPdf:
 
 def render_many(jobs: Sequence[PdfJob], *, workers: int, time_limit: float,
                 memory_limit: int | None,
-                on_done: Callable[[int, RenderedPdf], None]) -> None:
-    """Render every job in `workers` processes; `on_done(index, pdf)` as each one finishes.
+                on_done: Callable[[int, RenderedPdf], None],
+                worker_budget: int = 0, inline_budget: int = 0) -> None:
+    """Render every job; `on_done(index, pdf)` as each one finishes.
+
+    Jobs whose costs add up to at most `inline_budget` render here, one after the other (a
+    worker process would cost more than the work). Otherwise up to `workers` processes render
+    them, largest first; a worker takes further jobs while the costs it has rendered stay under
+    `worker_budget`, then exits (so memory stays bounded by about one budget's document).
 
     The first failure (an error, a dead worker, a job over `time_limit` seconds) kills every
     worker and raises RenderError naming that job; nothing after it is reported.
     """
     if not jobs:
         return
+    if sum(job.cost for job in jobs) <= inline_budget:
+        for index, job in enumerate(jobs):
+            started = time.monotonic()
+            result = render_job(job)
+            if time.monotonic() - started >= time_limit:
+                raise RenderError(f"{job.label}: took longer than the limit of {time_limit:g} s")
+            on_done(index, result)
+        return
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["delivery.pdf"])
-    pending = list(enumerate(jobs))[::-1]
+    # popped from the end: the largest jobs start first, the small ones fill the gaps
+    pending = sorted(enumerate(jobs), key=lambda item: (item[1].cost, -item[0]))
     running: list[_Worker] = []
     try:
         while pending or running:
@@ -153,9 +170,13 @@ def render_many(jobs: Sequence[PdfJob], *, workers: int, time_limit: float,
                          timeout=max(0.0, deadline - time.monotonic()))
             for worker in list(running):
                 if worker.conn in ready or worker.process.sentinel in ready:
-                    running.remove(worker)
-                    result = worker.finish()
-                    on_done(worker.index, result)
+                    index, result = worker.index, worker.receive()
+                    if pending and worker.spent + pending[-1][1].cost <= worker_budget:
+                        worker.give(*pending.pop())
+                    else:
+                        running.remove(worker)
+                        worker.stop()
+                    on_done(index, result)
                 elif time.monotonic() - worker.started >= time_limit:
                     raise RenderError(f"{worker.label}: took longer than the limit of "
                                       f"{time_limit:g} s")
@@ -165,34 +186,42 @@ def render_many(jobs: Sequence[PdfJob], *, workers: int, time_limit: float,
 
 
 class _Worker:
-    """One worker process for one job: the parent knows which job a death belongs to."""
+    """One worker process and the job it is on: the parent knows which job a death belongs to."""
 
     def __init__(self, ctx: multiprocessing.context.ForkServerContext,
                  memory_limit: int | None, index: int, job: PdfJob) -> None:
-        self.index, self.label = index, job.label
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, memory_limit), daemon=True)
         self.process.start()
         child.close()
+        self.spent = 0
+        self.give(index, job)
+
+    def give(self, index: int, job: PdfJob) -> None:
+        self.index, self.label = index, job.label
+        self.spent += job.cost
         self.started = time.monotonic()
         self.conn.send(job)
 
-    def finish(self) -> RenderedPdf:
+    def receive(self) -> RenderedPdf:
         try:
             status, value = self.conn.recv()
         except (EOFError, OSError):
             self.process.join(5)
             code = self.process.exitcode
+            self.stop()
             raise RenderError(f"{self.label}: the worker process died"
                               + (f" (exit code {code})" if code is not None else "")) from None
-        finally:
-            self.stop()
         if status != "ok":
+            self.stop()
             raise RenderError(str(value))
         assert isinstance(value, RenderedPdf)
         return value
 
     def stop(self, grace: float = 1.0) -> None:
+        if self.process.is_alive() and not self.conn.closed:
+            with suppress(OSError):  # it may have died already
+                self.conn.send(None)
         self.process.join(grace)
         if self.process.is_alive():
             self.process.kill()
@@ -207,17 +236,23 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     limit_memory(memory_limit)
     try:
-        job = conn.recv()
-        try:
-            reply: tuple[str, object] = ("ok", render_job(job, collect=False))
-        except RenderError as exc:
-            reply = ("error", str(exc))
-        except BaseException as exc:
-            reply = ("error", f"{job.label}: {type(exc).__name__}: {exc}")
-        conn.send(reply)
+        rendered = False
+        while (job := conn.recv()) is not None:
+            if rendered:
+                gc.collect()  # only when reused: the last document's cycles are garbage now
+            try:
+                reply: tuple[str, object] = ("ok", render_job(job, collect=False))
+            except RenderError as exc:
+                reply = ("error", str(exc))
+            except BaseException as exc:
+                reply = ("error", f"{job.label}: {type(exc).__name__}: {exc}")
+            conn.send(reply)
+            rendered = True
         conn.close()
+    except (EOFError, OSError):
+        pass  # the parent went away or gave up on this worker
     finally:
-        # Exit without tearing down the document's object graph: the OS frees it at once.
+        # Exit without tearing down the last document's object graph: the OS frees it at once.
         os._exit(0)
 
 

@@ -1,16 +1,21 @@
 """Dossier + language + templates → HTML documents (pure apart from reading the templates).
 
-Three kinds of document come out, each later rendered by `delivery.pdf` on its own:
+Four kinds of document come out, each later rendered by `delivery.pdf` on its own:
 - the *front*: cover letter and summary, numbered "page X of Y" within itself;
-- one *volume body* per volume: only the volume's own lines, numbered "Volume v · page X of Y"
-  within the volume. It shows nothing that changes with a later milestone (no dossier id, no
-  totals), so a full volume renders to the same bytes in every later delivery and is cached;
+- one *volume body* per volume, the same for every language: the lines of the signers who gave
+  their names, nothing else. It shows nothing that changes with a later milestone or with the
+  recipient's language, so a full volume renders to the same bytes in every later delivery and
+  every edition, and is cached;
+- one *volume overlay* per volume and language, laid over the body page for page: the column
+  headers, the withheld signers' lines ("Name withheld — city, country") at their places, and
+  "Volume v · page X of Y". It is cached too;
 - the *stamp*: one page per volume carrying the volume heading ("Volume 3 of 40: signers
   4,001–6,000 of 80,000") and the dossier footer (title, dossier id · signer count), laid over
   the volume pages when they are joined. It is small and rendered for every delivery.
 
 Page geometry is fixed (a forced break every `Layout.lines_per_page` lines, fixed line height,
-no wrapping), so every volume's page count is known before it is rendered.
+no wrapping), so every volume's page count is known before it is rendered, and a body and its
+overlays put line n at the same place.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ NUMBER_WIDTH = 7  # digits of the running number; padded with figure spaces to l
 I18N_FILE = "i18n.toml"
 DOSSIER_DIR = "dossier"
 COUNTRY_ROWS = 10
+NEUTRAL_LANGUAGE = "und"  # volume bodies serve every language
 
 
 @dataclass(frozen=True)
@@ -185,15 +191,47 @@ def line_text(line: Line, withheld: str) -> str:
     return f"{number}  {line.signed_on.isoformat()}  {name}" + (f" — {place}" if place else "")
 
 
-def volume_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
-    """The body of one volume: depends only on its lines, its number, language and layout."""
-    withheld = texts("name_withheld")
-    pages = [[line_text(line, withheld) for line in page]
+def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
+    """The body of one volume, the same in every language: the lines of the signers who gave
+    their names. The column headers, withheld signers' lines and page labels are left blank for
+    the language's overlay (`overlay_html`), so one rendering serves every edition."""
+    pages = [[line_text(line, "") if line.name is not None else "" for line in page]
              for page in _paginate(volume.lines, layout)]
     return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
-        t=texts, lang=texts.language, layout=layout, pages=pages,
-        page_label=page_content(texts.raw("volume_page"), volume=str(volume.number)),
-    )
+        lang=NEUTRAL_LANGUAGE, layout=layout, pages=pages)
+
+
+@dataclass(frozen=True)
+class OverlayPage:
+    lines: list[tuple[int, str]]  # (blank lines before it, text) per withheld signer
+    label: str  # "Volume 3 · page 2 of 38"
+
+
+def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
+    """What one language lays over a volume body, page for page at the same line positions: the
+    column headers, the lines of signers who withheld their name ("Name withheld — city,
+    country", a few per page) and "Volume v · page p of n"."""
+    withheld = texts("name_withheld")
+    paginated = _paginate(volume.lines, layout)
+    pages = []
+    for number, page in enumerate(paginated, start=1):
+        lines, next_row = [], 0
+        for row, line in enumerate(page):
+            if line.name is None:
+                lines.append((row - next_row, line_text(line, withheld)))
+                next_row = row + 1
+        label = texts.raw("volume_page").format(volume=volume.number, page=number,
+                                                pages=len(paginated))
+        pages.append(OverlayPage(lines, label))
+    return env.get_template(f"{DOSSIER_DIR}/overlay.html.j2").render(
+        lang=texts.language, layout=layout, pages=pages, header=_column_header(texts))
+
+
+def _column_header(texts: Texts) -> Markup:
+    return Markup(  # format() escapes each text
+        '<span class="hno">{}</span><span class="hdt">{}</span>{} — {}, {}').format(
+        texts("col_number"), texts("col_date"), texts("col_name"), texts("col_city"),
+        texts("col_country"))
 
 
 def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 import os
 from datetime import date
 from pathlib import Path
@@ -77,9 +78,9 @@ def test_hostile_names_cause_no_fetch(caplog: pytest.LogCaptureFixture) -> None:
              "<style>@import 'file:///etc/shadow'</style>", _day()),
         Line(2, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "Armenia", _day())])
     env = render.make_environment(TEMPLATES)
-    html = render.volume_html(env, render.load_texts(TEMPLATES, "en"), volume, render.Layout())
+    html = render.volume_html(env, volume, render.Layout())
     with caplog.at_level(logging.WARNING, logger="weasyprint"):
-        pdf = render_job(PdfJob("volume 1 (en)", html, str(TEMPLATES), ID, expected_pages=1))
+        pdf = render_job(PdfJob("volume 1", html, str(TEMPLATES), ID, expected_pages=1))
     assert pdf.requests == 1  # the dossier stylesheet, nothing else
     assert pdf.warnings == ()
     assert not caplog.records
@@ -116,6 +117,30 @@ def test_render_many_reports_each_job(root: Path) -> None:
     render_many(jobs, workers=2, time_limit=60, memory_limit=None,
                 on_done=lambda i, pdf: done.__setitem__(i, pdf))
     assert {i: p.pages for i, p in done.items()} == {0: 2, 1: 3, 2: 4}
+
+
+def test_render_many_passes_small_jobs_to_a_reused_worker_and_names_a_failure(
+        root: Path) -> None:
+    jobs = [PdfJob(f"volume {i} (en)", f"<p>{i}</p>", str(root), ID, cost=3) for i in (1, 2)]
+    jobs.append(PdfJob("volume 3 (en)", '<img src="file:///etc/passwd">', str(root), ID, cost=3))
+    done: list[int] = []
+    with pytest.raises(RenderError, match=r"^volume 3 \(en\): refused"):
+        render_many(jobs, workers=1, time_limit=60, memory_limit=None, worker_budget=9,
+                    on_done=lambda i, p: done.append(i))
+    assert done == [0, 1]
+
+
+def test_render_many_renders_tiny_batches_in_this_process(root: Path) -> None:
+    jobs = [PdfJob(f"volume {i} (en)", f"<p>{i}</p>", str(root), ID, cost=5) for i in (1, 2)]
+    done: list[int] = []
+    before = multiprocessing.active_children()
+    # 1 byte of address space would kill any worker: this can only pass in this process
+    render_many(jobs, workers=2, time_limit=60, memory_limit=1, inline_budget=10,
+                on_done=lambda i, p: done.append(i))
+    assert done == [0, 1] and multiprocessing.active_children() == before
+    with pytest.raises(RenderError, match=r"^volume 1 \(en\): took longer than the limit"):
+        render_many(jobs, workers=2, time_limit=0.0, memory_limit=None, inline_budget=10,
+                    on_done=lambda i, p: None)
 
 
 def test_render_many_time_limit_names_the_job(root: Path) -> None:

@@ -70,15 +70,36 @@ def test_layout_page_counts() -> None:
     assert [layout.pages_for(n) for n in (0, 1, 7, 8, 17, 18, 27)] == [1, 1, 1, 2, 2, 3, 3]
 
 
-def test_volume_body_escapes_names_and_shows_nothing_delivery_specific() -> None:
+def test_volume_body_escapes_names_and_shows_nothing_delivery_or_language_specific() -> None:
     volume = Volume(4, 9, 31, 32, 999, [Line(31, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "AM", DAY),
                                         Line(32, None, "Gyumri", "AM", DAY)])
     env = render.make_environment(TEMPLATES)
-    html = render.volume_html(env, render.load_texts(TEMPLATES, "en"), volume, render.Layout())
+    html = render.volume_html(env, volume, render.Layout())
     assert "&lt;b&gt;Anna&lt;/b&gt; {{ 7*7 }}" in html and "<b>" not in html and "49" not in html
-    assert "Name withheld" in html and 'lang="en"' in html
     # totals and ids change with every delivery: a cached body must not contain them
     assert "999" not in html and "of 9" not in html and "D-" not in html
+    # nor anything in a language: one body serves every edition
+    for language in ("en", "hy", "ru"):
+        t = render.load_texts(TEMPLATES, language)
+        for key in ("name_withheld", "col_number", "col_name", "col_country"):
+            assert t(key) not in html, (language, key)
+    assert 'lang="und"' in html and "Gyumri" not in html and "counter(page)" not in html
+
+
+def test_volume_overlay_holds_headers_withheld_lines_and_page_labels() -> None:
+    volume = Volume(4, 9, 31, 33, 999, [Line(31, "Anna", "Yerevan", "AM", DAY),
+                                        Line(32, None, "Gyumri", "AM", DAY),
+                                        Line(33, "Ivan", "Yerevan", "AM", DAY)])
+    env = render.make_environment(TEMPLATES)
+    html = render.overlay_html(env, render.load_texts(TEMPLATES, "hy"), volume, render.Layout())
+    assert "Anna" not in html and "Ivan" not in html and 'lang="hy"' in html
+    lines = re.findall(r'<p class="pg"([^>]*)><span class="t">(.*?)</span></p>', html, re.S)
+    assert lines == [(' style="margin-top: 4.6000mm"',  # one line down: line 32 is the 2nd
+                      "\u2007\u2007\u2007\u2007\u200732  2024-01-29  Անունը չի հրապարակվում — "
+                      "\u2068Gyumri\u2069, \u2068AM\u2069")]
+    assert "Հ/հ" in html and "Երկիր" in html
+    assert "Հատոր 4 · էջ 1՝ 1-ից" in html
+    assert "999" not in html
 
 
 def test_volume_body_breaks_pages_at_fixed_line_counts() -> None:
@@ -86,10 +107,12 @@ def test_volume_body_breaks_pages_at_fixed_line_counts() -> None:
     volume = Volume(1, 1, 1, 25, 25, lines)
     layout = render.Layout(lines_per_page=10, heading_lines=3)
     env = render.make_environment(TEMPLATES)
-    html = render.volume_html(env, render.load_texts(TEMPLATES, "hy"), volume, layout)
+    html = render.volume_html(env, volume, layout)
     assert html.count('class="hd pb"') == layout.pages_for(25) - 1
     pages = re.findall(r'<p class="pg">(.*?)</p>', html, re.S)
     assert [len(page.split("\n")) for page in pages] == [7, 10, 8]
+    overlay = render.overlay_html(env, render.load_texts(TEMPLATES, "en"), volume, layout)
+    assert overlay.count('class="op pb"') == layout.pages_for(25) - 1
 
 
 def test_line_breaks_in_names_cannot_add_lines() -> None:
