@@ -75,7 +75,13 @@ class Dossier:
 
     @property
     def listed_count(self) -> int:
+        """Lines in the signer list, "Name withheld" lines included."""
         return sum(len(v.lines) for v in self.volumes)
+
+    @property
+    def named_count(self) -> int:
+        """Signers printed with their name: those who did not withhold it."""
+        return self.signer_count - self.withheld_count
 
 
 def compose(

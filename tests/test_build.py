@@ -148,6 +148,13 @@ def test_withheld_names_are_replaced_in_the_recipients_language(built: Built,
         assert signer.name not in text_of(built.lang("en"), tmp_path)
 
 
+def test_summary_counts_add_up(built: Built, tmp_path: Path) -> None:
+    withheld = sum(1 for s in signers(130) if not s.consent)
+    summary = " ".join(page_texts(built.lang("en"))[1].split())
+    assert f"Listed by name {130 - withheld}" in summary
+    assert f"request {withheld}" in summary
+
+
 def test_volume_headings_and_page_numbers(built: Built, tmp_path: Path) -> None:
     en = text_of(built.lang("en"), tmp_path)
     assert "Volume 1 of 3: signers 1–50 of 130" in en
