@@ -126,7 +126,7 @@ def test_front_has_letter_summary_and_footer() -> None:
     html = render.front_html(env, render.load_texts(TEMPLATES, "en"), d, volume_pages=3)
     assert "Nikol Pashinyan" in html and "Prime Minister of the Republic of Armenia" in html
     assert "This dossier is not digitally signed." in html
-    assert "3 volumes, 3 pages" in html and "25 signatures" in html
+    assert "volumes: 3, pages: 3" in html and "25 signatures" in html
     assert html.count("<svg") == 2
     assert "counter(page)" in html and "D\\2d 1 \\b7  30" in html
     signed = render.front_html(env, render.load_texts(TEMPLATES, "hy"), dossier(signed=True),
