@@ -16,7 +16,7 @@ from delivery.config import Campaign, Recipient
 DEFAULT_VOLUME_SIZE = 2000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Signer:
     """One signer as stored, in the order of signing; the input of compose."""
 
@@ -27,7 +27,7 @@ class Signer:
     consent: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """One printed line of the signer list. `name` is None when the signer withheld it."""
 
