@@ -148,6 +148,13 @@ def test_withheld_names_are_replaced_in_the_recipients_language(built: Built,
         assert signer.name not in text_of(built.lang("en"), tmp_path)
 
 
+def test_each_cover_letter_fits_its_first_page(built: Built) -> None:
+    for language, summary in (("en", "Summary"), ("hy", "Ամփոփում")):
+        pages = page_texts(built.lang(language))
+        assert "Save Salman Mukaev campaign" in pages[0], language  # the signature block
+        assert pages[1].lstrip().startswith(summary), language
+
+
 def test_summary_counts_add_up(built: Built, tmp_path: Path) -> None:
     withheld = sum(1 for s in signers(130) if not s.consent)
     summary = " ".join(page_texts(built.lang("en"))[1].split())

@@ -115,6 +115,11 @@ def test_milestone_waits_for_hold_then_reaches_each_recipient_once(
     pm = by_to["prime-minister@example.org"]
     assert "6 signatures" in pm["Subject"]
     assert pm["X-Dossier-Id"] == first.created[0]
+    body = pm.get_body(("plain",))
+    assert body is not None
+    text_body = body.get_content()
+    assert "not to extradite Salman" in " ".join(text_body.split())  # the letter is the body
+    assert text_body.count("Dear ") == 1  # one greeting: the letter's own
     files = attachments(pm)
     assert "manifest.json" in files
     [pdf_name] = [n for n in files if n.endswith(".pdf")]
