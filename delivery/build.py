@@ -39,7 +39,7 @@ DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped
 FRONT_COST = 600  # the letter, the summary and its charts: ~0.35 s
 PAGE_COST = 12  # an overlay or stamp page (margin boxes, a few text lines)
 WORKER_BUDGET = 2000  # one full volume body per worker process; small jobs share one
-INLINE_BUDGET = 3000  # below this, process start-up costs more than a second core gains
+INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
 
 
 @dataclass(frozen=True)
