@@ -125,7 +125,7 @@ def cmd_send(app: App, args: argparse.Namespace) -> int:
     from delivery.progress import ProgressBar
 
     campaign = app.campaign(args.campaign)
-    recipients = service._pick_recipients(campaign, args.to or ())
+    recipients = service.pick_recipients(campaign, args.to or ())
     names = ", ".join(f"{r.name} <{r.email}>" for r in recipients)
     if args.dry_run:
         _emit(args, {"dry_run": True, "recipients": [r.email for r in recipients]},

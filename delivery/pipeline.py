@@ -141,9 +141,3 @@ def html_to_text(markup: str) -> str:
     paragraphs = [" ".join(p.split()) for p in body.split("\n\n")]
     return "\n\n".join(p for p in paragraphs if p)
 
-
-def fresh_dossier_id(campaign: Campaign, now: datetime) -> str:
-    from delivery.service import _new_public_id
-
-    return _new_public_id(campaign, now)
-

@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from delivery.app import App
+from delivery.bundle import read_manifest
 from delivery.config import Campaign
 from delivery.db import transaction
 from delivery.models import DeliveryRow, SignerRow
-from delivery.pipeline import Progress, build_bundle, fresh_dossier_id, frozen_signers
+from delivery.pipeline import Progress, build_bundle, frozen_signers
+from delivery.service import new_dossier_id
 
 
 def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime,
@@ -21,7 +23,7 @@ def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime
         campaign_id = app.campaign_id(session, campaign)
         last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
     # Marked on every page (the footer carries the id) so a preview can never pass for a delivery.
-    dossier_id = "PREVIEW-" + fresh_dossier_id(campaign, now)
+    dossier_id = "PREVIEW-" + new_dossier_id(campaign, now)
     # An unsaved delivery row stands for "what a delivery created now would freeze".
     draft = DeliveryRow(campaign_id=campaign_id, public_id=dossier_id, created_at=now, last_signer_id=last)
     files = build_bundle(app, campaign, frozen_signers(app, draft), dossier_id=dossier_id, created_at=now,
@@ -31,9 +33,6 @@ def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
         (folder / f.name).write_bytes(f.data)
-    signer_count = next((f for f in files if f.kind == "manifest"), None)
-    from delivery.bundle import read_manifest
-
-    manifest = read_manifest(signer_count.data) if signer_count else {}
+    manifest = read_manifest(next(f.data for f in files if f.kind == "manifest"))
     return {"folder": str(folder), "dossier_id": dossier_id, "signer_count": manifest.get("signer_count", 0),
             "files": [{"name": f.name, "size": f.size, "pages": f.pages, "sha256": f.sha256} for f in files]}

@@ -63,7 +63,7 @@ def frozen_signers_query(delivery: DeliveryRow):  # type: ignore[no-untyped-def]
             .order_by(SignerRow.id))
 
 
-def _new_public_id(campaign: Campaign, now: datetime) -> str:
+def new_dossier_id(campaign: Campaign, now: datetime) -> str:
     prefix = "".join(word[0] for word in campaign.slug.split("-") if word)[:4].upper() or "D"
     return f"{prefix}-{now:%Y%m%d}-{secrets.token_hex(3).upper()}"
 
@@ -73,7 +73,7 @@ def _create_delivery(session: Session, app: App, campaign: Campaign, campaign_id
                      hold_until: datetime | None) -> DeliveryRow:
     last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
     delivery = DeliveryRow(
-        campaign_id=campaign_id, public_id=_new_public_id(campaign, now), trigger=trigger,
+        campaign_id=campaign_id, public_id=new_dossier_id(campaign, now), trigger=trigger,
         milestone=milestone, status="held" if hold_until and hold_until > now else "queued",
         created_at=now, created_by=actor, hold_until=hold_until, last_signer_id=last,
         signer_count=0, recipients=json.dumps([r.email for r in recipients]))
@@ -246,7 +246,7 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
 def send_now(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] = (), actor: str,
              progress: Progress | None = None) -> str:
     """A manual delivery to all recipients or the named ones: built and sent at once."""
-    recipients = _pick_recipients(campaign, to)
+    recipients = pick_recipients(campaign, to)
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         delivery = _create_delivery(session, app, campaign, campaign_id, now=now, trigger="manual",
@@ -259,7 +259,7 @@ def send_now(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] =
     return public_id
 
 
-def _pick_recipients(campaign: Campaign, to: Sequence[str]) -> list[Recipient]:
+def pick_recipients(campaign: Campaign, to: Sequence[str]) -> list[Recipient]:
     if not to:
         return list(campaign.recipients)
     picked = []

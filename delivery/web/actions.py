@@ -128,7 +128,7 @@ async def send(request: Request, user: str) -> Response:
         return error_page(request, 403, EXPIRED)
     to = [str(v) for v in form.getlist("to")]
     try:
-        recipients = service._pick_recipients(campaign, to) if to else []
+        recipients = service.pick_recipients(campaign, to) if to else []
     except UsageError as exc:
         return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
                       chosen=set(to), error=str(exc))
