@@ -6,6 +6,7 @@ signing. E-mail addresses and database ids never enter it, so no later stage can
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,13 +19,18 @@ DEFAULT_VOLUME_SIZE = 2000
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """One signer as stored, in the order of signing; the input of compose."""
+    """One signer as stored, in the order of signing; the input of compose.
+
+    A withdrawn signer is passed too, so that it keeps its place: it holds its number, and is
+    neither counted nor listed.
+    """
 
     name: str
     city: str
     country: str
     signed_at: datetime
     consent: bool
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +46,14 @@ class Line:
 
 @dataclass(frozen=True)
 class Volume:
+    """The lines whose numbers fall in first…last (a fixed range of `volume_size` numbers; the
+    last volume's range ends at the highest number). Numbers of withdrawn signatures are not
+    reused, so a withdrawal changes only its own volume, never the ones after it."""
+
     number: int
     total: int
     first: int
     last: int
-    signer_total: int
     lines: Sequence[Line]
 
 
@@ -99,8 +108,11 @@ def compose(
     by_country: Counter[str] = Counter()
     by_day: Counter[date] = Counter()
     lines: list[Line] = []
-    count = withheld = 0
+    count = withheld = number = 0
     for signer in signers:
+        number += 1
+        if signer.withdrawn:
+            continue
         count += 1
         by_country[signer.country or "—"] += 1
         day = signer.signed_at.date()
@@ -109,7 +121,7 @@ def compose(
             withheld += 1
             if campaign.withheld_names == "omit":
                 continue
-        lines.append(Line(len(lines) + 1, signer.name if signer.consent else None,
+        lines.append(Line(number, signer.name if signer.consent else None,
                           signer.city, signer.country, day))
     return Dossier(
         campaign_slug=campaign.slug,
@@ -134,12 +146,23 @@ def compose(
 
 
 def split_volumes(lines: Sequence[Line], size: int) -> tuple[Volume, ...]:
-    total = max(1, -(-len(lines) // size))
-    return tuple(
-        Volume(number=i + 1, total=total, first=i * size + 1, last=min(len(lines), (i + 1) * size),
-               signer_total=len(lines), lines=lines[i * size:(i + 1) * size])
-        for i in range(total)
-    ) if lines else ()
+    """Lines (numbered in increasing order, with gaps) → volumes of `size` numbers each."""
+    if not lines:
+        return ()
+    highest = lines[-1].number
+    total = -(-highest // size)
+    volumes, start = [], 0
+    for i in range(total):
+        last = min(highest, (i + 1) * size)
+        end = bisect.bisect_right(lines, last, lo=start, key=_number)
+        volumes.append(Volume(number=i + 1, total=total, first=i * size + 1, last=last,
+                              lines=lines[start:end]))
+        start = end
+    return tuple(volumes)
+
+
+def _number(line: Line) -> int:
+    return line.number
 
 
 def _cumulative(by_day: Counter[date]) -> tuple[tuple[date, int], ...]:

@@ -26,7 +26,7 @@ from delivery.config import Campaign, Recipient
 from delivery.db import reading
 from delivery.errors import SigningError
 from delivery.message import Envelope, Letter, build_messages
-from delivery.models import DeliveryFileRow, DeliveryRow, SignerRow
+from delivery.models import DeliveryFileRow, DeliveryRow
 from delivery.render import template_version
 from delivery.sign import SigningIdentity, load_identity
 
@@ -43,13 +43,16 @@ def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningI
 
 
 def frozen_signers(app: App, delivery: DeliveryRow) -> Iterator[Signer]:
-    from delivery.service import frozen_signers_query
+    """The delivery's signers in order, withdrawn ones as nameless placeholders keeping their place."""
+    from delivery.service import dossier_rows_query
 
     with reading(app.engine) as session:
-        rows = session.execute(frozen_signers_query(delivery).with_only_columns(
-            SignerRow.name, SignerRow.city, SignerRow.country, SignerRow.signed_at, SignerRow.consent))
-        for name, city, country, signed_at, consent in rows:
-            yield Signer(name, city, country, signed_at, consent)
+        rows = session.execute(dossier_rows_query(delivery))
+        for name, city, country, signed_at, consent, withdrawn in rows:
+            if withdrawn:
+                yield Signer("", "", "", signed_at, False, withdrawn=True)
+            else:
+                yield Signer(name, city, country, signed_at, consent)
 
 
 def build_bundle(app: App, campaign: Campaign, signers: Iterator[Signer], *, dossier_id: str,

@@ -237,7 +237,7 @@ def _column_header(texts: Texts) -> Markup:
 def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
     """Page 1: the footer alone; page 1 + v: the footer and the heading of volume v."""
     headings = [texts("volume_heading", volume=v.number, volumes=v.total, first=v.first,
-                      last=v.last, total=v.signer_total) for v in dossier.volumes]
+                      last=v.last) for v in dossier.volumes]
     return env.get_template(f"{DOSSIER_DIR}/stamp.html.j2").render(
         t=texts, lang=texts.language, headings=headings, footer=css_string(footer_text(dossier)))
 

@@ -3,6 +3,7 @@ pikepdf and fontTools."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import re
@@ -164,12 +165,12 @@ def test_summary_counts_add_up(built: Built, tmp_path: Path) -> None:
 
 def test_volume_headings_and_page_numbers(built: Built, tmp_path: Path) -> None:
     en = text_of(built.lang("en"), tmp_path)
-    assert "Volume 1 of 3: signers 1–50 of 130" in en
-    assert "Volume 3 of 3: signers 101–130 of 130" in en
+    assert "Volume 1 of 3: signers no. 1–50" in en
+    assert "Volume 3 of 3: signers no. 101–130" in en
     assert "Volume 2 · page 1 of 1" in en
     assert "page 1 of 2" in en and "page 2 of 2" in en
     hy = text_of(built.lang("hy"), tmp_path)
-    assert "Հատոր 2՝ 3-ից. ստորագրողներ 51–100՝ ընդհանուր 130-ից" in hy
+    assert "Հատոր 2՝ 3-ից. ստորագրողներ № 51–100" in hy
     assert "Հատոր 2 · էջ 1՝ 1-ից" in hy
 
 
@@ -309,8 +310,28 @@ def test_unchanged_volumes_come_from_the_cache(built: Built) -> None:
     assert len(after - set(before)) == 3  # only volume 3: its body and one overlay per language
     en = pdfs[0]
     text = "\n".join(page_texts(en))
-    assert "D-2024-0008 · 140" in text and "Volume 3 of 3: signers 101–" in text
+    assert "D-2024-0008 · 140" in text and "Volume 3 of 3: signers no. 101–" in text
     assert "D-2024-0007" not in text
+
+
+def test_a_withdrawal_re_renders_only_its_volume(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    rows = signers(60)
+    first = build_dossier_pdfs(make_dossier(rows, volume_size=20), TEMPLATES, languages=["en"],
+                               cache_dir=cache, workers=2, strict=True)
+    before = {p.name for p in cache.glob("*.pdf")}
+    assert len(before) == 6  # a body and an English overlay per volume
+    rows[24] = dataclasses.replace(rows[24], withdrawn=True)  # signer no. 25, in volume 2
+    calls: list[tuple[int, int]] = []
+    [pdf] = build_dossier_pdfs(make_dossier(rows, volume_size=20, dossier_id="D-2024-0008"),
+                               TEMPLATES, languages=["en"], cache_dir=cache, workers=2,
+                               strict=True, progress=lambda d, t: calls.append((d, t)))
+    assert calls[0] == (2, 3)  # volumes 1 and 3 come from the cache
+    assert len({p.name for p in cache.glob("*.pdf")} - before) == 2  # volume 2's body, overlay
+    old_numbers = [int(n) for n in LINE.findall(text_of(first[0], tmp_path))]
+    numbers = [int(n) for n in LINE.findall(text_of(pdf, tmp_path))]
+    assert numbers == [n for n in old_numbers if n != 25]  # the gap stays; no number moves
+    assert "D-2024-0008 · 59" in "\n".join(page_texts(pdf))
 
 
 def test_signed_dossier_does_not_claim_otherwise(tmp_path: Path) -> None:

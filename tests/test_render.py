@@ -71,7 +71,7 @@ def test_layout_page_counts() -> None:
 
 
 def test_volume_body_escapes_names_and_shows_nothing_delivery_or_language_specific() -> None:
-    volume = Volume(4, 9, 31, 32, 999, [Line(31, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "AM", DAY),
+    volume = Volume(4, 9, 31, 32, [Line(31, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "AM", DAY),
                                         Line(32, None, "Gyumri", "AM", DAY)])
     env = render.make_environment(TEMPLATES)
     html = render.volume_html(env, volume, render.Layout())
@@ -87,7 +87,7 @@ def test_volume_body_escapes_names_and_shows_nothing_delivery_or_language_specif
 
 
 def test_volume_overlay_holds_headers_withheld_lines_and_page_labels() -> None:
-    volume = Volume(4, 9, 31, 33, 999, [Line(31, "Anna", "Yerevan", "AM", DAY),
+    volume = Volume(4, 9, 31, 33, [Line(31, "Anna", "Yerevan", "AM", DAY),
                                         Line(32, None, "Gyumri", "AM", DAY),
                                         Line(33, "Ivan", "Yerevan", "AM", DAY)])
     env = render.make_environment(TEMPLATES)
@@ -104,7 +104,7 @@ def test_volume_overlay_holds_headers_withheld_lines_and_page_labels() -> None:
 
 def test_volume_body_breaks_pages_at_fixed_line_counts() -> None:
     lines = [Line(i, f"N{i}", "C", "K", DAY) for i in range(1, 26)]
-    volume = Volume(1, 1, 1, 25, 25, lines)
+    volume = Volume(1, 1, 1, 25, lines)
     layout = render.Layout(lines_per_page=10, heading_lines=3)
     env = render.make_environment(TEMPLATES)
     html = render.volume_html(env, volume, layout)
@@ -180,8 +180,8 @@ def test_texts_format_numbers_and_dates() -> None:
     assert en.date(DAY) == "29 January 2024"
     assert hy.date(DAY) == "2024 թ. հունվարի 29"
     assert ru.date(DAY) == "29 января 2024 г."
-    assert en("volume_heading", volume=3, volumes=40, first=4001, last=6000, total=80000) == \
-        "Volume 3 of 40: signers 4,001–6,000 of 80,000"
+    assert en("volume_heading", volume=3, volumes=40, first=4001, last=6000) == \
+        "Volume 3 of 40: signers no. 4,001–6,000"
 
 
 def test_footer_text_pattern() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from collections.abc import Callable
@@ -196,6 +197,28 @@ def test_the_frozen_signer_set_does_not_change_after_creation(
     text = pdf_text(pdf, tmp_path)
     assert "Added After Creation" not in text
     assert NAMES[4] in text
+
+
+def test_a_signer_withdrawn_before_creation_leaves_a_gap_one_withdrawn_after_stays(
+        make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    app = make_app(smtp_server.env(), campaign_toml(hold="1h"))
+    campaign = app.campaign(None)
+    add(app, NAMES[:6], TUESDAY_10)
+    with transaction(app.engine) as session:
+        withdraw_signer(session, app.campaign_id(session, campaign), "s1@example.net",
+                        now=TUESDAY_10, actor="test")
+    service.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
+    with transaction(app.engine) as session:
+        withdraw_signer(session, app.campaign_id(session, campaign), "s2@example.net",
+                        now=TUESDAY_10 + timedelta(minutes=2), actor="test")
+    service.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1, minutes=2))
+    msg = smtp_server.received[0].message
+    [pdf] = [v for k, v in attachments(msg).items() if k.endswith(".pdf")]
+    text = pdf_text(pdf, tmp_path)
+    assert NAMES[1] not in text and NAMES[2] in text  # withdrawn before / after creation
+    listed = [int(n) for n in re.findall(r"^\s*(\d+)\s+\d{4}-\d{2}-\d{2}\s.*Yerevan", text, re.M)]
+    assert listed == [1, 3, 4, 5, 6]  # the withdrawn signer's number is not reused
+    assert "· 5" in text  # the footer counts the five signers
 
 
 def test_hostile_names_are_printed_literally_and_fetch_nothing(
