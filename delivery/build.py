@@ -18,9 +18,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,10 @@ import pikepdf
 
 from delivery import render
 from delivery.artifacts import UnsignedPdf
+from delivery.cache import VolumeCache
 from delivery.compose import Dossier, Volume
 from delivery.errors import RenderError
-from delivery.pdf import ENGINE, PdfJob, RenderedPdf, render_many
+from delivery.pdf import ENGINE, PdfJob, Renderable, RenderedPdf, render_many
 from delivery.render import Layout, Texts
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
@@ -43,12 +47,24 @@ INLINE_BUDGET = 1500  # below this, process start-up costs more than a second co
 
 
 @dataclass(frozen=True)
+class _Plan:
+    """A job whose HTML is made only when a worker is ready for it (see pdf.Renderable)."""
+
+    label: str
+    cost: int
+    make: Callable[[], PdfJob] = field(repr=False)
+
+    def job(self) -> PdfJob:
+        return self.make()
+
+
+@dataclass(frozen=True)
 class _Piece:
     kind: str  # front | stamp | body | overlay
     language: str  # "" for bodies: they serve every language
     volume: int  # index into dossier.volumes; -1 for front and stamp
     key: str
-    job: PdfJob | None  # None when the cache had it
+    plan: Renderable | None  # None when the cache has it
 
 
 def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequence[str],
@@ -65,71 +81,77 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
     strict: WeasyPrint warnings (a missing glyph, an ignored CSS rule) fail the build too.
     progress(done, total) counts volumes, a volume being done when its body and its overlays
     in every language are. inline_budget: work (in signer lines) rendered in this process
-    instead of worker processes; 0 always uses workers.
+    instead of worker processes; 0 always uses workers. Rendered volumes go to the cache folder
+    as they finish (to a temporary one without `cache_dir`) and are read back one at a time
+    when joined, so memory does not grow with the dossier.
     """
-    layout = layout or Layout()
-    templates_dir = templates_dir.resolve()
-    planner = _Planner(dossier, templates_dir, layout,
-                       VolumeCache(cache_dir, cache_limit) if cache_dir is not None else None)
+    with ExitStack() as stack:
+        if cache_dir is None:
+            cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="volumes-")))
+        cache = VolumeCache(cache_dir, cache_limit)
+        pdfs = _build(dossier, templates_dir.resolve(), cache, languages=languages,
+                      workers=workers or os.cpu_count() or 1, part_budget=part_budget,
+                      progress=progress, layout=layout or Layout(), strict=strict,
+                      time_limit=time_limit, memory_limit=memory_limit,
+                      inline_budget=inline_budget)
+        cache.evict()
+        return pdfs
+
+
+def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
+           languages: Sequence[str], workers: int, part_budget: int,
+           progress: Callable[[int, int], None] | None, layout: Layout, strict: bool,
+           time_limit: float, memory_limit: int | None,
+           inline_budget: int) -> list[UnsignedPdf]:
+    planner = _Planner(dossier, templates_dir, layout, cache)
     texts = {lang: render.load_texts(templates_dir, lang) for lang in dict.fromkeys(languages)}
     pieces = planner.bodies()
     for t in texts.values():
         pieces += planner.language(t)
-    cache = planner.cache
 
     missing = [0] * len(dossier.volumes)
     for p in pieces:
-        if p.volume >= 0 and p.job is not None:
+        if p.volume >= 0 and p.plan is not None:
             missing[p.volume] += 1
     total = len(dossier.volumes)
     done = missing.count(0)
     if progress:
         progress(done, total)
 
-    todo = [p for p in pieces if p.job is not None]
-    results: dict[str, bytes] = {}
+    todo = [p for p in pieces if p.plan is not None]
+    kept: dict[str, bytes] = {}  # front, stamp, and whatever the cache could not take
 
     def finished(index: int, pdf: RenderedPdf) -> None:
         nonlocal done
         if strict and pdf.warnings:
             raise RenderError(f"{pdf.label}: WeasyPrint warned: {pdf.warnings[0]}")
         item = todo[index]
-        results[item.key] = pdf.data
+        if item.volume < 0 or not cache.put(item.key, pdf.data):
+            kept[item.key] = pdf.data
         if item.volume >= 0:
-            if cache is not None:
-                cache.put(item.key, pdf.data)
             missing[item.volume] -= 1
             if missing[item.volume] == 0:
                 done += 1
                 if progress:
                     progress(done, total)
 
-    render_many([p.job for p in todo if p.job is not None],
-                workers=workers or os.cpu_count() or 1, time_limit=time_limit,
-                memory_limit=memory_limit, on_done=finished, worker_budget=WORKER_BUDGET,
-                inline_budget=inline_budget)
-    for p in pieces:
-        if p.key not in results:
-            data = cache.get(p.key) if cache is not None else None
-            if data is None:
-                raise RenderError(f"{p.kind} {p.key[:12]}: vanished from the cache")
-            results[p.key] = data
-    if cache is not None:
-        cache.evict()
-
+    render_many([p.plan for p in todo if p.plan is not None], workers=workers,
+                time_limit=time_limit, memory_limit=memory_limit, on_done=finished,
+                worker_budget=WORKER_BUDGET, inline_budget=inline_budget)
+    parts = _Parts(kept, cache)
     bodies = [p for p in pieces if p.kind == "body"]
     out: list[UnsignedPdf] = []
     for lang, t in texts.items():
         mine = [p for p in pieces if p.language == lang]
-        out += _join_language(dossier, t, bodies, mine, results, part_budget)
+        out += _join_language(dossier, t, bodies, mine, parts, part_budget)
     return out
 
 
 class _Planner:
-    """Which documents a dossier needs, their cache keys, and jobs for those not cached."""
+    """Which documents a dossier needs, their cache keys, and plans for those not cached."""
 
     def __init__(self, dossier: Dossier, templates_dir: Path, layout: Layout,
-                 cache: VolumeCache | None) -> None:
+                 cache: VolumeCache) -> None:
         self.dossier, self.layout, self.cache = dossier, layout, cache
         self.env = render.make_environment(templates_dir)
         self.base = str(templates_dir)
@@ -139,15 +161,18 @@ class _Planner:
         pieces = []
         for i, volume in enumerate(self.dossier.volumes):
             key = body_key(volume, self.version, self.layout)
-            job = None
-            if self.cache is None or not self.cache.has(key):
-                job = PdfJob(f"volume {volume.number}",
-                             render.volume_html(self.env, volume, self.layout), self.base,
-                             bytes.fromhex(key[:32]),
-                             expected_pages=self.layout.pages_for(len(volume.lines)),
-                             cost=len(volume.lines))
-            pieces.append(_Piece("body", "", i, key, job))
+            plan = None
+            if not self.cache.touch(key):
+                plan = _Plan(f"volume {volume.number}", len(volume.lines),
+                             partial(self._body_job, volume, key))
+            pieces.append(_Piece("body", "", i, key, plan))
         return pieces
+
+    def _body_job(self, volume: Volume, key: str) -> PdfJob:
+        return PdfJob(f"volume {volume.number}", render.volume_html(self.env, volume, self.layout),
+                      self.base, bytes.fromhex(key[:32]),
+                      expected_pages=self.layout.pages_for(len(volume.lines)),
+                      cost=len(volume.lines))
 
     def language(self, t: render.Texts) -> list[_Piece]:
         d, lang, layout = self.dossier, t.language, self.layout
@@ -165,16 +190,41 @@ class _Planner:
         ]
         for i, volume in enumerate(d.volumes):
             key = overlay_key(volume, lang, self.version, layout)
-            job = None
-            if self.cache is None or not self.cache.has(key):
+            plan = None
+            if not self.cache.touch(key):
                 pages = layout.pages_for(len(volume.lines))
                 withheld = sum(1 for line in volume.lines if line.name is None)
-                job = PdfJob(f"volume {volume.number} ({lang})",
-                             render.overlay_html(self.env, t, volume, layout), self.base,
-                             bytes.fromhex(key[:32]), expected_pages=pages,
-                             cost=PAGE_COST * pages + withheld)
-            pieces.append(_Piece("overlay", lang, i, key, job))
+                plan = _Plan(f"volume {volume.number} ({lang})", PAGE_COST * pages + withheld,
+                             partial(self._overlay_job, t, volume, key))
+            pieces.append(_Piece("overlay", lang, i, key, plan))
         return pieces
+
+    def _overlay_job(self, t: render.Texts, volume: Volume, key: str) -> PdfJob:
+        pages = self.layout.pages_for(len(volume.lines))
+        withheld = sum(1 for line in volume.lines if line.name is None)
+        return PdfJob(f"volume {volume.number} ({t.language})",
+                      render.overlay_html(self.env, t, volume, self.layout), self.base,
+                      bytes.fromhex(key[:32]), expected_pages=pages,
+                      cost=PAGE_COST * pages + withheld)
+
+
+class _Parts:
+    """The rendered documents of one build: small ones in memory, volumes read from the cache."""
+
+    def __init__(self, kept: dict[str, bytes], cache: VolumeCache) -> None:
+        self.kept, self.cache = kept, cache
+
+    def size(self, key: str) -> int:
+        return len(self.kept[key]) if key in self.kept else self.cache.size(key)
+
+    def get(self, key: str) -> bytes:
+        data = self.kept.get(key)
+        if data is None:
+            data = self.cache.get(key)
+        if data is None:
+            raise RenderError(f"rendered document {key[:12]} vanished from the cache folder "
+                              f"{self.cache.directory}")
+        return data
 
 
 def body_key(volume: Volume, template_version: str, layout: Layout) -> str:
@@ -219,16 +269,16 @@ def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
 
 
 def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
-                   planned: Sequence[_Piece], results: dict[str, bytes],
+                   planned: Sequence[_Piece], parts: _Parts,
                    part_budget: int) -> list[UnsignedPdf]:
     front = next(p for p in planned if p.kind == "front")
     stamp = next(p for p in planned if p.kind == "stamp")
     overlays = [p for p in planned if p.kind == "overlay"]
-    sizes = [len(results[front.key])] + [len(results[b.key]) + len(results[o.key])
-                                         for b, o in zip(bodies, overlays, strict=True)]
+    sizes = [parts.size(front.key)] + [parts.size(b.key) + parts.size(o.key)
+                                       for b, o in zip(bodies, overlays, strict=True)]
     # every part carries the stamp's fonts once: keep room for them
-    groups = split_parts(sizes, part_budget - len(results[stamp.key]))
-    stamp_pdf = pikepdf.open(io.BytesIO(results[stamp.key]))
+    groups = split_parts(sizes, part_budget - parts.size(stamp.key))
+    stamp_pdf = pikepdf.open(io.BytesIO(parts.get(stamp.key)))
     out: list[UnsignedPdf] = []
     for part, group in enumerate(groups, start=1):
         pdf = pikepdf.new()
@@ -236,14 +286,14 @@ def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
         footer: pikepdf.Object | None = None
         for i in group:
             if i == 0:
-                _append(pdf, results[front.key])
+                _append(pdf, parts.get(front.key))
                 continue
             if footer is None:
                 footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
             heading = pdf.copy_foreign(stamp_pdf.pages[i].as_form_xobject())
-            labels = pikepdf.open(io.BytesIO(results[overlays[i - 1].key]))
+            labels = pikepdf.open(io.BytesIO(parts.get(overlays[i - 1].key)))
             first = len(pdf.pages)
-            _append(pdf, results[bodies[i - 1].key])
+            _append(pdf, parts.get(bodies[i - 1].key))
             for n in range(first, len(pdf.pages)):
                 label = pdf.copy_foreign(labels.pages[n - first].as_form_xobject())
                 overlay.apply(pdf.pages[n], label, heading if n == first else footer)
@@ -257,58 +307,6 @@ def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
         out.append(UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
                                parts=len(groups), pages=len(pdf.pages), data=buffer.getvalue()))
     return out
-
-
-class VolumeCache:
-    """Rendered volume bodies on disk, by key; survives restarts, bounded in bytes (the least
-    recently used go first: a hit refreshes a file's mtime)."""
-
-    def __init__(self, directory: Path, limit: int) -> None:
-        self.directory = directory
-        self.limit = limit
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RenderError(f"cache folder {directory}: {exc}") from exc
-
-    def path(self, key: str) -> Path:
-        return self.directory / f"{key}.pdf"
-
-    def has(self, key: str) -> bool:
-        return self.path(key).is_file()
-
-    def get(self, key: str) -> bytes | None:
-        path = self.path(key)
-        try:
-            data = path.read_bytes()
-            os.utime(path)
-        except OSError:
-            return None
-        return data
-
-    def put(self, key: str, data: bytes) -> None:
-        path = self.path(key)
-        temp = path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            temp.write_bytes(data)
-            os.replace(temp, path)
-        except OSError:
-            temp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
-
-    def evict(self) -> None:
-        entries = []
-        for path in self.directory.glob("*.pdf"):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            entries.append((stat.st_mtime, path.name, stat.st_size, path))
-        used = sum(e[2] for e in entries)
-        for _mtime, _name, size, path in sorted(entries):
-            if used <= self.limit:
-                break
-            path.unlink(missing_ok=True)
-            used -= size
 
 
 class _Overlay:

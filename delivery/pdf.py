@@ -29,6 +29,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 import weasyprint
@@ -86,6 +87,22 @@ class PdfJob:
     expected_pages: int | None = None
     cost: int = 1  # relative work (about one per signer line): schedules and batches jobs
 
+    def job(self) -> PdfJob:
+        return self
+
+
+class Renderable(Protocol):
+    """A job, or a plan that makes its job (and its HTML) only when a worker is ready for it:
+    the HTML of a million-signer dossier need never be in memory all at once."""
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def cost(self) -> int: ...
+
+    def job(self) -> PdfJob: ...
+
 
 @dataclass(frozen=True)
 class RenderedPdf:
@@ -132,7 +149,7 @@ def render_job(job: PdfJob, *, collect: bool = True) -> RenderedPdf:
     return RenderedPdf(job.label, bytes(data), pages, tuple(warnings), fetcher.requests)
 
 
-def render_many(jobs: Sequence[PdfJob], *, workers: int, time_limit: float,
+def render_many(jobs: Sequence[Renderable], *, workers: int, time_limit: float,
                 memory_limit: int | None,
                 on_done: Callable[[int, RenderedPdf], None],
                 worker_budget: int = 0, inline_budget: int = 0) -> None:
@@ -151,7 +168,7 @@ def render_many(jobs: Sequence[PdfJob], *, workers: int, time_limit: float,
     if sum(job.cost for job in jobs) <= inline_budget:
         for index, job in enumerate(jobs):
             started = time.monotonic()
-            result = render_job(job)
+            result = render_job(job.job())
             if time.monotonic() - started >= time_limit:
                 raise RenderError(f"{job.label}: took longer than the limit of {time_limit:g} s")
             on_done(index, result)
@@ -189,7 +206,7 @@ class _Worker:
     """One worker process and the job it is on: the parent knows which job a death belongs to."""
 
     def __init__(self, ctx: multiprocessing.context.ForkServerContext,
-                 memory_limit: int | None, index: int, job: PdfJob) -> None:
+                 memory_limit: int | None, index: int, job: Renderable) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, memory_limit), daemon=True)
         self.process.start()
@@ -197,11 +214,11 @@ class _Worker:
         self.spent = 0
         self.give(index, job)
 
-    def give(self, index: int, job: PdfJob) -> None:
+    def give(self, index: int, job: Renderable) -> None:
         self.index, self.label = index, job.label
         self.spent += job.cost
+        self.conn.send(job.job())
         self.started = time.monotonic()
-        self.conn.send(job)
 
     def receive(self) -> RenderedPdf:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
+import os
 import re
 import shutil
 import subprocess
@@ -332,6 +333,20 @@ def test_a_withdrawal_re_renders_only_its_volume(tmp_path: Path) -> None:
     numbers = [int(n) for n in LINE.findall(text_of(pdf, tmp_path))]
     assert numbers == [n for n in old_numbers if n != 25]  # the gap stays; no number moves
     assert "D-2024-0008 · 59" in "\n".join(page_texts(pdf))
+
+
+def test_the_cache_stays_within_its_limit_dropping_entries_no_build_used_lately(
+        tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    build_dossier_pdfs(make_dossier(signers(40), volume_size=20), TEMPLATES, languages=["en"],
+                       cache_dir=cache, workers=1)
+    earlier = {p.name for p in cache.glob("*.pdf")}
+    for path in cache.glob("*.pdf"):
+        os.utime(path, (path.stat().st_mtime - 7200, path.stat().st_mtime - 7200))
+    build_dossier_pdfs(make_dossier(signers(40, start=200), volume_size=20), TEMPLATES,
+                       languages=["en"], cache_dir=cache, workers=1, cache_limit=1)
+    now = {p.name for p in cache.glob("*.pdf")}
+    assert len(earlier) == len(now) == 4 and not earlier & now
 
 
 def test_signed_dossier_does_not_claim_otherwise(tmp_path: Path) -> None:

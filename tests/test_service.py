@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -306,6 +309,54 @@ def test_signing_required_without_a_key_sends_nothing_and_alerts(
     assert delivery["status"] == "failed" and "DELIVERY_SIGNING_KEY" in delivery["error"]
     assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
     assert not any(p.get_filename() for p in smtp_server.received[0].message.iter_attachments())
+
+
+def _kill_render_workers(stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL every render worker that appears: children of this process's forkserver."""
+    me = os.getpid()
+
+    def children(pid: int) -> list[int]:
+        out = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
+    while not stop.is_set():
+        for server in children(me):
+            for worker in children(server):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker, signal.SIGKILL)
+                    killed.append(worker)
+        stop.wait(0.01)
+
+
+def test_a_killed_render_worker_fails_the_build_and_nothing_is_sent(
+        make_app: AppFactory, smtp_server: SmtpServer) -> None:
+    app = make_app(smtp_server.env(), campaign_toml(hold="0s"))
+    campaign = app.campaign(None)
+    add(app, [f"Signer {i}" for i in range(400)], TUESDAY_10)  # enough to use worker processes
+    stop, killed = threading.Event(), list[int]()
+    killer = threading.Thread(target=_kill_render_workers, args=(stop, killed))
+    killer.start()
+    try:
+        report = service.tick(app, campaign, now=TUESDAY_10)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed and report.build_failures and not report.built
+    [delivery] = reports.deliveries(app, campaign)
+    assert delivery["status"] == "failed"
+    assert re.search(r"(volume \d+|front|stamp).*: the worker process died", delivery["error"])
+    assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
+    assert "the worker process died" in smtp_server.received[0].message.get_content()
+    with transaction(app.engine) as session:
+        assert session.scalar(select(func.count()).select_from(MessageRow)
+                              .where(MessageRow.kind != "alert")) == 0
 
 
 def test_unsigned_dossier_says_so(make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path) -> None:
