@@ -1,10 +1,10 @@
 """N synthetic signers in many scripts → dossier build timings: cold, warm (+1,000), reference.
 
-    .venv/bin/python bench/dossier.py --signers 80000 [--more 1000] [--languages en,hy] [--reference]
+    .venv/bin/python bench/dossier.py --signers 80000 [--more 1000] [--languages en,hy] [--no-reference]
 
 Prints wall time, CPU time (this process and its workers), peak memory of the whole process tree
 (RSS and CPU of every process sampled from /proc), pages and bytes, for a cold build (empty cache), a
-rebuild after --more (1,000) more signers (warm cache), and, with --reference, the naive
+rebuild after --more (1,000) more signers (warm cache), and (unless --no-reference) the naive
 single-document 6-column table at 20,000 signers, with ratios against it. Each build reads its
 signers from a stream and composes the dossier inside the measurement, as the service does.
 """
@@ -75,12 +75,14 @@ def synthetic_signers(n: int, *, seed: int = 7) -> Iterator[Signer]:
 
 class TreeSampler:
     """Peak summed RSS and CPU time of this process and all its descendants (the forkserver and
-    its workers are not our direct children, so getrusage would miss them), from /proc."""
+    its workers are not our direct children, so getrusage would miss them), from /proc. Processes
+    found outside the tree once are not read again: a scan must not steal a core from the build."""
 
     def __init__(self, every: float = 0.02) -> None:
         self.every = every
         self.peak = 0
-        self.start = _tree(os.getpid())[1]
+        self.foreign: set[int] = set()
+        self.start = _tree(os.getpid(), self.foreign)[1]
         self.ticks: dict[int, int] = dict(self.start)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -105,34 +107,41 @@ class TreeSampler:
             self._stop.wait(self.every)
 
     def _sample(self) -> None:
-        rss, ticks = _tree(os.getpid())
+        rss, ticks = _tree(os.getpid(), self.foreign)
         self.peak = max(self.peak, rss)
         self.ticks.update(ticks)
 
 
-def _tree(root: int) -> tuple[int, dict[int, int]]:
-    """Summed RSS in bytes, and CPU ticks (user + system) per process, of root's tree."""
-    children: dict[int, list[int]] = {}
+def _tree(root: int, foreign: set[int]) -> tuple[int, dict[int, int]]:
+    """Summed RSS in bytes, and CPU ticks (user + system) per process, of root's tree; adds the
+    processes found outside it to `foreign`."""
+    parent: dict[int, int] = {}
     rss: dict[int, int] = {}
     ticks: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in foreign:
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pid, ppid = int(entry), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        pid = int(entry)
+        parent[pid] = int(fields[1])
+        rss[pid] = int(fields[21]) * page
         ticks[pid] = int(fields[11]) + int(fields[12])
-    total, stack, mine = 0, [root], {}
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        mine[pid] = ticks.get(pid, 0)
-        stack += children.get(pid, [])
+    mine: dict[int, int] = {}
+    total = 0
+    for pid in parent:
+        ancestor = pid
+        while ancestor != root and ancestor in parent:
+            ancestor = parent[ancestor]
+        if ancestor == root:
+            total += rss[pid]
+            mine[pid] = ticks[pid]
+        else:
+            foreign.add(pid)
     return total, mine
 
 
@@ -189,8 +198,9 @@ def main() -> None:
                         help="signers added before the warm rebuild (default 1,000)")
     parser.add_argument("--languages", default="en")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--reference", action="store_true",
-                        help="also render the naive single-document table (20,000 signers)")
+    parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                        help="also render the naive single-document table of 20,000 signers "
+                             "(default; --no-reference skips it)")
     args = parser.parse_args()
     languages = args.languages.split(",")
     campaign = load_campaign(REPO / "schedules" / "salman-mukaev.toml")
