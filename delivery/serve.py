@@ -16,7 +16,8 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -110,7 +111,18 @@ def create_asgi_app(service: Service) -> Starlette:
     admin = web_admin(service.app)
     if admin is not None:
         routes.append(Mount("/", app=admin))
-    return Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # A mounted app's own start-up and shutdown (the admin's: its jobs' temporary files) run
+        # only when the outer app runs them.
+        if admin is None:
+            yield
+            return
+        async with admin.router.lifespan_context(admin):
+            yield
+
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def web_admin(app: App) -> Any | None:

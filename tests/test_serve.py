@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import logging
+import shutil
 import signal
 import socket
 import time
@@ -23,6 +24,8 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from delivery.app import App, init
 from delivery.clock import FixedClock
@@ -175,6 +178,28 @@ def test_healthz_is_200_when_database_and_scheduler_are_up_and_503_otherwise(app
     assert (s2, b2["status"]) == (503, "stopping")
     assert (s3, b3["status"], b3["database"]["ok"]) == (503, "unhealthy", False)
     assert "nobody" not in json.dumps(b3)  # connection details stay in the log
+
+
+def test_stopping_the_server_runs_the_admins_shutdown_which_removes_job_files(
+        app: App, tmp_path: Path) -> None:
+    runner = TickRunner(app, FixedClock(WED_NOON))
+    service = Service(app, runner, build_scheduler(app.campaigns.values(), runner.run,
+                                                   every=timedelta(seconds=60)))
+    asgi = create_asgi_app(service)
+    [admin] = [r.app for r in asgi.routes if isinstance(r, Mount)]
+    assert isinstance(admin, Starlette)
+    left_behind = tmp_path / "preview-files"
+    left_behind.mkdir()
+
+    async def main() -> None:
+        async with asgi.router.lifespan_context(asgi):
+            job = admin.state.web.jobs.start("preview", SLUG, "test", lambda job: None)
+            job.cleanup = lambda: shutil.rmtree(left_behind)
+            job.thread.join()
+            assert left_behind.exists()
+
+    asyncio.run(main())
+    assert not left_behind.exists()
 
 
 def test_a_web_server_that_cannot_start_stops_the_service_with_exit_1(
