@@ -27,7 +27,7 @@ from delivery.db import reading
 from delivery.errors import SigningError
 from delivery.message import Envelope, Letter, build_messages
 from delivery.models import DeliveryFileRow, DeliveryRow
-from delivery.render import template_version
+from delivery.render import load_texts, template_version
 from delivery.sign import SigningIdentity, load_identity
 
 Progress = Callable[[int, int], None]
@@ -125,14 +125,15 @@ def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient,
 
     The body carries the same letter as the dossier's cover page, turned into plain text.
     """
+    count = load_texts(templates_dir, recipient.language).num(signer_count)  # "1,200", "1 200"
     html_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=True, undefined=StrictUndefined)
     letter_html = html_env.get_template(f"{campaign.letter}/{recipient.language}.html.j2").render(
-        count=f"{signer_count:,}", title=campaign.title)
+        count=count, title=campaign.title)
     text_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
                            undefined=StrictUndefined, keep_trailing_newline=True)
     text = text_env.get_template(f"email/dossier.{recipient.language}.txt.j2").render(
         campaign=campaign, recipient=recipient, dossier_id=dossier_id, signer_count=signer_count,
-        milestone=milestone, created_at=created_at, letter_text=html_to_text(letter_html))
+        count=count, milestone=milestone, created_at=created_at, letter_text=html_to_text(letter_html))
     subject, _, body = text.partition("\n")
     return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"))
 

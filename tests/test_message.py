@@ -5,10 +5,12 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime
+from pathlib import Path
 
 from delivery.artifacts import BundleFile
-from delivery.config import Recipient
+from delivery.config import Recipient, parse_campaign
 from delivery.message import Envelope, Letter, build_messages, group_parts
+from delivery.pipeline import render_letter
 
 ENVELOPE = Envelope(sender="Campaign <campaign@example.org>", sender_address="campaign@example.org",
                     dossier_id="SM-20261127-ABC123", created_at=datetime(2026, 11, 27, 9, tzinfo=UTC))
@@ -61,3 +63,16 @@ def test_large_dossiers_are_split_within_the_budget() -> None:
     second = email.message_from_bytes(messages[1][1], policy=email.policy.default)
     assert second["Subject"] == "Petition: 1,000 signatures (2/2)"
     assert [p.get_filename() for p in second.iter_attachments()] == ["part3.pdf", "manifest.json"]
+
+
+def test_the_letter_writes_the_count_as_the_recipients_language_does() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    campaign = parse_campaign((repo / "schedules" / "salman-mukaev.toml").read_text(), "test")
+    by_language = {r.language: r for r in campaign.recipients}
+    letters = {lang: render_letter(repo / "templates", campaign, by_language[lang],
+                                   dossier_id="SM-1", signer_count=81_200, milestone=80_000,
+                                   created_at=datetime(2026, 11, 24, tzinfo=UTC))
+               for lang in ("en", "hy")}
+    assert "81,200 signatures" in letters["en"].subject and "81,200" in letters["en"].body
+    assert "81 200" in letters["hy"].subject and "81 200" in letters["hy"].body
+    assert "81,200" not in letters["hy"].subject + letters["hy"].body
