@@ -1,16 +1,16 @@
 """Dossier + templates → one UnsignedPdf per language (or several parts): plan, cache, render, join.
 
 Each language's PDF is the front (letter and summary), then every volume body with two layers
-laid over each of its pages: the language's volume overlay (column headers, withheld signers'
-lines, "Volume v · page p of n") and the delivery's stamp (volume heading on the first page,
-dossier footer on all). Volume bodies are the same in every language, so they are rendered once
-for all editions; bodies and overlays are rendered in parallel worker processes and cached on
-disk by the hash of what they show: a later delivery re-renders only the volumes whose lines
-changed.
+laid over each of its pages: the language's volume overlay (volume heading, column headers,
+withheld signers' lines, "Volume v · page p of n") and the delivery's stamp (the dossier
+footer). Volume bodies are the same in every language, so they are rendered once for all
+editions; bodies and overlays are rendered in parallel worker processes and cached on disk by the
+hash of what they show: a later delivery re-renders only the volumes whose lines changed.
 
 Page numbering: the front counts its own pages ("page X of Y"); each volume counts its own
 ("Volume 3 · page 2 of 41"). A full volume's pages then never change when the dossier grows, which
-is what makes the cache useful; the totals (volumes, signers) sit in the per-delivery stamp.
+is what makes the cache useful; the signer count sits in the per-delivery stamp, one page that
+costs the same for a hundred signers as for a million.
 """
 
 from __future__ import annotations
@@ -185,8 +185,7 @@ class _Planner:
                 self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST)),
             _Piece("stamp", lang, -1, stamp_key, PdfJob(
                 f"stamp ({lang})", render.stamp_html(self.env, t, d), self.base,
-                bytes.fromhex(stamp_key[:32]), expected_pages=len(d.volumes) + 1,
-                cost=PAGE_COST * (len(d.volumes) + 1))),
+                bytes.fromhex(stamp_key[:32]), expected_pages=1, cost=PAGE_COST)),
         ]
         for i, volume in enumerate(d.volumes):
             key = overlay_key(volume, lang, self.version, layout)
@@ -239,14 +238,15 @@ def body_key(volume: Volume, template_version: str, layout: Layout) -> str:
 
 
 def overlay_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
-    """The hash of exactly what a volume overlay shows in `language` and how it is drawn."""
-    first = volume.lines[0].number if volume.lines else 0
+    """The hash of exactly what a volume overlay shows in `language` and how it is drawn: its
+    heading, its page count, and each withheld signer's line and row."""
     digest = hashlib.sha256(f"overlay\x1e{ENGINE}\x1e{template_version}\x1e{language}\x1e"
-                            f"{layout.key()}\x1e{volume.number}\x1e{first}\x1e"
-                            f"{len(volume.lines)}\x1e".encode())
+                            f"{layout.key()}\x1e{volume.number}\x1e{volume.first}\x1e"
+                            f"{volume.last}\x1e{len(volume.lines)}\x1e".encode())
     digest.update("".join([
-        f"{line.number}\x1f{line.city}\x1f{line.country}\x1f{line.signed_on.isoformat()}\x1e"
-        for line in volume.lines if line.name is None]).encode())
+        f"{row}\x1f{line.number}\x1f{line.city}\x1f{line.country}\x1f"
+        f"{line.signed_on.isoformat()}\x1e"
+        for row, line in enumerate(volume.lines) if line.name is None]).encode())
     return digest.hexdigest()
 
 
@@ -290,13 +290,12 @@ def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
                 continue
             if footer is None:
                 footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
-            heading = pdf.copy_foreign(stamp_pdf.pages[i].as_form_xobject())
             labels = pikepdf.open(io.BytesIO(parts.get(overlays[i - 1].key)))
             first = len(pdf.pages)
             _append(pdf, parts.get(bodies[i - 1].key))
             for n in range(first, len(pdf.pages)):
                 label = pdf.copy_foreign(labels.pages[n - first].as_form_xobject())
-                overlay.apply(pdf.pages[n], label, heading if n == first else footer)
+                overlay.apply(pdf.pages[n], label, footer)
         _set_metadata(pdf, dossier, t, part, len(groups))
         buffer = io.BytesIO()
         pdf.save(buffer, deterministic_id=True, compress_streams=True,

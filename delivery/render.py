@@ -6,12 +6,13 @@ Four kinds of document come out, each later rendered by `delivery.pdf` on its ow
   their names, nothing else. It shows nothing that changes with a later milestone or with the
   recipient's language, so a full volume renders to the same bytes in every later delivery and
   every edition, and is cached;
-- one *volume overlay* per volume and language, laid over the body page for page: the column
-  headers, the withheld signers' lines ("Name withheld — city, country") at their places, and
-  "Volume v · page X of Y". It is cached too;
-- the *stamp*: one page per volume carrying the volume heading ("Volume 3 of 40: signers
-  4,001–6,000 of 80,000") and the dossier footer (title, dossier id · signer count), laid over
-  the volume pages when they are joined. It is small and rendered for every delivery.
+- one *volume overlay* per volume and language, laid over the body page for page: the volume
+  heading ("Volume 3: signers no. 4,001–6,000") on its first page, the column headers, the
+  withheld signers' lines ("Name withheld — city, country") at their places, and "Volume v ·
+  page X of Y". It is cached too;
+- the *stamp*: one page with the dossier footer (title, dossier id · signer count), laid over
+  every volume page when they are joined. It is the only per-delivery part besides the front,
+  and its cost does not grow with the dossier.
 
 Page geometry is fixed (a forced break every `Layout.lines_per_page` lines, fixed line height,
 no wrapping), so every volume's page count is known before it is rendered, and a body and its
@@ -209,8 +210,8 @@ class OverlayPage:
 
 def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
     """What one language lays over a volume body, page for page at the same line positions: the
-    column headers, the lines of signers who withheld their name ("Name withheld — city,
-    country", a few per page) and "Volume v · page p of n"."""
+    volume heading, the column headers, the lines of signers who withheld their name ("Name
+    withheld — city, country", a few per page) and "Volume v · page p of n"."""
     withheld = texts("name_withheld")
     paginated = _paginate(volume.lines, layout)
     pages = []
@@ -224,7 +225,9 @@ def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout)
                                                 pages=len(paginated))
         pages.append(OverlayPage(lines, label))
     return env.get_template(f"{DOSSIER_DIR}/overlay.html.j2").render(
-        lang=texts.language, layout=layout, pages=pages, header=_column_header(texts))
+        lang=texts.language, layout=layout, pages=pages, header=_column_header(texts),
+        heading=texts("volume_heading", volume=volume.number, first=volume.first,
+                      last=volume.last))
 
 
 def _column_header(texts: Texts) -> Markup:
@@ -235,11 +238,9 @@ def _column_header(texts: Texts) -> Markup:
 
 
 def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
-    """Page 1: the footer alone; page 1 + v: the footer and the heading of volume v."""
-    headings = [texts("volume_heading", volume=v.number, volumes=v.total, first=v.first,
-                      last=v.last) for v in dossier.volumes]
+    """One page: the dossier footer, laid over every volume page."""
     return env.get_template(f"{DOSSIER_DIR}/stamp.html.j2").render(
-        t=texts, lang=texts.language, headings=headings, footer=css_string(footer_text(dossier)))
+        lang=texts.language, footer=css_string(footer_text(dossier)))
 
 
 def _one_line(text: str) -> str:
