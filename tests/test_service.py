@@ -23,49 +23,20 @@ from delivery.db import transaction
 from delivery.intake import validate_signer
 from delivery.models import DeliveryRow, MessageRow, MilestoneRow
 from delivery.signers import add_signers, withdraw_signer
+from tests.campaigns import campaign_file
 from tests.smtpd import SmtpServer
 
 # Tuesday 2026-11-24 10:00 in Yerevan: inside the default campaign's send window.
 TUESDAY_10 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
-SMALL_CAMPAIGN = """
-[campaign]
-slug = "small"
-title = "Small test petition"
-goal = 50
-letter = "letters/salman-mukaev"
-sender = "Test Campaign <campaign@example.org>"
-organizers = ["organizers@example.org"]
-location = "Yerevan"
-signing = "{signing}"
-
-[[recipients]]
-name = "Nikol Pashinyan"
-title = "Prime Minister of the Republic of Armenia"
-email = "prime-minister@example.org"
-language = "en"
-
-[[recipients]]
-name = "Migration Service of Armenia"
-email = "migration-service@example.org"
-language = "hy"
-
-[milestones]
-thresholds = [5, 10, 20]
-
-[schedule]
-check_every = "1m"
-timezone = "Asia/Yerevan"
-send_window = "Mon-Fri 09:00-18:00"
-hold = "{hold}"
-"""
 
 NAMES = ["Anna Hakobyan", "Иван Петров", "Նարե Սարգսյան", "Zoë Ørsted", "李伟", "Nino Beridze",
          "Jürgen Größer", "Marie Dubois", "Aram Petrosyan", "Ольга Соколова", "Hugo Martin", "Lena Weiß"]
 
 
 def campaign_toml(signing: str = "required", hold: str = "2h") -> str:
-    return SMALL_CAMPAIGN.format(signing=signing, hold=hold)
+    return campaign_file(slug="small", title="Small test petition", goal=50, signing=signing, hold=hold,
+                         thresholds="[5, 10, 20]", check_every="1m", send_window="Mon-Fri 09:00-18:00")
 
 
 def add(app: App, names: list[str], now: datetime, start: int = 0) -> None:

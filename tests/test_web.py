@@ -21,6 +21,7 @@ from delivery.models import AuditRow, DeliveryRow, SignerRow, UserRow
 from delivery.settings import load_settings
 from delivery.web import create_web_app
 from delivery.web.config import WebConfig
+from tests.campaigns import campaign_file
 
 SLUG = "test-petition"
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -30,36 +31,8 @@ SECRET = "k" * 40
 
 def campaign_toml(slug: str = SLUG, title: str = "Test petition: free the test",
                   thresholds: str = "[3, 10, 80000]", hold: str = "2h") -> str:
-    return f"""
-[campaign]
-slug = "{slug}"
-title = "{title}"
-goal = 80000
-letter = "letters/salman-mukaev"
-sender = "Test campaign <campaign@example.org>"
-organizers = ["organizers@example.org"]
-location = "Yerevan"
-signing = "off"
-
-[[recipients]]
-name = "Nikol Pashinyan"
-title = "Prime Minister of the Republic of Armenia"
-email = "prime-minister@example.org"
-language = "en"
-
-[[recipients]]
-name = "Migration Service of Armenia"
-email = "migration-service@example.org"
-language = "en"
-
-[milestones]
-thresholds = {thresholds}
-
-[schedule]
-check_every = "5m"
-timezone = "Asia/Yerevan"
-hold = "{hold}"
-"""
+    return campaign_file(slug=slug, title=title, goal=80000, signing="off", hold=hold,
+                         thresholds=thresholds, check_every="5m", second_language="en")
 
 
 def make_app(engine: Engine, tmp_path: Path, extra_env: dict[str, str] | None = None,
