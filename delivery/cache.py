@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,14 +51,22 @@ class VolumeCache:
         return data
 
     def put(self, key: str, data: bytes) -> bool:
-        """Store `data` → whether it was stored (a full disk only costs a later re-render)."""
-        path = self.path(key)
-        temp = path.with_suffix(f".{os.getpid()}.tmp")
+        """Store `data` → whether it was stored (a full disk only costs a later re-render).
+
+        Written under a unique temporary name and renamed into place, so a reader (another
+        build, in this process or another) sees the whole file or none.
+        """
         try:
-            temp.write_bytes(data)
-            os.replace(temp, path)
+            handle, temp = tempfile.mkstemp(dir=self.directory, prefix=f".{key[:16]}-",
+                                            suffix=".tmp")
         except OSError:
-            temp.unlink(missing_ok=True)
+            return False
+        try:
+            with os.fdopen(handle, "wb") as f:
+                f.write(data)
+            os.replace(temp, self.path(key))
+        except OSError:
+            Path(temp).unlink(missing_ok=True)
             return False
         return True
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -62,3 +63,32 @@ def test_an_unusable_folder_is_a_render_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(RenderError, match="cache folder"):
         VolumeCache(tmp_path / "file" / "c", limit=1)
+
+
+def test_writers_racing_on_one_key_never_show_a_reader_part_of_a_file(tmp_path: Path) -> None:
+    cache = VolumeCache(tmp_path, limit=10**9)
+    data = bytes(range(256)) * 4096  # 1 MB
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        for _ in range(20):
+            assert cache.put("k", data)
+
+    def read() -> None:
+        while not stop.is_set():
+            got = cache.get("k")
+            if got is not None:
+                seen.append(len(got))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    stop.set()
+    reader.join()
+    assert seen and set(seen) == {len(data)}
+    assert [p.name for p in tmp_path.iterdir()] == ["k.pdf"]
