@@ -99,8 +99,10 @@ def store_files(session: Session, delivery_id: int, files: Sequence[BundleFile])
 
 
 def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
-                 send_at: datetime) -> dict[str, list[tuple[str, bytes]]]:
-    """(Message-ID, bytes) per part for every recipient of the delivery.
+                 send_at: datetime) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """(recipient, [(Message-ID, bytes) per part]) for each recipient of the delivery in turn:
+    a million-signer dossier's e-mails are hundreds of MB per recipient, so only one
+    recipient's are in memory at a time.
 
     The Date header is the time the message is due: built once with it, every retry carries
     the same bytes.
@@ -108,15 +110,13 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
     envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
                         dossier_id=delivery.public_id, created_at=send_at)
     shared = [f for f in files if f.kind != "pdf"]
-    out = {}
     for email in json.loads(delivery.recipients):
         recipient = campaign.recipient(email)
         pdfs = [f for f in files if f.kind == "pdf" and f.language == recipient.language]
         letter = render_letter(app.settings.templates_dir, campaign, recipient,
                                dossier_id=delivery.public_id, signer_count=delivery.signer_count,
                                milestone=delivery.milestone, created_at=delivery.created_at)
-        out[recipient.email] = build_messages(envelope, recipient, letter, pdfs, shared)
-    return out
+        yield recipient.email, build_messages(envelope, recipient, letter, pdfs, shared)
 
 
 def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,

@@ -187,8 +187,7 @@ def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progr
             return False
         from delivery.pipeline import store_files
         store_files(session, delivery_id, files)
-        for recipient_email, parts in messages_for(app, campaign, delivery, files,
-                                                        send_at=send_at).items():
+        for recipient_email, parts in messages_for(app, campaign, delivery, files, send_at=send_at):
             outbox.enqueue(session, delivery_id=delivery_id, recipient=recipient_email, kind="dossier",
                            parts=parts, now=send_at)
     log.info("delivery %s built: %d files", delivery.public_id, len(files))
