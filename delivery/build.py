@@ -191,20 +191,22 @@ class _Planner:
             key = overlay_key(volume, lang, self.version, layout)
             plan = None
             if not self.cache.touch(key):
-                pages = layout.pages_for(len(volume.lines))
-                withheld = sum(1 for line in volume.lines if line.name is None)
-                plan = _Plan(f"volume {volume.number} ({lang})", PAGE_COST * pages + withheld,
-                             partial(self._overlay_job, t, volume, key))
+                cost = _overlay_cost(volume, layout)
+                plan = _Plan(f"volume {volume.number} ({lang})", cost,
+                             partial(self._overlay_job, t, volume, key, cost))
             pieces.append(_Piece("overlay", lang, i, key, plan))
         return pieces
 
-    def _overlay_job(self, t: render.Texts, volume: Volume, key: str) -> PdfJob:
-        pages = self.layout.pages_for(len(volume.lines))
-        withheld = sum(1 for line in volume.lines if line.name is None)
+    def _overlay_job(self, t: render.Texts, volume: Volume, key: str, cost: int) -> PdfJob:
         return PdfJob(f"volume {volume.number} ({t.language})",
                       render.overlay_html(self.env, t, volume, self.layout), self.base,
-                      bytes.fromhex(key[:32]), expected_pages=pages,
-                      cost=PAGE_COST * pages + withheld)
+                      bytes.fromhex(key[:32]),
+                      expected_pages=self.layout.pages_for(len(volume.lines)), cost=cost)
+
+
+def _overlay_cost(volume: Volume, layout: Layout) -> int:
+    withheld = sum(1 for line in volume.lines if line.name is None)
+    return PAGE_COST * layout.pages_for(len(volume.lines)) + withheld
 
 
 class _Parts:
