@@ -217,23 +217,29 @@ class _Worker:
     def give(self, index: int, job: Renderable) -> None:
         self.index, self.label = index, job.label
         self.spent += job.cost
-        self.conn.send(job.job())
+        try:
+            self.conn.send(job.job())
+        except OSError:  # it died before or while taking the job (killed, out of memory)
+            raise self._died() from None
         self.started = time.monotonic()
 
     def receive(self) -> RenderedPdf:
         try:
             status, value = self.conn.recv()
         except (EOFError, OSError):
-            self.process.join(5)
-            code = self.process.exitcode
-            self.stop()
-            raise RenderError(f"{self.label}: the worker process died"
-                              + (f" (exit code {code})" if code is not None else "")) from None
+            raise self._died() from None
         if status != "ok":
             self.stop()
             raise RenderError(str(value))
         assert isinstance(value, RenderedPdf)
         return value
+
+    def _died(self) -> RenderError:
+        self.process.join(5)
+        code = self.process.exitcode
+        self.stop()
+        return RenderError(f"{self.label}: the worker process died"
+                           + (f" (exit code {code})" if code is not None else ""))
 
     def stop(self, grace: float = 1.0) -> None:
         if self.process.is_alive() and not self.conn.closed:

@@ -190,3 +190,10 @@ def test_only_pdf_module_imports_weasyprint() -> None:
                  if "import weasyprint" in p.read_text() or "from weasyprint" in p.read_text()]
     assert importers == ["pdf.py"]
     assert os.path.exists(TEMPLATES / "dossier" / "dossier.css")
+
+
+def test_render_many_worker_dead_before_it_takes_its_job_names_the_job(root: Path) -> None:
+    # too little memory to even receive the job: the worker dies while the job is being sent
+    jobs = [PdfJob("volume 7 (en)", "<p>signer</p>" * 800_000, str(root), ID)]
+    with pytest.raises(RenderError, match=r"^volume 7 \(en\): the worker process died"):
+        render_many(jobs, workers=1, time_limit=60, memory_limit=1, on_done=lambda i, p: None)
