@@ -42,7 +42,6 @@ from tests.serve_harness import (
     RECIPIENTS,
     SLUG,
     WED_NOON,
-    Serve,
     deliveries,
     fresh_database,
     init_database,
@@ -364,15 +363,11 @@ def test_sigkill_during_a_render_then_a_restart_delivers_once(
     env = service_env(home, pg_url, clock, **smtp.env())
     engine = init_database(env)
     try:
-        first = Serve(env, tmp_path / "first.log")
-        try:
-            first.wait_ready()
+        with serving(env, tmp_path / "first.log") as first:
             sign(engine, 1, 300, now=WED_NOON, name=SECRET_NAME)
             wait_for(lambda: [d.status for d in deliveries(engine)] == ["building"], timeout=30,
                      what="a build in progress", every=0.01)
             first.kill()
-        finally:
-            first.close()
         assert [d.status for d in deliveries(engine)] == ["building"] and messages(engine) == []
 
         set_clock(clock, WED_NOON + timedelta(minutes=31))  # the dead build's lease has expired
@@ -397,16 +392,12 @@ def test_sigkill_during_a_send_then_a_restart_resends_only_the_counted_message(
     env = service_env(home, pg_url, clock, **smtp.env())
     engine = init_database(env)
     try:
-        first = Serve(env, tmp_path / "first.log")
-        try:
-            first.wait_ready()
+        with serving(env, tmp_path / "first.log") as first:
             sign(engine, 1, 3, now=WED_NOON, name=SECRET_NAME)
             # the server has the message and has not answered: the crash window
             wait_for(lambda: len(smtp.received) == 1, timeout=60, what="the first message to arrive")
             assert [m.status for m in messages(engine)].count("sending") == 1
             first.kill()
-        finally:
-            first.close()
 
         set_clock(clock, WED_NOON + timedelta(minutes=11))  # the outbox lease (10 min) has expired
         with serving(env, tmp_path / "second.log") as second:

@@ -9,9 +9,11 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -44,12 +46,26 @@ DONE_TEXT = {"cancel": "cancelled: nothing more will be sent",
              "retry": "queued again: the scheduler retries it at its next check"}
 
 
-async def delivery_action(request: Request, user: str) -> Response:
+FormAction = Callable[[Request, str, FormData], Awaitable[Response]]
+
+
+def csrf_checked(action: FormAction) -> Callable[[Request, str], Awaitable[Response]]:
+    """A posted form reaches `action` only when its CSRF token matches the session's."""
+
+    async def page(request: Request, user: str) -> Response:
+        form = await checked_form(request)
+        if form is None:
+            return error_page(request, 403, EXPIRED)
+        return await action(request, user, form)
+
+    page.__name__ = action.__name__
+    return page
+
+
+async def delivery_action(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     ref, action = request.path_params["ref"], request.path_params["action"]
-    if await checked_form(request) is None:
-        return error_page(request, 403, EXPIRED)
     fn = DELIVERY_ACTIONS.get(action)
     if fn is None:
         return error_page(request, 404, "No such action.")
@@ -67,11 +83,9 @@ async def delivery_action(request: Request, user: str) -> Response:
     return RedirectResponse(f"/c/{campaign.slug}/deliveries/{public_id}", status_code=303)
 
 
-async def preview_start(request: Request, user: str) -> Response:
+async def preview_start(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
-    if await checked_form(request) is None:
-        return error_page(request, 403, EXPIRED)
     folder = Path(tempfile.mkdtemp(prefix=f"pd-preview-{campaign.slug}-"))
 
     def work(job: Job) -> dict[str, Any]:
@@ -120,12 +134,9 @@ def _signer_count(web: WebState, campaign: Campaign) -> int:
         return service.active_signer_count(session, web.app.campaign_id(session, campaign))
 
 
-async def send(request: Request, user: str) -> Response:
+async def send(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
-    form = await checked_form(request)
-    if form is None:
-        return error_page(request, 403, EXPIRED)
     to = [str(v) for v in form.getlist("to")]
     try:
         recipients = service.pick_recipients(campaign, to) if to else []
@@ -182,12 +193,9 @@ async def _start_send(request: Request, web: WebState, campaign: Campaign, to: l
     return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
 
 
-async def withdraw(request: Request, user: str) -> Response:
+async def withdraw(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
-    form = await checked_form(request)
-    if form is None:
-        return error_page(request, 403, EXPIRED)
     email = str(form.get("email") or "").strip()
     if not email or len(email) > 320:
         flash(request, "error", "Enter the signer's e-mail address.")
@@ -213,11 +221,12 @@ async def withdraw(request: Request, user: str) -> Response:
 
 
 routes = [
-    Route("/c/{slug}/deliveries/{ref}/{action}", login_required(delivery_action), methods=["POST"]),
-    Route("/c/{slug}/preview", login_required(preview_start), methods=["POST"]),
+    Route("/c/{slug}/deliveries/{ref}/{action}", login_required(csrf_checked(delivery_action)),
+          methods=["POST"]),
+    Route("/c/{slug}/preview", login_required(csrf_checked(preview_start)), methods=["POST"]),
     Route("/c/{slug}/preview/{job}", login_required(preview_page), methods=["GET"]),
     Route("/c/{slug}/preview/{job}/files/{name}", login_required(preview_file), methods=["GET"]),
     Route("/c/{slug}/send", login_required(send_page), methods=["GET"]),
-    Route("/c/{slug}/send", login_required(send), methods=["POST"]),
-    Route("/c/{slug}/signers/withdraw", login_required(withdraw), methods=["POST"]),
+    Route("/c/{slug}/send", login_required(csrf_checked(send)), methods=["POST"]),
+    Route("/c/{slug}/signers/withdraw", login_required(csrf_checked(withdraw)), methods=["POST"]),
 ]
