@@ -21,9 +21,8 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,8 @@ from delivery.compose import Dossier, Volume
 from delivery.errors import RenderError
 from delivery.pdf import ENGINE, PdfJob, Renderable, RenderedPdf, render_many
 from delivery.render import Layout, Texts
+from delivery.typeset import ENGINE as TYPESET
+from delivery.typeset import VolumeJob
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped, not resident
@@ -43,19 +44,8 @@ DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped
 FRONT_COST = 600  # the letter, the summary and its charts: ~0.35 s
 PAGE_COST = 12  # an overlay or stamp page (margin boxes, a few text lines)
 WORKER_BUDGET = 2000  # one full volume body per worker process; small jobs share one
+TYPESET_SPEEDUP = 20  # a body line drawn by delivery.typeset against one laid out by WeasyPrint
 INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A job whose HTML is made only when a worker is ready for it (see pdf.Renderable)."""
-
-    label: str
-    cost: int
-    make: Callable[[], PdfJob] = field(repr=False)
-
-    def job(self) -> PdfJob:
-        return self.make()
 
 
 @dataclass(frozen=True)
@@ -163,16 +153,10 @@ class _Planner:
             key = body_key(volume, self.version, self.layout)
             plan = None
             if not self.cache.touch(key):
-                plan = _Plan(f"volume {volume.number}", len(volume.lines),
-                             partial(self._body_job, volume, key))
+                plan = VolumeJob(f"volume {volume.number}", volume, self.layout,
+                                 bytes.fromhex(key[:32]), _body_cost(volume))
             pieces.append(_Piece("body", "", i, key, plan))
         return pieces
-
-    def _body_job(self, volume: Volume, key: str) -> PdfJob:
-        return PdfJob(f"volume {volume.number}", render.volume_html(self.env, volume, self.layout),
-                      self.base, bytes.fromhex(key[:32]),
-                      expected_pages=self.layout.pages_for(len(volume.lines)),
-                      cost=len(volume.lines))
 
     def language(self, t: render.Texts) -> list[_Piece]:
         d, lang, layout = self.dossier, t.language, self.layout
@@ -191,22 +175,19 @@ class _Planner:
             key = overlay_key(volume, lang, self.version, layout)
             plan = None
             if not self.cache.touch(key):
-                cost = _overlay_cost(volume, layout)
-                plan = _Plan(f"volume {volume.number} ({lang})", cost,
-                             partial(self._overlay_job, t, volume, key, cost))
+                plan = VolumeJob(f"volume {volume.number} ({lang})", volume, layout,
+                                 bytes.fromhex(key[:32]), _overlay_cost(volume, layout), t)
             pieces.append(_Piece("overlay", lang, i, key, plan))
         return pieces
 
-    def _overlay_job(self, t: render.Texts, volume: Volume, key: str, cost: int) -> PdfJob:
-        return PdfJob(f"volume {volume.number} ({t.language})",
-                      render.overlay_html(self.env, t, volume, self.layout), self.base,
-                      bytes.fromhex(key[:32]),
-                      expected_pages=self.layout.pages_for(len(volume.lines)), cost=cost)
+
+def _body_cost(volume: Volume) -> int:
+    return max(1, len(volume.lines) // TYPESET_SPEEDUP)
 
 
 def _overlay_cost(volume: Volume, layout: Layout) -> int:
     withheld = sum(1 for line in volume.lines if line.name is None)
-    return PAGE_COST * layout.pages_for(len(volume.lines)) + withheld
+    return max(1, (PAGE_COST * layout.pages_for(len(volume.lines)) + withheld) // TYPESET_SPEEDUP)
 
 
 class _Parts:
@@ -230,7 +211,7 @@ class _Parts:
 
 def body_key(volume: Volume, template_version: str, layout: Layout) -> str:
     """The hash of exactly what a volume body shows and how it is drawn."""
-    digest = hashlib.sha256(f"body\x1e{ENGINE}\x1e{template_version}\x1e{layout.key()}\x1e"
+    digest = hashlib.sha256(f"body\x1e{TYPESET}\x1e{template_version}\x1e{layout.key()}\x1e"
                             .encode())
     withheld = "\x00"
     digest.update("".join([
@@ -242,7 +223,7 @@ def body_key(volume: Volume, template_version: str, layout: Layout) -> str:
 def overlay_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
     """The hash of exactly what a volume overlay shows in `language` and how it is drawn: its
     heading, its page count, and each withheld signer's line and row."""
-    digest = hashlib.sha256(f"overlay\x1e{ENGINE}\x1e{template_version}\x1e{language}\x1e"
+    digest = hashlib.sha256(f"overlay\x1e{TYPESET}\x1e{template_version}\x1e{language}\x1e"
                             f"{layout.key()}\x1e{volume.number}\x1e{volume.first}\x1e"
                             f"{volume.last}\x1e{len(volume.lines)}\x1e".encode())
     digest.update("".join([

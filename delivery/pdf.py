@@ -91,6 +91,15 @@ class PdfJob:
         return self
 
 
+class Drawable(Protocol):
+    """A job drawn without WeasyPrint (see delivery.typeset); picklable, like PdfJob."""
+
+    @property
+    def label(self) -> str: ...
+
+    def draw(self) -> RenderedPdf: ...
+
+
 class Renderable(Protocol):
     """A job, or a plan that makes its job (and its HTML) only when a worker is ready for it:
     the HTML of a million-signer dossier need never be in memory all at once."""
@@ -101,7 +110,7 @@ class Renderable(Protocol):
     @property
     def cost(self) -> int: ...
 
-    def job(self) -> PdfJob: ...
+    def job(self) -> PdfJob | Drawable: ...
 
 
 @dataclass(frozen=True)
@@ -113,12 +122,14 @@ class RenderedPdf:
     requests: int
 
 
-def render_job(job: PdfJob, *, collect: bool = True) -> RenderedPdf:
+def render_job(job: PdfJob | Drawable, *, collect: bool = True) -> RenderedPdf:
     """Render one document. Raises RenderError naming the job on any failure.
 
     collect=False skips the final garbage collection (a fifth of a long render), for a process
     that exits right after.
     """
+    if not isinstance(job, PdfJob):
+        return job.draw()
     fetcher = TemplateFetcher(Path(job.base_dir))
     base_url = Path(job.base_dir).resolve().as_uri() + "/"
     gc_was_enabled = gc.isenabled()
@@ -174,7 +185,7 @@ def render_many(jobs: Sequence[Renderable], *, workers: int, time_limit: float,
             on_done(index, result)
         return
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["delivery.pdf"])
+    ctx.set_forkserver_preload(["delivery.pdf", "delivery.typeset"])
     # popped from the end: the largest jobs start first, the small ones fill the gaps
     pending = sorted(enumerate(jobs), key=lambda item: (item[1].cost, -item[0]))
     running: list[_Worker] = []

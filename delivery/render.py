@@ -185,11 +185,17 @@ def line_text(line: Line, withheld: str) -> str:
     layout box per signer). Each name, city and country sits between Unicode isolates (FSI…PDI,
     what <bdi> means), so a right-to-left name cannot reorder the rest of its line.
     """
+    return "".join(line_parts(line, withheld))
+
+
+def line_parts(line: Line, withheld: str) -> tuple[str, str, str, str]:
+    """`line_text` in four pieces: the padded number, the date with its spaces, the name, and
+    " — city, country" (empty without a place)."""
     place = ", ".join(f"{FSI}{_one_line(part)}{PDI}" for part in (line.city, line.country)
                       if part)
     name = withheld if line.name is None else f"{FSI}{_one_line(line.name)}{PDI}"
-    number = str(line.number).rjust(NUMBER_WIDTH, FIGURE_SPACE)
-    return f"{number}  {line.signed_on.isoformat()}  {name}" + (f" — {place}" if place else "")
+    return (str(line.number).rjust(NUMBER_WIDTH, FIGURE_SPACE),
+            f"  {line.signed_on.isoformat()}  ", name, f" — {place}" if place else "")
 
 
 def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
@@ -197,44 +203,65 @@ def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
     their names. The column headers, withheld signers' lines and page labels are left blank for
     the language's overlay (`overlay_html`), so one rendering serves every edition."""
     pages = [[line_text(line, "") if line.name is not None else "" for line in page]
-             for page in _paginate(volume.lines, layout)]
+             for page in paginate(volume.lines, layout)]
     return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
         lang=NEUTRAL_LANGUAGE, layout=layout, pages=pages)
 
 
 @dataclass(frozen=True)
 class OverlayPage:
-    lines: list[tuple[int, str]]  # (blank lines before it, text) per withheld signer
+    rows: list[tuple[int, tuple[str, str, str, str]]]  # (row, line parts) per withheld signer
     label: str  # "Volume 3 · page 2 of 38"
+
+    @property
+    def lines(self) -> list[tuple[int, str]]:
+        """(blank lines before it, text) per withheld signer: how the HTML places them."""
+        out, next_row = [], 0
+        for row, parts in self.rows:
+            out.append((row - next_row, "".join(parts)))
+            next_row = row + 1
+        return out
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What one language lays over a volume body (see overlay_html)."""
+
+    heading: str  # "Volume 3: signers no. 4,001–6,000"
+    columns: tuple[str, str, str, str, str]  # number, date, name, city, country
+    pages: list[OverlayPage]
+
+
+def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
+    withheld = texts("name_withheld")
+    paginated = paginate(volume.lines, layout)
+    pages = []
+    for number, page in enumerate(paginated, start=1):
+        rows = [(row, line_parts(line, withheld)) for row, line in enumerate(page)
+                if line.name is None]
+        label = texts.raw("volume_page").format(volume=volume.number, page=number,
+                                                pages=len(paginated))
+        pages.append(OverlayPage(rows, label))
+    return Overlay(
+        texts("volume_heading", volume=volume.number, first=volume.first, last=volume.last),
+        (texts("col_number"), texts("col_date"), texts("col_name"), texts("col_city"),
+         texts("col_country")), pages)
 
 
 def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
     """What one language lays over a volume body, page for page at the same line positions: the
     volume heading, the column headers, the lines of signers who withheld their name ("Name
-    withheld — city, country", a few per page) and "Volume v · page p of n"."""
-    withheld = texts("name_withheld")
-    paginated = _paginate(volume.lines, layout)
-    pages = []
-    for number, page in enumerate(paginated, start=1):
-        lines, next_row = [], 0
-        for row, line in enumerate(page):
-            if line.name is None:
-                lines.append((row - next_row, line_text(line, withheld)))
-                next_row = row + 1
-        label = texts.raw("volume_page").format(volume=volume.number, page=number,
-                                                pages=len(paginated))
-        pages.append(OverlayPage(lines, label))
+    withheld — city, country", a few per page) and "Volume v · page p of n". The reference
+    rendering of typeset.overlay_pdf."""
+    drawn = overlay(texts, volume, layout)
     return env.get_template(f"{DOSSIER_DIR}/overlay.html.j2").render(
-        lang=texts.language, layout=layout, pages=pages, header=_column_header(texts),
-        heading=texts("volume_heading", volume=volume.number, first=volume.first,
-                      last=volume.last))
+        lang=texts.language, layout=layout, pages=drawn.pages,
+        header=_column_header(drawn.columns), heading=drawn.heading)
 
 
-def _column_header(texts: Texts) -> Markup:
+def _column_header(columns: tuple[str, str, str, str, str]) -> Markup:
     return Markup(  # format() escapes each text
-        '<span class="hno">{}</span><span class="hdt">{}</span>{} — {}, {}').format(
-        texts("col_number"), texts("col_date"), texts("col_name"), texts("col_city"),
-        texts("col_country"))
+        '<span class="hno">{}</span><span class="hdt">{}</span>{} — {}, {}').format(*columns)
 
 
 def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
@@ -251,7 +278,7 @@ def _one_line(text: str) -> str:
 _LINE_BREAKS = {ord(c): " " for c in "\n\r\t\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
-def _paginate(lines: Sequence[Line], layout: Layout) -> list[Sequence[Line]]:
+def paginate(lines: Sequence[Line], layout: Layout) -> list[Sequence[Line]]:
     first = layout.first_page_lines
     pages = [lines[:first]]
     for start in range(first, len(lines), layout.lines_per_page):

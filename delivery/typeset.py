@@ -1,0 +1,151 @@
+"""Volume (+ language) → PDF bytes of a volume body or overlay, drawn without a layout engine.
+
+Volume pages are a fixed grid: a header rule, then one line of text per signer at a fixed
+pitch; nothing wraps, whatever overflows the text column is cut off. So the pages need no
+layout, only drawing, which delivery.pdfwrite does ~20 times faster than WeasyPrint lays out
+the same lines. The geometry here is the one of templates/dossier/volume.html.j2 and
+overlay.html.j2 with dossier.css (A4, 16 mm margins, 8.5 pt lines at `Layout.line_height_mm`,
+CSS half-leading): those templates are the reference rendering the tests compare with, line
+for line, so the front (still rendered by WeasyPrint) and the volumes look the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import uharfbuzz as hb
+
+from delivery.compose import Volume
+from delivery.errors import RenderError
+from delivery.pdf import RenderedPdf
+from delivery.pdfwrite import PdfWriter
+from delivery.render import Layout, Texts, line_parts, overlay, paginate
+
+ENGINE = f"typeset-1/harfbuzz-{hb.__version__}"
+FAMILIES = "DejaVu Sans,Noto Sans CJK SC,sans-serif"  # as .vol in dossier.css
+MM = 72 / 25.4
+PAGE_WIDTH, PAGE_HEIGHT = 210 * MM, 297 * MM
+LEFT, TOP, COLUMN = 16 * MM, 16 * MM, 178 * MM
+LINE_SIZE = 8.5  # .pg, .hd
+HEADING_SIZE, LABEL_SIZE = 11.0, 7.5  # .heading, .op .label
+CSS_LINE_HEIGHT = 1.4  # html { line-height }
+RULE = 0.5  # .hd border-bottom
+LABEL_TOP = 265 * MM  # .op .label, right-aligned to the column
+NUMBER_COLUMN, DATE_COLUMN = 4.452, 6.446  # .hno, .hdt widths (em); .hno pads 0.636 em
+NUMBER_PADDING = 0.636
+TEXT = b"0.066667 0.066667 0.066667 rg"  # #111
+BLUE = b"0.121569 0.305882 0.47451 rg"  # #1f4e79
+GREY = b"0.266667 0.266667 0.266667 rg"  # #444
+
+
+@dataclass(frozen=True)
+class VolumeJob:
+    """One volume body, or with `texts` one volume overlay, to draw (a pdf.Drawable)."""
+
+    label: str
+    volume: Volume = field(repr=False)
+    layout: Layout
+    identifier: bytes
+    cost: int
+    texts: Texts | None = field(default=None, repr=False)
+
+    def job(self) -> VolumeJob:
+        return self
+
+    def draw(self) -> RenderedPdf:
+        try:
+            if self.texts is None:
+                data, pages, warnings = body_pdf(self.volume, self.layout, self.identifier)
+            else:
+                data, pages, warnings = overlay_pdf(self.texts, self.volume, self.layout,
+                                                    self.identifier)
+        except RenderError as exc:
+            raise RenderError(f"{self.label}: {exc}") from None
+        except MemoryError:
+            raise RenderError(f"{self.label}: out of memory") from None
+        except Exception as exc:
+            raise RenderError(f"{self.label}: {type(exc).__name__}: {exc}") from exc
+        return RenderedPdf(self.label, data, pages, warnings, 0)
+
+
+class _Grid:
+    """Where the lines of a volume page go (points, from the bottom left)."""
+
+    def __init__(self, writer: PdfWriter, layout: Layout) -> None:
+        self.layout = layout
+        self.pitch = layout.line_height_mm * MM
+        self.ascent, self.descent = writer.metrics()
+
+    def baseline(self, top: float, size: float, line_height: float) -> float:
+        """CSS: the strut's ascent and descent centred in the line box."""
+        return top + (line_height - (self.ascent + self.descent) * size) / 2 + self.ascent * size
+
+    def header_top(self, first: bool) -> float:
+        return TOP + (self.layout.heading_lines * self.pitch if first else 0)
+
+    def line_y(self, first: bool, row: int) -> float:
+        """The baseline of signer line `row` of a page, below the header line and its rule."""
+        top = self.header_top(first) + self.pitch + RULE + row * self.pitch
+        return PAGE_HEIGHT - self.baseline(top, LINE_SIZE, self.pitch)
+
+
+def body_pdf(volume: Volume, layout: Layout,
+             identifier: bytes) -> tuple[bytes, int, tuple[str, ...]]:
+    """The body of one volume (render.volume_html is its reference): the header rule and the
+    lines of the signers who gave their names. Returns the PDF, its page count, and warnings
+    (characters no installed font can draw)."""
+    writer = PdfWriter(FAMILIES)
+    grid = _Grid(writer, layout)
+    pages = paginate(volume.lines, layout)
+    for number, page in enumerate(pages):
+        first = number == 0
+        writer.new_page()
+        rule = PAGE_HEIGHT - grid.header_top(first) - grid.pitch - RULE
+        writer.raw(b"q %s %.4f %.4f %.4f %.4f re f Q" % (BLUE, LEFT, rule, COLUMN, RULE))
+        writer.raw(_clip())
+        for row, line in enumerate(page):
+            if line.name is not None:
+                writer.text(line_parts(line, ""), LEFT, grid.line_y(first, row),
+                            size=LINE_SIZE, colour=TEXT)
+        writer.raw(b"Q")
+    return writer.finish(identifier, PAGE_WIDTH, PAGE_HEIGHT), len(pages), tuple(writer.warnings)
+
+
+def overlay_pdf(texts: Texts, volume: Volume, layout: Layout,
+                identifier: bytes) -> tuple[bytes, int, tuple[str, ...]]:
+    """What one language lays over a volume body (render.overlay_html is its reference): the
+    volume heading, the column headers, withheld signers' lines, "Volume v · page p of n"."""
+    writer = PdfWriter(FAMILIES)
+    grid = _Grid(writer, layout)
+    drawn = overlay(texts, volume, layout)
+    number, date, *rest = drawn.columns
+    name = f"{rest[0]} — {rest[1]}, {rest[2]}"
+    for index, page in enumerate(drawn.pages):
+        first = index == 0
+        writer.new_page()
+        if first:
+            y = PAGE_HEIGHT - grid.baseline(TOP, HEADING_SIZE, HEADING_SIZE * CSS_LINE_HEIGHT)
+            writer.text([drawn.heading], LEFT, y, size=HEADING_SIZE, colour=BLUE, bold=True)
+        y = PAGE_HEIGHT - grid.baseline(grid.header_top(first), LINE_SIZE, grid.pitch)
+        right = LEFT + NUMBER_COLUMN * LINE_SIZE
+        writer.text([number], right - writer.width([number], LINE_SIZE, bold=True), y,
+                    size=LINE_SIZE, colour=BLUE, bold=True)
+        x = LEFT + (NUMBER_COLUMN + NUMBER_PADDING) * LINE_SIZE
+        writer.text([date], x, y, size=LINE_SIZE, colour=BLUE, bold=True)
+        writer.text([name], x + DATE_COLUMN * LINE_SIZE, y, size=LINE_SIZE, colour=BLUE,
+                    bold=True)
+        writer.raw(_clip())
+        for row, parts in page.rows:
+            writer.text(parts, LEFT, grid.line_y(first, row), size=LINE_SIZE, colour=TEXT)
+        writer.raw(b"Q")
+        y = PAGE_HEIGHT - grid.baseline(TOP + LABEL_TOP, LABEL_SIZE,
+                                        LABEL_SIZE * CSS_LINE_HEIGHT)
+        width = writer.width([page.label], LABEL_SIZE)
+        writer.text([page.label], LEFT + COLUMN - width, y, size=LABEL_SIZE, colour=GREY)
+    return (writer.finish(identifier, PAGE_WIDTH, PAGE_HEIGHT), len(drawn.pages),
+            tuple(writer.warnings))
+
+
+def _clip() -> bytes:
+    """Lines are cut off at the text column's edges (overflow: hidden)."""
+    return b"q %.4f 0 %.4f %.4f re W n" % (LEFT, COLUMN, PAGE_HEIGHT)

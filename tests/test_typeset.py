@@ -1,0 +1,166 @@
+"""delivery.typeset, delivery.shape, delivery.fonts: volume bodies drawn without WeasyPrint, read
+back with poppler and compared with WeasyPrint's rendering of the same page (volume.html.j2)."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import pikepdf
+import pytest
+
+from delivery import fonts, render, shape, typeset
+from delivery.compose import Line, Volume
+from delivery.errors import RenderError
+from delivery.pdf import PdfJob, render_job
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DAY = date(2024, 3, 9)
+ID = b"0123456789abcdef"
+SCRIPTS = {
+    "latin": "Zoë Müller-Łukasz", "cyrillic": "Мария Иванова", "armenian": "Նարեկ Սարգսյան",
+    "greek": "Νίκος Παπαδόπουλος", "hebrew": "דוד לוי", "arabic": "فاطمة الخطيب",
+    "chinese": "王小明", "japanese": "鈴木 花子", "korean": "김민수", "georgian": "გიორგი",
+    "devanagari": "राहुल शर्मा", "emoji": "Sam 🌍✨",
+}
+
+
+def volume(names: list[str | None], *, first: int = 1) -> Volume:
+    lines = [Line(first + i, name, "Yerevan", "Armenia", DAY) for i, name in enumerate(names)]
+    return Volume(1, 1, first, first + len(lines) - 1, lines)
+
+
+def words(data: bytes, tmp_path: Path, name: str) -> list[tuple[int, float, float, float, str]]:
+    """(page, x_min, y_min, x_max, word) of every word, as pdftotext -bbox finds them."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    out = subprocess.run(["pdftotext", "-bbox", "-enc", "UTF-8", str(path), "-"], check=True,
+                         capture_output=True, text=True).stdout
+    found, page = [], 0
+    for row in out.splitlines():
+        if row.startswith("<page"):
+            page += 1
+        match = re.match(r'\s*<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" '
+                         r'yMax="[\d.]+">(.*)</word>', row)
+        if match:
+            found.append((page, float(match[1]), float(match[2]), float(match[3]), match[4]))
+    return found
+
+
+def text(data: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "text.pdf"
+    path.write_bytes(data)
+    out = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True,
+                         capture_output=True, text=True).stdout
+    return re.sub("[\u2066-\u2069\u200e\u200f\u202a-\u202e]", "", out)
+
+
+def test_lines_sit_where_weasyprint_puts_them(tmp_path: Path) -> None:
+    # 60 lines: both pages kinds (the first leaves room for the volume heading); a blank row
+    # where a withheld signer's line (drawn by the overlay) goes
+    names: list[str | None] = [f"Anna Lee {i}" for i in range(60)]
+    names[7] = None
+    vol = volume(names)
+    layout = render.Layout()
+    drawn, pages, warnings = typeset.body_pdf(vol, layout, ID)
+    html = render.volume_html(render.make_environment(TEMPLATES), vol, layout)
+    reference = render_job(PdfJob("volume 1", html, str(TEMPLATES), ID,
+                                  expected_pages=layout.pages_for(60)))
+    assert pages == reference.pages == 2 and warnings == ()
+    ours, theirs = words(drawn, tmp_path, "ours.pdf"), words(reference.data, tmp_path, "w.pdf")
+    assert [w[0::4] for w in ours] == [w[0::4] for w in theirs]  # same words, same pages
+    for mine, weasy in zip(ours, theirs, strict=True):
+        assert abs(mine[2] - weasy[2]) < 0.05, mine  # same baseline
+        assert abs(mine[1] - weasy[1]) < 1.0, mine  # same start, within a point
+
+
+@pytest.mark.parametrize("language", ["en", "hy", "ru"])
+def test_overlay_text_sits_where_weasyprint_puts_it(language: str, tmp_path: Path) -> None:
+    names: list[str | None] = [f"Anna Lee {i}" for i in range(60)]
+    for row in (0, 7, 52, 59):  # first and last rows of both pages
+        names[row] = None
+    vol = volume(names, first=2001)
+    layout = render.Layout()
+    texts = render.load_texts(TEMPLATES, language)
+    drawn, pages, warnings = typeset.overlay_pdf(texts, vol, layout, ID)
+    html = render.overlay_html(render.make_environment(TEMPLATES), texts, vol, layout)
+    reference = render_job(PdfJob("overlay", html, str(TEMPLATES), ID))
+    assert pages == reference.pages == 2 and warnings == ()
+    ours, theirs = words(drawn, tmp_path, "ours.pdf"), words(reference.data, tmp_path, "w.pdf")
+    assert [w[0::4] for w in ours] == [w[0::4] for w in theirs]
+    for mine, weasy in zip(ours, theirs, strict=True):
+        assert abs(mine[2] - weasy[2]) < 0.05, mine  # the heading, header, lines and labels
+        assert abs(mine[1] - weasy[1]) < 1.0, mine  # right-aligned ones too
+
+
+def test_every_script_is_drawn_and_reads_back(tmp_path: Path) -> None:
+    drawn, _, warnings = typeset.body_pdf(volume(list(SCRIPTS.values())), render.Layout(), ID)
+    assert warnings == ()
+    extracted = text(drawn, tmp_path)
+    for script, name in SCRIPTS.items():
+        if script == "emoji":
+            assert "Sam 🌍✨" in extracted  # bitmap glyphs, read from their ActualText
+        elif script in ("hebrew", "arabic"):
+            assert all(word in extracted for word in name.split()), script
+        else:
+            assert name in extracted, script
+    pdf = pikepdf.open(io.BytesIO(drawn))
+    embedded = {str(f.BaseFont).split("+")[1] for f in pdf.pages[0].Resources.Font.values()}
+    assert {"DejaVuSans", "NotoSansCJKsc-Regular", "NotoSansDevanagari-Regular"} <= embedded
+    for font in pdf.pages[0].Resources.Font.values():
+        descriptor = font.DescendantFonts[0].FontDescriptor
+        program = descriptor.get("/FontFile2") or descriptor.get("/FontFile3")
+        # the fonts are 0.7 MB (DejaVu) to 19 MB (the CJK collection): only used glyphs go in
+        assert len(program.read_raw_bytes()) < 150_000
+    assert len(pdf.pages[0].Resources.XObject) == 2  # 🌍 and ✨, as images
+
+
+def test_right_to_left_names_keep_their_place_and_their_order() -> None:
+    chain = fonts.chain(typeset.FAMILIES)
+    runs = shape.shape_line("1 \u2068אבג דהו\u2069 — \u2068Paris\u2069", chain)
+    assert "".join(r.text for r in runs) == "1 אבג דהו — Paris"
+    assert runs[1].text == "אבג דהו"
+    hebrew = runs[1]
+    first_drawn = chain.font(hebrew.font).glyph("ו")
+    assert hebrew.glyphs[0] == first_drawn  # the last letter is drawn leftmost
+    mixed = shape.shape_line("\u2068שלום 42\u2069", chain)
+    assert [r.text for r in mixed] == ["42", "שלום "]  # the number left of the word, as read
+
+
+def test_the_same_volume_gives_the_same_bytes() -> None:
+    vol = volume([*SCRIPTS.values(), None, "Ann"])
+    assert typeset.body_pdf(vol, render.Layout(), ID) == \
+        typeset.body_pdf(vol, render.Layout(), ID)
+
+
+def test_a_line_wider_than_the_column_is_cut_not_wrapped(tmp_path: Path) -> None:
+    layout = render.Layout()
+    drawn, pages, _ = typeset.body_pdf(volume(["W" * 400] * layout.first_page_lines),
+                                         layout, ID)
+    assert pages == 1
+    pdf = pikepdf.open(io.BytesIO(drawn))
+    content = pdf.pages[0].Contents.read_bytes()
+    assert b"re W n" in content  # clipped to the text column
+    assert max(w[3] for w in words(drawn, tmp_path, "wide.pdf")) > 595  # drawn past it
+
+
+def test_a_character_no_font_has_is_reported() -> None:
+    _, _, warnings = typeset.body_pdf(volume(["Ann \U000f0000"]), render.Layout(), ID)
+    assert warnings == ("no installed font has a glyph for U+F0000 (.notdef drawn)",)
+
+
+def test_a_volume_job_names_itself_in_its_error() -> None:
+    broken = Volume(4, 4, 1, 1, [Line(1, "Ann", "Yerevan", "Armenia", "2024-03-09")])  # type: ignore[arg-type]
+    job = typeset.VolumeJob("volume 4", broken, render.Layout(), ID, 1)
+    with pytest.raises(RenderError, match=r"^volume 4: AttributeError: "):
+        job.draw()
+
+
+def test_without_fontconfig_the_error_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RenderError, match="install the fontconfig package"):
+        fonts.chain.__wrapped__("DejaVu Sans")
