@@ -4,8 +4,9 @@ Each language's PDF is the front (letter and summary), then every volume body wi
 laid over each of its pages: the language's volume overlay (volume heading, column headers,
 withheld signers' lines, "Volume v · page p of n") and the delivery's stamp (the dossier
 footer). Volume bodies are the same in every language, so they are rendered once for all
-editions; bodies and overlays are rendered in parallel worker processes and cached on disk by the
-hash of what they show: a later delivery re-renders only the volumes whose lines changed.
+editions; bodies and overlays are drawn by delivery.typeset (front and stamp by WeasyPrint) in
+parallel worker processes and cached on disk by the hash of what they show: a later delivery
+re-renders only the volumes whose lines changed.
 
 Page numbering: the front counts its own pages ("page X of Y"); each volume counts its own
 ("Volume 3 · page 2 of 41"). A full volume's pages then never change when the dossier grows, which

@@ -16,7 +16,9 @@ Four kinds of document come out, each later rendered by `delivery.pdf` on its ow
 
 Page geometry is fixed (a forced break every `Layout.lines_per_page` lines, fixed line height,
 no wrapping), so every volume's page count is known before it is rendered, and a body and its
-overlays put line n at the same place.
+overlays put line n at the same place. Volume bodies and overlays are drawn by delivery.typeset
+from the same data (`line_parts`, `overlay`); their HTML here is the reference rendering its
+tests compare with.
 """
 
 from __future__ import annotations

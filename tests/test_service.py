@@ -310,7 +310,7 @@ def test_a_killed_render_worker_fails_the_build_and_nothing_is_sent(
         make_app: AppFactory, smtp_server: SmtpServer) -> None:
     app = make_app(smtp_server.env(), campaign_toml(hold="0s"))
     campaign = app.campaign(None)
-    add(app, [f"Signer {i}" for i in range(400)], TUESDAY_10)  # enough to use worker processes
+    add(app, [f"Signer {i}" for i in range(6000)], TUESDAY_10)  # enough to use worker processes
     stop, killed = threading.Event(), list[int]()
     killer = threading.Thread(target=_kill_render_workers, args=(stop, killed))
     killer.start()
