@@ -1,12 +1,11 @@
 """Dossier + templates → one UnsignedPdf per language (or several parts): plan, cache, render, join.
 
-Each language's PDF is the front (letter and summary), then every volume body with two layers
-laid over each of its pages: the language's volume overlay (volume heading, column headers,
-withheld signers' lines, "Volume v · page p of n") and the delivery's stamp (the dossier
-footer). Volume bodies are the same in every language, so they are rendered once for all
-editions; bodies and overlays are drawn by delivery.typeset (front and stamp by WeasyPrint) in
-parallel worker processes and cached on disk by the hash of what they show: a later delivery
-re-renders only the volumes whose lines changed.
+Each language's PDF is the front (letter and summary, laid out by WeasyPrint), then its volumes
+(signer lines, withheld signers' lines in the language, "Volume v · page p of n"), drawn by
+delivery.typeset, with the delivery's stamp (the dossier footer) laid over every volume page.
+Fronts, stamps and volumes are rendered in parallel worker processes; volumes are cached on disk
+by the hash of what they show, so a later delivery re-renders only the volumes whose lines
+changed, and the join fills each volume's stamp slot once for all its pages.
 
 Page numbering: the front counts its own pages ("page X of Y"); each volume counts its own
 ("Volume 3 · page 2 of 41"). A full volume's pages then never change when the dossier grows, which
@@ -25,7 +24,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pikepdf
 
@@ -37,13 +35,13 @@ from delivery.errors import RenderError
 from delivery.pdf import ENGINE, PdfJob, Renderable, RenderedPdf, render_many
 from delivery.render import Layout, Texts
 from delivery.typeset import ENGINE as TYPESET
-from delivery.typeset import VolumeJob
+from delivery.typeset import STAMP, VolumeJob
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped, not resident
 # Job costs, in signer lines' worth of rendering (measured: a body line ~0.6 ms of CPU).
 FRONT_COST = 600  # the letter, the summary and its charts: ~0.35 s
-PAGE_COST = 12  # an overlay or stamp page (margin boxes, a few text lines)
+PAGE_COST = 12  # the stamp page (margin boxes, a few text lines)
 WORKER_BUDGET = 2000  # one full volume body per worker process; small jobs share one
 TYPESET_SPEEDUP = 20  # a body line drawn by delivery.typeset against one laid out by WeasyPrint
 INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
@@ -51,7 +49,7 @@ INLINE_BUDGET = 1500  # below this, process start-up costs more than a second co
 
 @dataclass(frozen=True)
 class _Piece:
-    kind: str  # front | stamp | body | overlay
+    kind: str  # front | stamp | volume
     language: str  # "" for bodies: they serve every language
     volume: int  # index into dossier.volumes; -1 for front and stamp
     key: str
@@ -69,12 +67,12 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
                        inline_budget: int = INLINE_BUDGET) -> list[UnsignedPdf]:
     """Build every language's dossier PDF; RenderError (and nothing returned) on any failure.
 
-    strict: WeasyPrint warnings (a missing glyph, an ignored CSS rule) fail the build too.
-    progress(done, total) counts volumes, a volume being done when its body and its overlays
-    in every language are. inline_budget: work (in signer lines) rendered in this process
-    instead of worker processes; 0 always uses workers. Rendered volumes go to the cache folder
-    as they finish (to a temporary one without `cache_dir`) and are read back one at a time
-    when joined, so memory does not grow with the dossier.
+    strict: warnings (a missing glyph, an ignored CSS rule) fail the build too.
+    progress(done, total) counts volumes, a volume being done when it is in every language.
+    inline_budget: work (in signer lines) rendered in this process instead of worker
+    processes; 0 always uses workers. Rendered volumes go to the cache folder as they finish
+    (to a temporary one without `cache_dir`) and are read back one at a time when joined, so
+    memory does not grow with the dossier.
     """
     with ExitStack() as stack:
         if cache_dir is None:
@@ -96,9 +94,7 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
            inline_budget: int) -> list[UnsignedPdf]:
     planner = _Planner(dossier, templates_dir, layout, cache)
     texts = {lang: render.load_texts(templates_dir, lang) for lang in dict.fromkeys(languages)}
-    pieces = planner.bodies()
-    for t in texts.values():
-        pieces += planner.language(t)
+    pieces = [piece for t in texts.values() for piece in planner.language(t)]
 
     missing = [0] * len(dossier.volumes)
     for p in pieces:
@@ -115,7 +111,7 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
     def finished(index: int, pdf: RenderedPdf) -> None:
         nonlocal done
         if strict and pdf.warnings:
-            raise RenderError(f"{pdf.label}: WeasyPrint warned: {pdf.warnings[0]}")
+            raise RenderError(f"{pdf.label}: {pdf.warnings[0]}")
         item = todo[index]
         if item.volume < 0 or not cache.put(item.key, pdf.data):
             kept[item.key] = pdf.data
@@ -130,11 +126,10 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
                 time_limit=time_limit, memory_limit=memory_limit, on_done=finished,
                 worker_budget=WORKER_BUDGET, inline_budget=inline_budget)
     parts = _Parts(kept, cache)
-    bodies = [p for p in pieces if p.kind == "body"]
     out: list[UnsignedPdf] = []
     for lang, t in texts.items():
-        mine = [p for p in pieces if p.language == lang]
-        out += _join_language(dossier, t, bodies, mine, parts, part_budget)
+        out += _join_language(dossier, t, [p for p in pieces if p.language == lang], parts,
+                              part_budget)
     return out
 
 
@@ -147,17 +142,6 @@ class _Planner:
         self.env = render.make_environment(templates_dir)
         self.base = str(templates_dir)
         self.version = render.template_version(templates_dir, dossier.letter)
-
-    def bodies(self) -> list[_Piece]:
-        pieces = []
-        for i, volume in enumerate(self.dossier.volumes):
-            key = body_key(volume, self.version, self.layout)
-            plan = None
-            if not self.cache.touch(key):
-                plan = VolumeJob(f"volume {volume.number}", volume, self.layout,
-                                 bytes.fromhex(key[:32]), _body_cost(volume))
-            pieces.append(_Piece("body", "", i, key, plan))
-        return pieces
 
     def language(self, t: render.Texts) -> list[_Piece]:
         d, lang, layout = self.dossier, t.language, self.layout
@@ -173,22 +157,17 @@ class _Planner:
                 bytes.fromhex(stamp_key[:32]), expected_pages=1, cost=PAGE_COST)),
         ]
         for i, volume in enumerate(d.volumes):
-            key = overlay_key(volume, lang, self.version, layout)
+            key = volume_key(volume, lang, self.version, layout)
             plan = None
             if not self.cache.touch(key):
-                plan = VolumeJob(f"volume {volume.number} ({lang})", volume, layout,
-                                 bytes.fromhex(key[:32]), _overlay_cost(volume, layout), t)
-            pieces.append(_Piece("overlay", lang, i, key, plan))
+                plan = VolumeJob(f"volume {volume.number} ({lang})", t, volume, layout,
+                                 bytes.fromhex(key[:32]), _volume_cost(volume))
+            pieces.append(_Piece("volume", lang, i, key, plan))
         return pieces
 
 
-def _body_cost(volume: Volume) -> int:
+def _volume_cost(volume: Volume) -> int:
     return max(1, len(volume.lines) // TYPESET_SPEEDUP)
-
-
-def _overlay_cost(volume: Volume, layout: Layout) -> int:
-    withheld = sum(1 for line in volume.lines if line.name is None)
-    return max(1, (PAGE_COST * layout.pages_for(len(volume.lines)) + withheld) // TYPESET_SPEEDUP)
 
 
 class _Parts:
@@ -210,27 +189,15 @@ class _Parts:
         return data
 
 
-def body_key(volume: Volume, template_version: str, layout: Layout) -> str:
-    """The hash of exactly what a volume body shows and how it is drawn."""
-    digest = hashlib.sha256(f"body\x1e{TYPESET}\x1e{template_version}\x1e{layout.key()}\x1e"
-                            .encode())
+def volume_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
+    """The hash of exactly what a volume's pages show in `language` and how they are drawn."""
+    digest = hashlib.sha256(f"volume\x1e{TYPESET}\x1e{template_version}\x1e{language}\x1e"
+                            f"{layout.key()}\x1e{volume.number}\x1e{volume.first}\x1e"
+                            f"{volume.last}\x1e".encode())
     withheld = "\x00"
     digest.update("".join([
         f"{line.number}\x1f{withheld if line.name is None else line.name}\x1f{line.city}\x1f"
         f"{line.country}\x1f{line.signed_on.isoformat()}\x1e" for line in volume.lines]).encode())
-    return digest.hexdigest()
-
-
-def overlay_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
-    """The hash of exactly what a volume overlay shows in `language` and how it is drawn: its
-    heading, its page count, and each withheld signer's line and row."""
-    digest = hashlib.sha256(f"overlay\x1e{TYPESET}\x1e{template_version}\x1e{language}\x1e"
-                            f"{layout.key()}\x1e{volume.number}\x1e{volume.first}\x1e"
-                            f"{volume.last}\x1e{len(volume.lines)}\x1e".encode())
-    digest.update("".join([
-        f"{row}\x1f{line.number}\x1f{line.city}\x1f{line.country}\x1f"
-        f"{line.signed_on.isoformat()}\x1e"
-        for row, line in enumerate(volume.lines) if line.name is None]).encode())
     return digest.hexdigest()
 
 
@@ -252,21 +219,18 @@ def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
-def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
-                   planned: Sequence[_Piece], parts: _Parts,
+def _join_language(dossier: Dossier, t: Texts, planned: Sequence[_Piece], parts: _Parts,
                    part_budget: int) -> list[UnsignedPdf]:
     front = next(p for p in planned if p.kind == "front")
     stamp = next(p for p in planned if p.kind == "stamp")
-    overlays = [p for p in planned if p.kind == "overlay"]
-    sizes = [parts.size(front.key)] + [parts.size(b.key) + parts.size(o.key)
-                                       for b, o in zip(bodies, overlays, strict=True)]
+    volumes = [p for p in planned if p.kind == "volume"]
+    sizes = [parts.size(front.key)] + [parts.size(v.key) for v in volumes]
     # every part carries the stamp's fonts once: keep room for them
     groups = split_parts(sizes, part_budget - parts.size(stamp.key))
     stamp_pdf = pikepdf.open(io.BytesIO(parts.get(stamp.key)))
     out: list[UnsignedPdf] = []
     for part, group in enumerate(groups, start=1):
         pdf = pikepdf.new()
-        overlay = _Overlay(pdf)
         footer: pikepdf.Object | None = None
         for i in group:
             if i == 0:
@@ -274,12 +238,10 @@ def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
                 continue
             if footer is None:
                 footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
-            labels = pikepdf.open(io.BytesIO(parts.get(overlays[i - 1].key)))
             first = len(pdf.pages)
-            _append(pdf, parts.get(bodies[i - 1].key))
-            for n in range(first, len(pdf.pages)):
-                label = pdf.copy_foreign(labels.pages[n - first].as_form_xobject())
-                overlay.apply(pdf.pages[n], label, footer)
+            _append(pdf, parts.get(volumes[i - 1].key))
+            # a volume's pages share one resource dictionary: one slot to fill for all of them
+            pdf.pages[first].Resources.XObject[pikepdf.Name("/" + STAMP)] = footer
         _set_metadata(pdf, dossier, t, part, len(groups))
         buffer = io.BytesIO()
         pdf.save(buffer, deterministic_id=True, compress_streams=True,
@@ -290,33 +252,6 @@ def _join_language(dossier: Dossier, t: Texts, bodies: Sequence[_Piece],
         out.append(UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
                                parts=len(groups), pages=len(pdf.pages), data=buffer.getvalue()))
     return out
-
-
-class _Overlay:
-    """Lays two form XObjects (the language's labels, the delivery's stamp) over a page under
-    fixed resource names, with shared content streams: pikepdf's add_overlay picks random names,
-    which would make the bytes differ per build."""
-
-    LABELS = pikepdf.Name("/DossierLabels")
-    STAMP = pikepdf.Name("/DossierStamp")
-
-    def __init__(self, pdf: pikepdf.Pdf) -> None:
-        self.before = pdf.make_indirect(pikepdf.Stream(pdf, b"q\n"))
-        self.after = pdf.make_indirect(pikepdf.Stream(
-            pdf, b"\nQ\nq /DossierLabels Do Q\nq /DossierStamp Do Q\n"))
-
-    def apply(self, page: pikepdf.Page, labels: pikepdf.Object, stamp: pikepdf.Object) -> None:
-        # Copies: WeasyPrint may share one resource dictionary between pages.
-        old: Any = page.obj.get("/Resources")
-        resources = pikepdf.Dictionary(dict(old.items()) if old else {})
-        old = resources.get("/XObject")
-        xobjects = pikepdf.Dictionary(dict(old.items()) if old else {})
-        xobjects[self.LABELS] = labels
-        xobjects[self.STAMP] = stamp
-        resources.XObject = xobjects
-        page.obj.Resources = resources
-        page.contents_add(self.before, prepend=True)
-        page.contents_add(self.after, prepend=False)
 
 
 def _append(pdf: pikepdf.Pdf, data: bytes) -> None:

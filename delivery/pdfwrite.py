@@ -47,7 +47,6 @@ class _Piece:
 @dataclass
 class _Page:
     content: list[bytes] = field(default_factory=list)
-    fonts: set[tuple[int, int]] = field(default_factory=set)
     images: set[tuple[int, int, int]] = field(default_factory=set)
 
 
@@ -88,7 +87,7 @@ class PdfWriter:
             for piece in self._pieces(part, bold):
                 if piece.show is None:
                     space = self._space(bold)
-                    current = self._font(out, page, (bold, 0), current, size)
+                    current = self._font(out, (int(bold), 0), current)
                     for glyph, dx, width, text in piece.pictures:
                         left = x + dx * size
                         out.append(b"%s /Span <</ActualText %s>> BDC 3 Tr %.2f Tz <%04x> Tj "
@@ -97,18 +96,17 @@ class PdfWriter:
                         pictures.append(self._picture(piece.font, glyph, left, y, size))
                         page.images.add((*piece.font, glyph))
                 elif piece.show:
-                    current = self._font(out, page, piece.font, current, size)
+                    current = self._font(out, piece.font, current)
                     out.append(b"%s %s" % (_matrix(size, x, y), piece.show))
                 x += piece.width * size
         out.append(b"ET")
         page.content.append(b" ".join(out + pictures))
 
     @staticmethod
-    def _font(out: list[bytes], page: _Page, font: tuple[int, int],
-              current: tuple[int, int] | None, size: float) -> tuple[int, int]:
+    def _font(out: list[bytes], font: tuple[int, int],
+              current: tuple[int, int] | None) -> tuple[int, int]:
         if font != current:  # size 1: the text matrix scales (see _show)
             out.append(b"/F%d_%d 1 Tf" % font)
-            page.fonts.add(font)
         return font
 
     def _pieces(self, text: str, bold: bool) -> list[_Piece]:
@@ -189,18 +187,22 @@ class PdfWriter:
         return b"q %.3f 0 0 %.3f %.3f %.3f cm /E%d_%d_%d Do Q" % (
             width, height, left, top - height, *font, glyph)
 
-    def finish(self, identifier: bytes, width: float, height: float) -> bytes:
+    def finish(self, identifier: bytes, width: float, height: float,
+               slots: Sequence[str] = ()) -> bytes:
+        """The document. Its pages share one resource dictionary (fonts, images, and an empty
+        form XObject per name in `slots`), so whoever joins it into a larger PDF can put
+        something in a slot, for every page at once, with one assignment."""
         pdf = self.pdf
-        fonts = {key: _embed(pdf, used) for key, used in sorted(self.used.items())
+        fonts = {f"/F{b}_{n}": _embed(pdf, used) for (b, n), used in sorted(self.used.items())
                  if not used.font.colour_png}
-        images = {key: self._image(key) for key in
-                  sorted({key for page in self.pages for key in page.images})}
+        xobjects = {f"/E{b}_{n}_{g}": self._image((b, n, g)) for b, n, g in
+                    sorted({key for page in self.pages for key in page.images})}
+        for slot in slots:
+            xobjects[f"/{slot}"] = pdf.make_stream(
+                b"", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form, BBox=[0, 0, 0, 0])
+        resources = pdf.make_indirect(pikepdf.Dictionary(
+            Font=pikepdf.Dictionary(fonts), XObject=pikepdf.Dictionary(xobjects)))
         for page in self.pages:
-            resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(
-                {f"/F{b}_{n}": fonts[(b, n)] for b, n in sorted(page.fonts)}))
-            if page.images:
-                resources.XObject = pikepdf.Dictionary({
-                    f"/E{b}_{n}_{g}": images[(b, n, g)] for b, n, g in sorted(page.images)})
             pdf.pages.append(pikepdf.Page(pikepdf.Dictionary(
                 Type=pikepdf.Name.Page, MediaBox=[0, 0, width, height],
                 Contents=pdf.make_stream(b"\n".join(page.content)), Resources=resources)))

@@ -1,24 +1,20 @@
-"""Dossier + language + templates → HTML documents (pure apart from reading the templates).
+"""Dossier + language + templates → HTML documents and page data (pure apart from reading templates).
 
-Four kinds of document come out, each later rendered by `delivery.pdf` on its own:
-- the *front*: cover letter and summary, numbered "page X of Y" within itself;
-- one *volume body* per volume, the same for every language: the lines of the signers who gave
-  their names, nothing else. It shows nothing that changes with a later milestone or with the
-  recipient's language, so a full volume renders to the same bytes in every later delivery and
-  every edition, and is cached;
-- one *volume overlay* per volume and language, laid over the body page for page: the volume
-  heading ("Volume 3: signers no. 4,001–6,000") on its first page, the column headers, the
-  withheld signers' lines ("Name withheld — city, country") at their places, and "Volume v ·
-  page X of Y". It is cached too;
+What the dossier shows, per language:
+- the *front*: cover letter and summary, numbered "page X of Y" within itself (HTML, rendered
+  by WeasyPrint through `delivery.pdf`);
+- each *volume*: the signer lines (`line_parts`), and what the language adds (`overlay`): the
+  volume heading ("Volume 3: signers no. 4,001–6,000") on its first page, the column headers,
+  the withheld signers' lines ("Name withheld — city, country") at their places, and "Volume v
+  · page X of Y". Nothing in it changes with a later milestone, so a full volume is drawn once
+  (by delivery.typeset) and cached. `volume_html` and `overlay_html` render the same pages as
+  HTML: the reference delivery.typeset's tests compare it with;
 - the *stamp*: one page with the dossier footer (title, dossier id · signer count), laid over
   every volume page when they are joined. It is the only per-delivery part besides the front,
   and its cost does not grow with the dossier.
 
 Page geometry is fixed (a forced break every `Layout.lines_per_page` lines, fixed line height,
-no wrapping), so every volume's page count is known before it is rendered, and a body and its
-overlays put line n at the same place. Volume bodies and overlays are drawn by delivery.typeset
-from the same data (`line_parts`, `overlay`); their HTML here is the reference rendering its
-tests compare with.
+no wrapping), so every volume's page count is known before it is drawn.
 """
 
 from __future__ import annotations

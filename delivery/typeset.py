@@ -11,15 +11,16 @@ for line, so the front (still rendered by WeasyPrint) and the volumes look the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import uharfbuzz as hb
 
-from delivery.compose import Volume
+from delivery.compose import Line, Volume
 from delivery.errors import RenderError
 from delivery.pdf import RenderedPdf
 from delivery.pdfwrite import PdfWriter
-from delivery.render import Layout, Texts, line_parts, overlay, paginate
+from delivery.render import Layout, Overlay, OverlayPage, Texts, line_parts, overlay, paginate
 
 ENGINE = f"typeset-1/harfbuzz-{hb.__version__}"
 FAMILIES = "DejaVu Sans,Noto Sans CJK SC,sans-serif"  # as .vol in dossier.css
@@ -36,29 +37,27 @@ NUMBER_PADDING = 0.636
 TEXT = b"0.066667 0.066667 0.066667 rg"  # #111
 BLUE = b"0.121569 0.305882 0.47451 rg"  # #1f4e79
 GREY = b"0.266667 0.266667 0.266667 rg"  # #444
+STAMP = "DossierStamp"  # the slot each page draws last: the join puts the dossier footer in it
 
 
 @dataclass(frozen=True)
 class VolumeJob:
-    """One volume body, or with `texts` one volume overlay, to draw (a pdf.Drawable)."""
+    """One volume of one language's edition to draw (a pdf.Drawable): picklable."""
 
     label: str
+    texts: Texts = field(repr=False)
     volume: Volume = field(repr=False)
     layout: Layout
     identifier: bytes
     cost: int
-    texts: Texts | None = field(default=None, repr=False)
 
     def job(self) -> VolumeJob:
         return self
 
     def draw(self) -> RenderedPdf:
         try:
-            if self.texts is None:
-                data, pages, warnings = body_pdf(self.volume, self.layout, self.identifier)
-            else:
-                data, pages, warnings = overlay_pdf(self.texts, self.volume, self.layout,
-                                                    self.identifier)
+            data, pages, warnings = volume_pdf(self.texts, self.volume, self.layout,
+                                               self.identifier)
         except RenderError as exc:
             raise RenderError(f"{self.label}: {exc}") from None
         except MemoryError:
@@ -89,61 +88,58 @@ class _Grid:
         return PAGE_HEIGHT - self.baseline(top, LINE_SIZE, self.pitch)
 
 
-def body_pdf(volume: Volume, layout: Layout,
-             identifier: bytes) -> tuple[bytes, int, tuple[str, ...]]:
-    """The body of one volume (render.volume_html is its reference): the header rule and the
-    lines of the signers who gave their names. Returns the PDF, its page count, and warnings
-    (characters no installed font can draw)."""
-    writer = PdfWriter(FAMILIES)
-    grid = _Grid(writer, layout)
-    pages = paginate(volume.lines, layout)
-    for number, page in enumerate(pages):
-        first = number == 0
-        writer.new_page()
-        rule = PAGE_HEIGHT - grid.header_top(first) - grid.pitch - RULE
-        writer.raw(b"q %s %.4f %.4f %.4f %.4f re f Q" % (BLUE, LEFT, rule, COLUMN, RULE))
-        writer.raw(_clip())
-        for row, line in enumerate(page):
-            if line.name is not None:
-                writer.text(line_parts(line, ""), LEFT, grid.line_y(first, row),
-                            size=LINE_SIZE, colour=TEXT)
-        writer.raw(b"Q")
-    return writer.finish(identifier, PAGE_WIDTH, PAGE_HEIGHT), len(pages), tuple(writer.warnings)
-
-
-def overlay_pdf(texts: Texts, volume: Volume, layout: Layout,
-                identifier: bytes) -> tuple[bytes, int, tuple[str, ...]]:
-    """What one language lays over a volume body (render.overlay_html is its reference): the
-    volume heading, the column headers, withheld signers' lines, "Volume v · page p of n"."""
+def volume_pdf(texts: Texts, volume: Volume, layout: Layout,
+               identifier: bytes) -> tuple[bytes, int, tuple[str, ...]]:
+    """One volume's pages in one language: what render.volume_html draws (the signer lines)
+    with what render.overlay_html lays over it (heading, column headers, withheld signers'
+    lines, page labels), and an empty `STAMP` slot every page draws last, for the dossier
+    footer the join puts in. Returns the PDF, its page count, and warnings (characters no
+    installed font can draw)."""
     writer = PdfWriter(FAMILIES)
     grid = _Grid(writer, layout)
     drawn = overlay(texts, volume, layout)
-    number, date, *rest = drawn.columns
-    name = f"{rest[0]} — {rest[1]}, {rest[2]}"
-    for index, page in enumerate(drawn.pages):
-        first = index == 0
+    for number, (page, labels) in enumerate(zip(paginate(volume.lines, layout), drawn.pages,
+                                                strict=True)):
         writer.new_page()
-        if first:
-            y = PAGE_HEIGHT - grid.baseline(TOP, HEADING_SIZE, HEADING_SIZE * CSS_LINE_HEIGHT)
-            writer.text([drawn.heading], LEFT, y, size=HEADING_SIZE, colour=BLUE, bold=True)
-        y = PAGE_HEIGHT - grid.baseline(grid.header_top(first), LINE_SIZE, grid.pitch)
-        right = LEFT + NUMBER_COLUMN * LINE_SIZE
-        writer.text([number], right - writer.width([number], LINE_SIZE, bold=True), y,
-                    size=LINE_SIZE, colour=BLUE, bold=True)
-        x = LEFT + (NUMBER_COLUMN + NUMBER_PADDING) * LINE_SIZE
-        writer.text([date], x, y, size=LINE_SIZE, colour=BLUE, bold=True)
-        writer.text([name], x + DATE_COLUMN * LINE_SIZE, y, size=LINE_SIZE, colour=BLUE,
-                    bold=True)
-        writer.raw(_clip())
-        for row, parts in page.rows:
-            writer.text(parts, LEFT, grid.line_y(first, row), size=LINE_SIZE, colour=TEXT)
-        writer.raw(b"Q")
-        y = PAGE_HEIGHT - grid.baseline(TOP + LABEL_TOP, LABEL_SIZE,
-                                        LABEL_SIZE * CSS_LINE_HEIGHT)
-        width = writer.width([page.label], LABEL_SIZE)
-        writer.text([page.label], LEFT + COLUMN - width, y, size=LABEL_SIZE, colour=GREY)
-    return (writer.finish(identifier, PAGE_WIDTH, PAGE_HEIGHT), len(drawn.pages),
+        _draw_body(writer, grid, page, first=number == 0)
+        _draw_overlay(writer, grid, drawn, labels, first=number == 0)
+        writer.raw(b"q /%s Do Q" % STAMP.encode())
+    return (writer.finish(identifier, PAGE_WIDTH, PAGE_HEIGHT, slots=[STAMP]), len(drawn.pages),
             tuple(writer.warnings))
+
+
+def _draw_body(writer: PdfWriter, grid: _Grid, page: Sequence[Line], *, first: bool) -> None:
+    rule = PAGE_HEIGHT - grid.header_top(first) - grid.pitch - RULE
+    writer.raw(b"q %s %.4f %.4f %.4f %.4f re f Q" % (BLUE, LEFT, rule, COLUMN, RULE))
+    writer.raw(_clip())
+    for row, line in enumerate(page):
+        if line.name is not None:
+            writer.text(line_parts(line, ""), LEFT, grid.line_y(first, row), size=LINE_SIZE,
+                        colour=TEXT)
+    writer.raw(b"Q")
+
+
+def _draw_overlay(writer: PdfWriter, grid: _Grid, drawn: Overlay, page: OverlayPage, *,
+                  first: bool) -> None:
+    if first:
+        y = PAGE_HEIGHT - grid.baseline(TOP, HEADING_SIZE, HEADING_SIZE * CSS_LINE_HEIGHT)
+        writer.text([drawn.heading], LEFT, y, size=HEADING_SIZE, colour=BLUE, bold=True)
+    number, date, name, city, country = drawn.columns
+    y = PAGE_HEIGHT - grid.baseline(grid.header_top(first), LINE_SIZE, grid.pitch)
+    right = LEFT + NUMBER_COLUMN * LINE_SIZE
+    writer.text([number], right - writer.width([number], LINE_SIZE, bold=True), y,
+                size=LINE_SIZE, colour=BLUE, bold=True)
+    x = LEFT + (NUMBER_COLUMN + NUMBER_PADDING) * LINE_SIZE
+    writer.text([date], x, y, size=LINE_SIZE, colour=BLUE, bold=True)
+    writer.text([f"{name} — {city}, {country}"], x + DATE_COLUMN * LINE_SIZE, y,
+                size=LINE_SIZE, colour=BLUE, bold=True)
+    writer.raw(_clip())
+    for row, parts in page.rows:
+        writer.text(parts, LEFT, grid.line_y(first, row), size=LINE_SIZE, colour=TEXT)
+    writer.raw(b"Q")
+    y = PAGE_HEIGHT - grid.baseline(TOP + LABEL_TOP, LABEL_SIZE, LABEL_SIZE * CSS_LINE_HEIGHT)
+    width = writer.width([page.label], LABEL_SIZE)
+    writer.text([page.label], LEFT + COLUMN - width, y, size=LABEL_SIZE, colour=GREY)
 
 
 def _clip() -> bytes:

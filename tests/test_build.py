@@ -24,7 +24,7 @@ from fontTools.pens.boundsPen import BoundsPen  # type: ignore[import-untyped]
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 
 from delivery.artifacts import UnsignedPdf
-from delivery.build import build_dossier_pdfs, overlay_key, split_parts
+from delivery.build import build_dossier_pdfs, split_parts, volume_key
 from delivery.compose import Dossier, Signer, compose
 from delivery.config import parse_campaign
 from delivery.errors import RenderError
@@ -301,7 +301,7 @@ def test_same_dossier_gives_the_same_bytes(tmp_path: Path) -> None:
 
 def test_unchanged_volumes_come_from_the_cache(built: Built) -> None:
     before = {p.name: p.stat().st_size for p in built.cache.glob("*.pdf")}
-    assert len(before) == 9  # 3 bodies shared by both languages, 3 overlays per language
+    assert len(before) == 6  # 3 volumes in each language
     grown = make_dossier([*signers(130), *signers(10, start=130)], dossier_id="D-2024-0008")
     calls: list[tuple[int, int]] = []
     pdfs = build_dossier_pdfs(grown, TEMPLATES, languages=["en", "hy"], cache_dir=built.cache,
@@ -309,7 +309,7 @@ def test_unchanged_volumes_come_from_the_cache(built: Built) -> None:
     assert calls[0] == (2, 3)  # volumes 1 and 2 reused in both languages
     assert calls[-1] == (3, 3)
     after = {p.name for p in built.cache.glob("*.pdf")}
-    assert len(after - set(before)) == 3  # only volume 3: its body and one overlay per language
+    assert len(after - set(before)) == 2  # only volume 3, in each language
     en = pdfs[0]
     text = "\n".join(page_texts(en))
     assert "D-2024-0008 · 140" in text and "Volume 3: signers no. 101–140" in text
@@ -322,14 +322,14 @@ def test_a_withdrawal_re_renders_only_its_volume(tmp_path: Path) -> None:
     first = build_dossier_pdfs(make_dossier(rows, volume_size=20), TEMPLATES, languages=["en"],
                                cache_dir=cache, workers=2, strict=True)
     before = {p.name for p in cache.glob("*.pdf")}
-    assert len(before) == 6  # a body and an English overlay per volume
+    assert len(before) == 3  # a volume in English
     rows[24] = dataclasses.replace(rows[24], withdrawn=True)  # signer no. 25, in volume 2
     calls: list[tuple[int, int]] = []
     [pdf] = build_dossier_pdfs(make_dossier(rows, volume_size=20, dossier_id="D-2024-0008"),
                                TEMPLATES, languages=["en"], cache_dir=cache, workers=2,
                                strict=True, progress=lambda d, t: calls.append((d, t)))
     assert calls[0] == (2, 3)  # volumes 1 and 3 come from the cache
-    assert len({p.name for p in cache.glob("*.pdf")} - before) == 2  # volume 2's body, overlay
+    assert len({p.name for p in cache.glob("*.pdf")} - before) == 1  # volume 2
     old_numbers = [int(n) for n in LINE.findall(text_of(first[0], tmp_path))]
     numbers = [int(n) for n in LINE.findall(text_of(pdf, tmp_path))]
     assert numbers == [n for n in old_numbers if n != 25]  # the gap stays; no number moves
@@ -347,12 +347,12 @@ def test_the_cache_stays_within_its_limit_dropping_entries_no_build_used_lately(
     build_dossier_pdfs(make_dossier(signers(40, start=200), volume_size=20), TEMPLATES,
                        languages=["en"], cache_dir=cache, workers=1, cache_limit=1)
     now = {p.name for p in cache.glob("*.pdf")}
-    assert len(earlier) == len(now) == 4 and not earlier & now
+    assert len(earlier) == len(now) == 2 and not earlier & now
 
 
-def test_a_withheld_line_moving_up_a_row_changes_its_overlays_key() -> None:
+def test_a_withheld_line_moving_up_a_row_changes_its_volumes_key() -> None:
     # the last volume: no. 22 withdrawn and no. 31 added keep 10 lines, but no. 27 (withheld)
-    # moves up a row, so the overlay that draws it must be drawn again
+    # moves up a row, so the volume that draws it must be drawn again
     rows = signers(30)
     before = make_dossier(rows, volume_size=20).volumes[1]
     rows[21] = dataclasses.replace(rows[21], withdrawn=True)
@@ -360,7 +360,7 @@ def test_a_withheld_line_moving_up_a_row_changes_its_overlays_key() -> None:
     assert len(before.lines) == len(after.lines) == 10
     assert (before.first, before.last) == (21, 30) and (after.first, after.last) == (21, 31)
     same_range = dataclasses.replace(after, last=before.last)
-    assert overlay_key(same_range, "en", "v", Layout()) != overlay_key(before, "en", "v", Layout())
+    assert volume_key(same_range, "en", "v", Layout()) != volume_key(before, "en", "v", Layout())
 
 
 def test_signed_dossier_does_not_claim_otherwise(tmp_path: Path) -> None:
@@ -421,9 +421,19 @@ def test_weasyprint_warnings_fail_a_strict_build(tmp_path: Path) -> None:
     shutil.copytree(TEMPLATES, templates)
     with (templates / "dossier" / "dossier.css").open("a") as css:
         css.write("\nbdi { unicode-bidi: isolate; }\n")
-    with pytest.raises(RenderError, match="WeasyPrint warned"):
+    with pytest.raises(RenderError, match=r"^front \(en\): .*unicode-bidi"):
         build_dossier_pdfs(make_dossier(signers(20)), templates, languages=["en"], workers=1,
                            strict=True)
+
+
+def test_a_glyph_no_font_has_fails_a_strict_build() -> None:
+    rows = [dataclasses.replace(s, name=f"{s.name} \U000f0000") for s in signers(3)]
+    with pytest.raises(RenderError, match=r"^volume 1 \(en\): no installed font has a glyph "
+                                          r"for U\+F0000"):
+        build_dossier_pdfs(make_dossier(rows), TEMPLATES, languages=["en"], workers=1,
+                           strict=True)
+    [pdf] = build_dossier_pdfs(make_dossier(rows), TEMPLATES, languages=["en"], workers=1)
+    assert pdf.pages == 3  # not strict: drawn, with the font's empty box
 
 
 def test_a_language_without_letter_is_refused(tmp_path: Path) -> None:
