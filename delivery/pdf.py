@@ -153,7 +153,10 @@ def render_job(job: PdfJob | Drawable, *, collect: bool = True) -> RenderedPdf:
         if gc_was_enabled:
             gc.enable()
         if collect:
-            gc.collect()
+            # the document's objects, made with the collector off, are all in the youngest
+            # generation: collecting it frees them without walking the caller's (perhaps a
+            # million signer lines)
+            gc.collect(0)
     if job.expected_pages is not None and pages != job.expected_pages:
         raise RenderError(f"{job.label}: {pages} pages instead of the planned "
                           f"{job.expected_pages}; the page geometry is broken")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pikepdf
 import uharfbuzz as hb
+from fontTools import cffLib
 from PIL import Image
 
 from delivery.errors import RenderError
@@ -268,14 +269,15 @@ def _show(run: Run, used: _Used) -> bytes:
 def _embed(pdf: pikepdf.Pdf, used: _Used) -> pikepdf.Object:
     font = used.font
     glyphs = sorted(set(used.widths) | {0})
-    program = _subset(font, glyphs)
+    program, kind = _subset(font, glyphs)
     tag = "".join(chr(65 + b % 26) for b in hashlib.sha256(
         f"{font.path}{glyphs}".encode()).digest()[:6])
     name = pikepdf.Name(f"/{tag}+{font.postscript_name()}")
-    if font.cff:
-        stream = pdf.make_stream(program, Subtype=pikepdf.Name("/OpenType"))
-    else:
+    if kind == "TrueType":
         stream = pdf.make_stream(program, Length1=len(program))
+    else:
+        stream = pdf.make_stream(program, Subtype=pikepdf.Name(
+            "/CIDFontType0C" if kind == "CFF" else "/OpenType"))
     extents = font.font.get_font_extents("ltr")
     ascent = round(extents.ascender * 1000 / font.upem)
     descent = round(extents.descender * 1000 / font.upem)
@@ -293,27 +295,54 @@ def _embed(pdf: pikepdf.Pdf, used: _Used) -> pikepdf.Object:
         BaseFont=name, CIDSystemInfo=pikepdf.Dictionary(
             Registry=pikepdf.String("Adobe"), Ordering=pikepdf.String("Identity"),
             Supplement=0),
-        CIDToGIDMap=pikepdf.Name.Identity, W=widths, FontDescriptor=descriptor))
+        W=widths, FontDescriptor=descriptor))
+    if not font.cff:
+        cid_font.CIDToGIDMap = pikepdf.Name.Identity
     return pdf.make_indirect(pikepdf.Dictionary(
         Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type0, BaseFont=name,
         Encoding=pikepdf.Name("/Identity-H"), DescendantFonts=[cid_font],
         ToUnicode=pdf.make_stream(_to_unicode(used.texts))))
 
 
-def _subset(font: Font, glyphs: list[int]) -> bytes:
-    """The font program with only the glyphs used, at their original numbers (so the content
-    streams' glyph numbers stay valid) and without its layout tables."""
+def _subset(font: Font, glyphs: list[int]) -> tuple[bytes, str]:
+    """The font program with only the glyphs used, and its PDF kind (FontFile2 TrueType, bare
+    CFF, or OpenType). Content streams name glyphs by their numbers in the whole font, so
+    those must still select them: a TrueType subset keeps every glyph at its number; a
+    CID-keyed CFF font (the CJK ones) keeps each glyph's CID, which is what a PDF CID font
+    selects by, so it is cut down to the glyphs used (a hundredth of the size of keeping the
+    numbers: a CFF index does not shrink for empty glyphs)."""
+    if font.cff:
+        compact = _hb_subset(font, glyphs, retain=False)
+        cff = bytes(compact.reference_table("CFF ").data)
+        if _cids(cff) == sorted(set(glyphs) | {0}):
+            return cff, "CFF"
+    face = _hb_subset(font, glyphs, retain=True)
+    return bytes(face.blob.data), "OpenType" if font.cff else "TrueType"
+
+
+def _hb_subset(font: Font, glyphs: list[int], *, retain: bool) -> hb.Face:
     subset_input = hb.SubsetInput()
     subset_input.glyph_set.update(glyphs)
-    subset_input.flags = (hb.SubsetFlags.RETAIN_GIDS | hb.SubsetFlags.DESUBROUTINIZE
-                          | hb.SubsetFlags.PASSTHROUGH_UNRECOGNIZED)
+    subset_input.flags = hb.SubsetFlags.DESUBROUTINIZE | hb.SubsetFlags.PASSTHROUGH_UNRECOGNIZED
+    if retain:
+        subset_input.flags |= hb.SubsetFlags.RETAIN_GIDS
     drop = subset_input.sets(hb.SubsetInputSets.DROP_TABLE_TAG)
     drop.update([_tag(t) for t in (b"GPOS", b"GSUB", b"GDEF", b"BASE", b"JSTF", b"DSIG",
                                    b"EBDT", b"EBLC", b"SVG ")])
     face = hb.subset(font.face, subset_input)
     if face is None:
         raise RenderError(f"could not subset the font {font.path}")
-    return bytes(face.blob.data)
+    return face
+
+
+def _cids(cff: bytes) -> list[int] | None:
+    """The CID of each glyph of a CID-keyed CFF font, or None if it is not CID-keyed."""
+    fonts = cffLib.CFFFontSet()
+    fonts.decompile(io.BytesIO(cff), None)
+    top = fonts.topDictIndex[0]
+    if not hasattr(top, "ROS"):
+        return None
+    return [0 if name == ".notdef" else int(name.removeprefix("cid")) for name in top.charset]
 
 
 def _matrix(size: float, x: float, y: float) -> bytes:
