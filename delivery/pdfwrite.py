@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,9 +22,10 @@ from PIL import Image
 
 from delivery.errors import RenderError
 from delivery.fonts import Font, chain
-from delivery.shape import Run, shape_line
+from delivery.shape import Run, has_rtl, shape_line
 
 FIGURES = "0123456789\u2007"  # the running number: figures and figure spaces
+_WORDS = re.compile(r"\s*\S+\s*")  # a word with the spaces around it
 
 
 @dataclass
@@ -84,6 +86,7 @@ class PdfWriter:
         page = self.pages[-1]
         out, pictures = [b"BT", colour], []
         current = None
+        cursor = None  # where the text cursor stands, when a piece just left it at x
         for part in parts:
             for piece in self._pieces(part, bold):
                 if piece.show is None:
@@ -96,9 +99,12 @@ class PdfWriter:
                                                          100 * width / space[1], space[0]))
                         pictures.append(self._picture(piece.font, glyph, left, y, size))
                         page.images.add((*piece.font, glyph))
+                    cursor = None
                 elif piece.show:
                     current = self._font(out, piece.font, current)
-                    out.append(b"%s %s" % (_matrix(size, x, y), piece.show))
+                    out.append(piece.show if cursor == x else
+                               b"%s %s" % (_matrix(size, x, y), piece.show))
+                    cursor = x + piece.width * size
                 x += piece.width * size
         out.append(b"ET")
         page.content.append(b" ".join(out + pictures))
@@ -116,6 +122,11 @@ class PdfWriter:
         if pieces is None:
             if not bold and self.figures and not text.strip(FIGURES):
                 pieces = [self._number(text, self.figures)]
+            elif " " in text.strip() and not has_rtl(text):
+                # word by word: a new name is mostly words seen before (shaping stops at
+                # spaces anyway: no kerning or ligature crosses one)
+                pieces = [piece for word in _WORDS.findall(text)
+                          for piece in self._pieces(word, bold)]
             else:
                 pieces = [self._piece(run, bold) for run in shape_line(text, self.chains[bold])]
             self.pieces[key] = pieces
@@ -231,17 +242,21 @@ class PdfWriter:
 
 def _show(run: Run, used: _Used) -> bytes:
     """The run as TJ operations for a text matrix scaled to the font size (so the same bytes
-    serve any size): the glyphs, nudged where shaping moved them away from their nominal widths
-    (kerning, marks), marks raised or lowered with a text rise, in ems."""
+    serve any size): the glyphs, nudged where shaping moved them away from their widths in the
+    font dictionary (kerning, marks), marks raised or lowered with a text rise, in ems. The
+    cursor ends where the shaped run ends, so runs can follow one another without a move."""
     font = used.font
+    per_unit = 1000 / font.upem
     items: list[bytes] = []
     ops: list[bytes] = []
-    position = pen = 0  # where the text cursor is, where the glyph should go (font units)
+    cursor = 0  # where the PDF's text cursor is, in 1000ths of an em (W widths, TJ numbers)
+    pen = 0.0  # where shaping puts the next glyph, in 1000ths of an em
     rise = 0
     for glyph, advance, (dx, dy), piece in zip(run.glyphs, run.advances, run.offsets,
                                                run.texts, strict=True):
-        if glyph not in used.widths:
-            used.widths[glyph] = round(font.advance(glyph) * 1000 / font.upem)
+        width = used.widths.get(glyph)
+        if width is None:
+            width = used.widths[glyph] = round(font.advance(glyph) * per_unit)
         if piece and glyph not in used.texts:
             used.texts[glyph] = piece
         if dy != rise:
@@ -250,13 +265,16 @@ def _show(run: Run, used: _Used) -> bytes:
                 items = []
             rise = dy
             ops.append(b"%.5f Ts" % (dy / font.upem))
-        target = pen + dx
-        if target != position:
-            items.append(b"%d" % round((position - target) * 1000 / font.upem))
-            position = target
+        move = round(pen + dx * per_unit - cursor)
+        if move:
+            items.append(b"%d" % -move)
+            cursor += move
         items.append(b"<%04x>" % glyph)
-        position += font.advance(glyph)
-        pen += advance
+        cursor += width
+        pen += advance * per_unit
+    move = round(pen - cursor)
+    if move:
+        items.append(b"%d" % -move)
     if items:
         ops.append(b"[" + b"".join(items) + b"] TJ")
     if rise:

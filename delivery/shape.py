@@ -50,7 +50,7 @@ class Run:
 
 def shape_line(text: str, fonts: FontChain) -> list[Run]:
     """The runs of `text` in visual order, ready to be drawn left to right."""
-    if _RTL.search(text) is None:
+    if not has_rtl(text):
         plain = text.translate(_DROP)
         return [_shape(fonts, font, part, False) for font, part in _by_font(plain, fonts)]
     levels = _levels(text)
@@ -67,6 +67,10 @@ def shape_line(text: str, fonts: FontChain) -> list[Run]:
             pieces.append((level, font, char))
     runs = [(level, _shape(fonts, font, part, level % 2 == 1)) for level, font, part in pieces]
     return _visual_order(runs)
+
+
+def has_rtl(text: str) -> bool:
+    return _RTL.search(text) is not None
 
 
 def _by_font(text: str, fonts: FontChain) -> list[tuple[int, str]]:
