@@ -2,9 +2,10 @@
 
 A small page writer for documents whose layout is known in advance (see delivery.typeset): the
 caller says where each line of text goes; this module shapes it (delivery.shape), draws it,
-and embeds what was used: each font as a subset keeping its glyph numbers (so content streams
-can be written before the subset is made), with a ToUnicode map so the text reads back, and
-colour emoji as bitmap images with their characters as ActualText. Same input, same bytes.
+and embeds what was used: each font as a subset in which the glyph numbers the content streams
+were written with still select the same glyphs (see _subset), with a ToUnicode map so the text
+reads back, and colour emoji as bitmap images with their characters as ActualText. Same input,
+same bytes.
 """
 
 from __future__ import annotations
