@@ -18,12 +18,11 @@ from delivery.config import Campaign, Recipient
 DEFAULT_VOLUME_SIZE = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class Signer:
+class Signer(NamedTuple):
     """One signer as stored, in the order of signing; the input of compose.
 
     A withdrawn signer is passed too, so that it keeps its place: it holds its number, and is
-    neither counted nor listed.
+    neither counted nor listed. (A tuple, like Line: one is made per database row.)
     """
 
     name: str

@@ -323,7 +323,7 @@ def test_a_withdrawal_re_renders_only_its_volume(tmp_path: Path) -> None:
                                cache_dir=cache, workers=2, strict=True)
     before = {p.name for p in cache.glob("*.pdf")}
     assert len(before) == 3  # a volume in English
-    rows[24] = dataclasses.replace(rows[24], withdrawn=True)  # signer no. 25, in volume 2
+    rows[24] = rows[24]._replace(withdrawn=True)  # signer no. 25, in volume 2
     calls: list[tuple[int, int]] = []
     [pdf] = build_dossier_pdfs(make_dossier(rows, volume_size=20, dossier_id="D-2024-0008"),
                                TEMPLATES, languages=["en"], cache_dir=cache, workers=2,
@@ -355,7 +355,7 @@ def test_a_withheld_line_moving_up_a_row_changes_its_volumes_key() -> None:
     # moves up a row, so the volume that draws it must be drawn again
     rows = signers(30)
     before = make_dossier(rows, volume_size=20).volumes[1]
-    rows[21] = dataclasses.replace(rows[21], withdrawn=True)
+    rows[21] = rows[21]._replace(withdrawn=True)
     after = make_dossier([*rows, *signers(1, start=30)], volume_size=20).volumes[1]
     assert len(before.lines) == len(after.lines) == 10
     assert (before.first, before.last) == (21, 30) and (after.first, after.last) == (21, 31)
@@ -427,7 +427,7 @@ def test_weasyprint_warnings_fail_a_strict_build(tmp_path: Path) -> None:
 
 
 def test_a_glyph_no_font_has_fails_a_strict_build() -> None:
-    rows = [dataclasses.replace(s, name=f"{s.name} \U000f0000") for s in signers(3)]
+    rows = [s._replace(name=f"{s.name} \U000f0000") for s in signers(3)]
     with pytest.raises(RenderError, match=r"^volume 1 \(en\): no installed font has a glyph "
                                           r"for U\+F0000"):
         build_dossier_pdfs(make_dossier(rows), TEMPLATES, languages=["en"], workers=1,
