@@ -75,21 +75,23 @@ class FontChain:
             font = self.fonts[number] = Font.open(*self.files[number])
         return font
 
-    def font_for(self, char: str, previous: int = 0) -> int:
+    def font_for(self, char: str, previous: int = 0, *, as_emoji: bool = False) -> int:
         """The number of the font that draws `char`; `previous` is the font of the character
-        before it, which keeps marks and joiners with their base."""
-        choice = self._choice.get(char)
+        before it, which keeps marks and joiners with their base. as_emoji: the character asks
+        for emoji presentation (a U+FE0F follows it, as in keycaps "1️⃣")."""
+        key = char + "\ufe0f" if as_emoji else char
+        choice = self._choice.get(key)
         if choice is not None:
             return choice
         if char in _JOINING or unicodedata.category(char) in _MARKS:
             return previous
-        choice = self._choose(char)
-        self._choice[char] = choice
+        choice = self._choose(char, as_emoji or is_emoji(char))
+        self._choice[key] = choice
         return choice
 
-    def _choose(self, char: str) -> int:
+    def _choose(self, char: str, emoji: bool) -> int:
         order = list(range(len(self.files)))
-        if is_emoji(char):
+        if emoji:
             order = sorted(order, key=lambda n: not self._colour(n))
         for number in order:
             if self.font(number).glyph(char) is not None:

@@ -19,6 +19,7 @@ from delivery.errors import RenderError
 from delivery.fonts import FontChain
 
 ISOLATES = "\u2066\u2067\u2068\u2069"
+EMOJI_STYLE = "\ufe0f"  # variation selector 16: draw the character before as an emoji
 _DROP = {ord(c): None for c in ISOLATES}
 # Letters of right-to-left scripts (and Arabic digits): only lines with one need FriBidi.
 _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefe\U00010800-\U00010fff"
@@ -56,10 +57,10 @@ def shape_line(text: str, fonts: FontChain) -> list[Run]:
     levels = _levels(text)
     pieces: list[tuple[int, int, str]] = []  # (level, font, text) in logical order
     previous_font = 0
-    for char, level in zip(text, levels, strict=True):
+    for i, (char, level) in enumerate(zip(text, levels, strict=True)):
         if char in ISOLATES:
             continue
-        font = fonts.font_for(char, previous_font)
+        font = fonts.font_for(char, previous_font, as_emoji=text[i + 1:i + 2] == EMOJI_STYLE)
         previous_font = font
         if pieces and pieces[-1][0] == level and pieces[-1][1] == font:
             pieces[-1] = (level, font, pieces[-1][2] + char)
@@ -77,7 +78,7 @@ def _by_font(text: str, fonts: FontChain) -> list[tuple[int, str]]:
     parts: list[tuple[int, str]] = []
     start, current = 0, 0
     for i, char in enumerate(text):
-        font = fonts.font_for(char, current)
+        font = fonts.font_for(char, current, as_emoji=text[i + 1:i + 2] == EMOJI_STYLE)
         if font != current and i > start:
             parts.append((current, text[start:i]))
             start = i

@@ -114,6 +114,20 @@ def test_every_script_is_drawn_and_reads_back(tmp_path: Path) -> None:
     assert len(images) == 2  # 🌍 and ✨, as bitmaps
 
 
+def test_emoji_sequences_are_one_picture_each_and_read_back(tmp_path: Path) -> None:
+    # a family (joined with ZWJ), a flag, a keycap (asked for by U+FE0F) and a skin tone
+    sequences = ["👨\u200d👩\u200d👧", "🇦🇲", "1\ufe0f\u20e3", "👍🏽"]
+    drawn, _, warnings = typeset.volume_pdf(EN, volume([f"Ani {s} x" for s in sequences]),
+                                            render.Layout(), ID)
+    assert warnings == ()
+    pdf = pikepdf.open(io.BytesIO(drawn))
+    images = [x for x in pdf.pages[0].Resources.XObject.values() if x.Subtype == "/Image"]
+    assert len(images) == len(sequences)
+    extracted = text(drawn, tmp_path)
+    for sequence in sequences:
+        assert f"Ani {sequence} x" in extracted
+
+
 def test_right_to_left_names_keep_their_place_and_their_order() -> None:
     chain = fonts.chain(typeset.FAMILIES)
     runs = shape.shape_line("1 \u2068אבג דהו\u2069 — \u2068Paris\u2069", chain)
