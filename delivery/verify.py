@@ -24,9 +24,6 @@ import hashlib
 import importlib
 import logging
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -42,6 +39,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from delivery.bundle import MANIFEST_NAME, SIGNATURE_NAME, read_embedded_dossier, read_manifest
 from delivery.errors import InputRefused
+from delivery.pagetext import page_texts
 from delivery.sign import run_sync
 
 # pyHanko logs each failed validation with a traceback; the verdicts say it in one line. A
@@ -267,24 +265,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------- page text
-
-def page_texts(data: bytes) -> list[str]:
-    """The text of each page, whitespace runs (NBSP included) folded to one space."""
-    if shutil.which("pdftotext"):
-        with tempfile.NamedTemporaryFile(suffix=".pdf") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            done = subprocess.run(["pdftotext", "-q", "-enc", "UTF-8", tmp.name, "-"],  # noqa: S603, S607
-                                  capture_output=True, timeout=600, check=False)
-        if done.returncode != 0:
-            raise ValueError(f"pdftotext failed ({done.returncode})")
-        pages = done.stdout.decode("utf-8", "replace").split("\f")[:-1]
-    else:  # pypdf is slower but pure Python
-        from pypdf import PdfReader
-
-        pages = [p.extract_text() for p in PdfReader(BytesIO(data)).pages]
-    return [" ".join(p.split()) for p in pages]
-
 
 def footer_problem(texts: list[str], dossier_id: str, signer_count: int) -> str | None:
     """None when every page shows f"{dossier_id} · {signer_count:,}", else the first problem."""
