@@ -39,10 +39,10 @@ from delivery.typeset import STAMP, VolumeJob
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped, not resident
-# Job costs, in signer lines' worth of rendering (measured: a body line ~0.6 ms of CPU).
+# Job costs, in signer lines' worth of WeasyPrint rendering (measured: a line ~0.6 ms of CPU).
 FRONT_COST = 600  # the letter, the summary and its charts: ~0.35 s
 PAGE_COST = 12  # the stamp page (margin boxes, a few text lines)
-WORKER_BUDGET = 2000  # one full volume body per worker process; small jobs share one
+WORKER_BUDGET = 2000  # then a worker process exits: ~20 drawn volumes, or a front and more
 TYPESET_SPEEDUP = 20  # a body line drawn by delivery.typeset against one laid out by WeasyPrint
 INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
 
@@ -50,7 +50,7 @@ INLINE_BUDGET = 1500  # below this, process start-up costs more than a second co
 @dataclass(frozen=True)
 class _Piece:
     kind: str  # front | stamp | volume
-    language: str  # "" for bodies: they serve every language
+    language: str
     volume: int  # index into dossier.volumes; -1 for front and stamp
     key: str
     plan: Renderable | None  # None when the cache has it
@@ -279,7 +279,7 @@ def _set_metadata(pdf: pikepdf.Pdf, dossier: Dossier, t: Texts, part: int, parts
         Subject=pikepdf.String(t("pdf_subject", count=dossier.signer_count,
                                  addressees=addressees)),
         Creator=pikepdf.String("petition-delivery"),
-        Producer=pikepdf.String(f"{ENGINE}, pikepdf"),
+        Producer=pikepdf.String(f"{ENGINE}, {TYPESET}, pikepdf"),
         CreationDate=pikepdf.String(stamp),
         ModDate=pikepdf.String(stamp),
     ))

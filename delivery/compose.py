@@ -105,33 +105,24 @@ def compose(
     signed: bool,
     volume_size: int = DEFAULT_VOLUME_SIZE,
 ) -> Dossier:
-    # One pass over what may be a million signers: tallies are made from lists afterwards
-    # (Counter counts a list in C), lines are appended through a bound method.
-    countries: list[str] = []
-    days: list[date] = []
+    by_country: Counter[str] = Counter()
+    by_day: Counter[date] = Counter()
     lines: list[Line] = []
-    add_line = lines.append
-    omit = campaign.withheld_names == "omit"
-    withheld = number = 0
+    count = withheld = number = 0
     for signer in signers:
         number += 1
         if signer.withdrawn:
             continue
+        count += 1
+        by_country[signer.country or "—"] += 1
         day = signer.signed_at.date()
-        countries.append(signer.country)
-        days.append(day)
-        if signer.consent:
-            add_line(Line(number, signer.name, signer.city, signer.country, day))
-        else:
+        by_day[day] += 1
+        if not signer.consent:
             withheld += 1
-            if not omit:
-                add_line(Line(number, None, signer.city, signer.country, day))
-    count = len(countries)
-    by_country = Counter(countries)
-    if "" in by_country:
-        by_country["—"] += by_country.pop("")
-    by_day = Counter(days)
-    del countries, days
+            if campaign.withheld_names == "omit":
+                continue
+        lines.append(Line(number, signer.name if signer.consent else None,
+                          signer.city, signer.country, day))
     return Dossier(
         campaign_slug=campaign.slug,
         campaign_title=campaign.title,

@@ -92,14 +92,11 @@ class FontChain:
     def _choose(self, char: str, emoji: bool) -> int:
         order = list(range(len(self.files)))
         if emoji:
-            order = sorted(order, key=lambda n: not self._colour(n))
+            order = sorted(order, key=lambda n: not self.font(n).colour_png)
         for number in order:
             if self.font(number).glyph(char) is not None:
                 return number
         return 0  # nobody has it: the first font's .notdef box, as Pango draws it
-
-    def _colour(self, number: int) -> bool:
-        return "emoji" in self.files[number][0].lower() or self.font(number).colour_png
 
 
 def is_emoji(char: str) -> bool:

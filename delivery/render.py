@@ -197,9 +197,9 @@ def line_parts(line: Line, withheld: str) -> tuple[str, str, str, str]:
 
 
 def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
-    """The body of one volume, the same in every language: the lines of the signers who gave
-    their names. The column headers, withheld signers' lines and page labels are left blank for
-    the language's overlay (`overlay_html`), so one rendering serves every edition."""
+    """The lines of the signers who gave their names, as WeasyPrint lays them out: with
+    overlay_html (the headers, withheld signers' lines and page labels laid over it), the
+    reference rendering of typeset.volume_pdf, which its tests compare word by word."""
     pages = [[line_text(line, "") if line.name is not None else "" for line in page]
              for page in paginate(volume.lines, layout)]
     return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
@@ -249,8 +249,8 @@ def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
 def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
     """What one language lays over a volume body, page for page at the same line positions: the
     volume heading, the column headers, the lines of signers who withheld their name ("Name
-    withheld — city, country", a few per page) and "Volume v · page p of n". The reference
-    rendering of typeset.overlay_pdf."""
+    withheld — city, country", a few per page) and "Volume v · page p of n". With volume_html,
+    the reference rendering of typeset.volume_pdf."""
     drawn = overlay(texts, volume, layout)
     return env.get_template(f"{DOSSIER_DIR}/overlay.html.j2").render(
         lang=texts.language, layout=layout, pages=drawn.pages,

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pikepdf
 import pytest
+from fontTools.fontBuilder import FontBuilder
+from fontTools.pens.t2CharStringPen import T2CharStringPen
 
 from delivery import fonts, render, shape, typeset
 from delivery.compose import Line, Volume
 from delivery.errors import RenderError
+from delivery.fonts import Font
 from delivery.pdf import PdfJob, render_job
+from delivery.pdfwrite import _subset
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DAY = date(2024, 3, 9)
@@ -174,3 +178,36 @@ def test_without_fontconfig_the_error_says_what_to_install(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(RenderError, match="install the fontconfig package"):
         fonts.chain.__wrapped__("DejaVu Sans")
+
+
+def test_a_cff_font_that_is_not_cid_keyed_keeps_its_glyph_numbers(tmp_path: Path) -> None:
+    # CID-keyed CFF (the CJK fonts) is cut down to the glyphs used and selected by CID; a plain
+    # CFF font has no CIDs, so its subset keeps every glyph at its number instead
+    names = [".notdef", "A", "B", "C"]
+    builder = FontBuilder(1000, isTTF=False)
+    builder.setupGlyphOrder(names)
+    builder.setupCharacterMap({ord(n): n for n in names[1:]})
+    strings = {}
+    for name in names:
+        pen = T2CharStringPen(600, None)
+        pen.moveTo((0, 0))
+        pen.lineTo((500, 0))
+        pen.lineTo((250, 700))
+        pen.closePath()
+        strings[name] = pen.getCharString()
+    builder.setupCFF("Plain", {"FullName": "Plain"}, strings, {})
+    builder.setupHorizontalMetrics({n: (600, 0) for n in names})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": "Plain", "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    path = tmp_path / "plain.otf"
+    builder.save(str(path))
+    font = Font.open(str(path))
+    assert font.cff
+    program, kind = _subset(font, [0, font.glyph("C") or 0])
+    assert kind == "OpenType" and program.startswith(b"OTTO")
+    cjk = fonts.chain(typeset.FAMILIES)
+    chinese = cjk.font(cjk.font_for("王"))
+    program, kind = _subset(chinese, [0, chinese.glyph("王") or 0])
+    assert kind == "CFF" and len(program) < 20_000
