@@ -5,13 +5,16 @@
 Prints wall time, CPU time (this process and its workers), peak memory of the whole process tree
 (RSS and CPU of every process sampled from /proc), pages and bytes, for a cold build (empty cache), a
 rebuild after --more (1,000) more signers (warm cache), and (unless --no-reference) the naive
-single-document 6-column table at 20,000 signers, with ratios against it. Each build reads its
-signers from a stream and composes the dossier inside the measurement, as the service does.
+single-document 6-column table at 20,000 signers, with ratios against it. The signers are stored
+first (through the service's importer, in a new SQLite file unless --database-url says where);
+each build reads them from the database and composes the dossier inside the measurement, as the
+service does.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import tempfile
@@ -22,12 +25,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
+from itertools import islice
 from pathlib import Path
 
+from sqlalchemy import delete, func, select
+
 from delivery.build import build_dossier_pdfs
-from delivery.compose import Signer, compose
-from delivery.config import load_campaign
+from delivery.compose import Signer
+from delivery.config import Campaign, load_campaign
+from delivery.db import make_engine, transaction, upgrade_schema
+from delivery.intake import SignerInput
+from delivery.models import CampaignRow, SignerRow, VolumeFactsRow
 from delivery.pdf import PdfJob, render_many
+from delivery.signers import add_signers
+from delivery.stored_volumes import Frozen, compose_stored
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
@@ -191,6 +202,54 @@ def reference_html(signers: list[Signer]) -> str:
             f"<table>{rows}</table></body></html>")
 
 
+class SignerStore:
+    """A database holding the bench campaign's signers, written through the service's importer."""
+
+    SLUG = "bench-dossier"
+
+    def __init__(self, url: str, campaign: Campaign) -> None:
+        self.engine = make_engine(url)
+        upgrade_schema(self.engine)
+        self.campaign = dataclasses.replace(campaign, slug=self.SLUG)
+        self.stored = 0
+        self._drop()
+        with transaction(self.engine) as session:
+            row = CampaignRow(slug=self.SLUG, title=campaign.title, goal=campaign.goal,
+                              created_at=datetime.now(UTC))
+            session.add(row)
+            session.flush()
+            self.campaign_id = row.id
+
+    def fill(self, n: int) -> None:
+        """Store synthetic signers until there are n (the same first ones for any n)."""
+        now = datetime.now(UTC)
+        stream = islice(synthetic_signers(n), self.stored, None)
+        while batch := list(islice(stream, 20_000)):
+            with transaction(self.engine) as session:
+                add_signers(session, self.campaign_id, [
+                    SignerInput(f"{self.stored + i:064x}", s.name, s.city, s.country,
+                                s.signed_at, s.consent, "bench") for i, s in enumerate(batch)],
+                            now=now)
+            self.stored += len(batch)
+
+    def frozen(self, as_of: datetime) -> Frozen:
+        with transaction(self.engine) as session:
+            last = session.scalar(select(func.max(SignerRow.id)).where(
+                SignerRow.campaign_id == self.campaign_id)) or 0
+        return Frozen(self.campaign_id, last, as_of)
+
+    def close(self) -> None:
+        self._drop()
+        self.engine.dispose()
+
+    def _drop(self) -> None:
+        with transaction(self.engine) as session:
+            ids = select(CampaignRow.id).where(CampaignRow.slug == self.SLUG).scalar_subquery()
+            for table in (SignerRow, VolumeFactsRow):
+                session.execute(delete(table).where(table.campaign_id == ids))
+            session.execute(delete(CampaignRow).where(CampaignRow.slug == self.SLUG))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--signers", type=int, default=80_000)
@@ -198,6 +257,9 @@ def main() -> None:
                         help="signers added before the warm rebuild (default 1,000)")
     parser.add_argument("--languages", default="en")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--database-url", default=None,
+                        help="where the signers are stored (default: a new SQLite file); its "
+                             f"campaign '{SignerStore.SLUG}' is replaced")
     parser.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
                         help="also render the naive single-document table of 20,000 signers "
                              "(default; --no-reference skips it)")
@@ -207,22 +269,30 @@ def main() -> None:
     created = datetime(2025, 1, 15, 9, tzinfo=UTC)
     results: list[Result] = []
 
-    def build(label: str, n: int, cache: Path, dossier_id: str) -> None:
-        # Signers stream in as from the database: reading them is part of the build.
-        with measured(label, results) as record:
-            dossier = compose(campaign, synthetic_signers(n), dossier_id=dossier_id,
-                              created_at=created, trigger="milestone", milestone=None,
-                              addressees=campaign.recipients, signed=False)
-            for pdf in build_dossier_pdfs(dossier, TEMPLATES, languages=languages,
-                                          cache_dir=cache, workers=args.workers):
-                record(pdf.pages, len(pdf.data))
-            del dossier
-
     with tempfile.TemporaryDirectory(prefix="dossier-bench-") as tmp:
-        cache = Path(tmp) / "cache"
-        build(f"cold {args.signers:,} ({','.join(languages)})", args.signers, cache, "BENCH-1")
-        build(f"warm +{args.more:,} → {args.signers + args.more:,}", args.signers + args.more,
-              cache, "BENCH-2")
+        store = SignerStore(args.database_url or f"sqlite:///{tmp}/signers.sqlite3", campaign)
+
+        def build(label: str, n: int, dossier_id: str) -> None:
+            store.fill(n)
+            frozen = store.frozen(created)
+            # Reading the signers from the database is part of the build, as in the service.
+            with measured(label, results) as record:
+                dossier, read_lines = compose_stored(
+                    store.engine, store.campaign, frozen, dossier_id=dossier_id,
+                    created_at=created, trigger="milestone", milestone=None,
+                    addressees=campaign.recipients, signed=False, now=datetime.now(UTC))
+                for pdf in build_dossier_pdfs(dossier, TEMPLATES, languages=languages,
+                                              cache_dir=Path(tmp) / "cache",
+                                              workers=args.workers, read_lines=read_lines):
+                    record(pdf.pages, len(pdf.data))
+                del dossier
+
+        try:
+            build(f"cold {args.signers:,} ({','.join(languages)})", args.signers, "BENCH-1")
+            build(f"warm +{args.more:,} → {args.signers + args.more:,}",
+                  args.signers + args.more, "BENCH-2")
+        finally:
+            store.close()
     reference = None
     if args.reference:
         job = PdfJob("reference", reference_html(list(synthetic_signers(20_000))), str(TEMPLATES),

@@ -16,26 +16,23 @@ costs the same for a hundred signers as for a million.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from pathlib import Path
-
-import pikepdf
 
 from delivery import render
 from delivery.artifacts import UnsignedPdf
 from delivery.cache import VolumeCache
-from delivery.compose import Dossier, Volume
+from delivery.compose import Dossier, Line, Volume, line_digest
 from delivery.errors import RenderError
+from delivery.join import PartInfo, PartJob
 from delivery.pdf import ENGINE, PdfJob, Renderable, RenderedPdf, render_many
 from delivery.render import Layout, Texts
 from delivery.typeset import ENGINE as TYPESET
-from delivery.typeset import STAMP, VolumeJob
+from delivery.typeset import VolumeJob
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped, not resident
@@ -45,6 +42,8 @@ PAGE_COST = 12  # the stamp page (margin boxes, a few text lines)
 WORKER_BUDGET = 2000  # then a worker process exits: ~20 drawn volumes, or a front and more
 TYPESET_SPEEDUP = 20  # a body line drawn by delivery.typeset against one laid out by WeasyPrint
 INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
+
+LineReader = Callable[[Volume], Sequence[Line]]
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,8 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
                        time_limit: float = DEFAULT_TIME_LIMIT,
                        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
                        cache_limit: int = 2 * 1024**3,
-                       inline_budget: int = INLINE_BUDGET) -> list[UnsignedPdf]:
+                       inline_budget: int = INLINE_BUDGET,
+                       read_lines: LineReader | None = None) -> list[UnsignedPdf]:
     """Build every language's dossier PDF; RenderError (and nothing returned) on any failure.
 
     strict: warnings (a missing glyph, an ignored CSS rule) fail the build too.
@@ -73,6 +73,8 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
     processes; 0 always uses workers. Rendered volumes go to the cache folder as they finish
     (to a temporary one without `cache_dir`) and are read back one at a time when joined, so
     memory does not grow with the dossier.
+    read_lines(volume): the lines of a volume given without them (`lines` None), called only
+    for those that must be drawn.
     """
     with ExitStack() as stack:
         if cache_dir is None:
@@ -82,7 +84,7 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
                       workers=workers or os.cpu_count() or 1, part_budget=part_budget,
                       progress=progress, layout=layout or Layout(), strict=strict,
                       time_limit=time_limit, memory_limit=memory_limit,
-                      inline_budget=inline_budget)
+                      inline_budget=inline_budget, read_lines=read_lines)
         cache.evict()
         return pdfs
 
@@ -91,8 +93,8 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
            languages: Sequence[str], workers: int, part_budget: int,
            progress: Callable[[int, int], None] | None, layout: Layout, strict: bool,
            time_limit: float, memory_limit: int | None,
-           inline_budget: int) -> list[UnsignedPdf]:
-    planner = _Planner(dossier, templates_dir, layout, cache)
+           inline_budget: int, read_lines: LineReader | None) -> list[UnsignedPdf]:
+    planner = _Planner(dossier, templates_dir, layout, cache, read_lines)
     texts = {lang: render.load_texts(templates_dir, lang) for lang in dict.fromkeys(languages)}
     pieces = [piece for t in texts.values() for piece in planner.language(t)]
 
@@ -126,10 +128,16 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
                 time_limit=time_limit, memory_limit=memory_limit, on_done=finished,
                 worker_budget=WORKER_BUDGET, inline_budget=inline_budget)
     parts = _Parts(kept, cache)
-    out: list[UnsignedPdf] = []
-    for lang, t in texts.items():
-        out += _join_language(dossier, t, [p for p in pieces if p.language == lang], parts,
-                              part_budget)
+    planned = [part for lang, t in texts.items() for part in _part_jobs(
+        dossier, t, [p for p in pieces if p.language == lang], parts, part_budget)]
+    out = [pdf for pdf, _job in planned]
+
+    def joined(index: int, pdf: RenderedPdf) -> None:
+        out[index] = replace(out[index], pages=pdf.pages, data=pdf.data)
+
+    render_many([job for _pdf, job in planned], workers=workers, time_limit=time_limit,
+                memory_limit=memory_limit, on_done=joined, worker_budget=WORKER_BUDGET,
+                inline_budget=inline_budget)
     return out
 
 
@@ -137,8 +145,9 @@ class _Planner:
     """Which documents a dossier needs, their cache keys, and plans for those not cached."""
 
     def __init__(self, dossier: Dossier, templates_dir: Path, layout: Layout,
-                 cache: VolumeCache) -> None:
+                 cache: VolumeCache, read_lines: LineReader | None) -> None:
         self.dossier, self.layout, self.cache = dossier, layout, cache
+        self.read_lines = read_lines
         self.env = render.make_environment(templates_dir)
         self.base = str(templates_dir)
         self.version = render.template_version(templates_dir, dossier.letter)
@@ -147,7 +156,7 @@ class _Planner:
         d, lang, layout = self.dossier, t.language, self.layout
         ident = f"{d.campaign_slug}/{d.dossier_id}/{lang}/{self.version}/{d.signer_count}"
         front_key, stamp_key = _hash("front", ident), _hash("stamp", ident)
-        volume_pages = sum(layout.pages_for(len(v.lines)) for v in d.volumes)
+        volume_pages = sum(layout.pages_for(v.facts.lines) for v in d.volumes)
         pieces = [
             _Piece("front", lang, -1, front_key, PdfJob(
                 f"front ({lang})", render.front_html(self.env, t, d, volume_pages=volume_pages),
@@ -160,14 +169,43 @@ class _Planner:
             key = volume_key(volume, lang, self.version, layout)
             plan = None
             if not self.cache.touch(key):
-                plan = VolumeJob(f"volume {volume.number} ({lang})", t, volume, layout,
-                                 bytes.fromhex(key[:32]), _volume_cost(volume))
+                if volume.lines is None and self.read_lines is None:
+                    raise RenderError(f"volume {volume.number} must be drawn but its lines were "
+                                      "not read, and there is no way to read them")
+                plan = _VolumePlan(f"volume {volume.number} ({lang})", t, volume, layout,
+                                   bytes.fromhex(key[:32]), _volume_cost(volume),
+                                   self.read_lines)
             pieces.append(_Piece("volume", lang, i, key, plan))
         return pieces
 
 
+@dataclass(frozen=True)
+class _VolumePlan:
+    """A volume to draw; its lines, if the dossier left them unread, are read only when a
+    worker is ready for it, so they are never all in memory at once."""
+
+    label: str
+    texts: Texts
+    volume: Volume
+    layout: Layout
+    identifier: bytes
+    cost: int
+    read_lines: LineReader | None
+
+    def job(self) -> VolumeJob:
+        volume = self.volume
+        if volume.lines is None:
+            assert self.read_lines is not None  # checked when planned
+            lines = self.read_lines(volume)
+            if line_digest(lines) != volume.facts.digest:
+                raise RenderError(f"volume {volume.number}: its signers read now are not the "
+                                  "ones the dossier was composed from")
+            volume = replace(volume, lines=lines)
+        return VolumeJob(self.label, self.texts, volume, self.layout, self.identifier, self.cost)
+
+
 def _volume_cost(volume: Volume) -> int:
-    return max(1, len(volume.lines) // TYPESET_SPEEDUP)
+    return max(1, volume.facts.lines // TYPESET_SPEEDUP)
 
 
 class _Parts:
@@ -178,6 +216,16 @@ class _Parts:
 
     def size(self, key: str) -> int:
         return len(self.kept[key]) if key in self.kept else self.cache.size(key)
+
+    def locate(self, key: str) -> Path | bytes:
+        """A rendered volume's cache file, or its bytes if the cache could not take them."""
+        data = self.kept.get(key)
+        if data is not None:
+            return data
+        if not self.cache.touch(key):
+            raise RenderError(f"rendered document {key[:12]} vanished from the cache folder "
+                              f"{self.cache.directory}")
+        return self.cache.path(key)
 
     def get(self, key: str) -> bytes:
         data = self.kept.get(key)
@@ -191,14 +239,8 @@ class _Parts:
 
 def volume_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
     """The hash of exactly what a volume's pages show in `language` and how they are drawn."""
-    digest = hashlib.sha256(f"volume\x1e{TYPESET}\x1e{template_version}\x1e{language}\x1e"
-                            f"{layout.key()}\x1e{volume.number}\x1e{volume.first}\x1e"
-                            f"{volume.last}\x1e".encode())
-    withheld = "\x00"
-    digest.update("".join([
-        f"{line.number}\x1f{withheld if line.name is None else line.name}\x1f{line.city}\x1f"
-        f"{line.country}\x1f{line.signed_on.isoformat()}\x1e" for line in volume.lines]).encode())
-    return digest.hexdigest()
+    return _hash("volume", TYPESET, template_version, language, layout.key(), str(volume.number),
+                 str(volume.first), str(volume.last), volume.facts.digest)
 
 
 def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
@@ -219,76 +261,35 @@ def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
-def _join_language(dossier: Dossier, t: Texts, planned: Sequence[_Piece], parts: _Parts,
-                   part_budget: int) -> list[UnsignedPdf]:
+def _part_jobs(dossier: Dossier, t: Texts, planned: Sequence[_Piece], parts: _Parts,
+               part_budget: int) -> list[tuple[UnsignedPdf, PartJob]]:
+    """One language's parts: (the part's name and place, without data yet; its join)."""
     front = next(p for p in planned if p.kind == "front")
     stamp = next(p for p in planned if p.kind == "stamp")
     volumes = [p for p in planned if p.kind == "volume"]
     sizes = [parts.size(front.key)] + [parts.size(v.key) for v in volumes]
     # every part carries the stamp's fonts once: keep room for them
     groups = split_parts(sizes, part_budget - parts.size(stamp.key))
-    stamp_pdf = pikepdf.open(io.BytesIO(parts.get(stamp.key)))
-    out: list[UnsignedPdf] = []
+    stamp_pdf = parts.get(stamp.key)
+    addressees = ", ".join(a.name for a in dossier.addressees)
+    out = []
     for part, group in enumerate(groups, start=1):
-        pdf = pikepdf.new()
-        if group[0] == 0:
-            pdf.pages.extend(pikepdf.open(io.BytesIO(parts.get(front.key))).pages)
-        footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
-        for i in group:
-            if i > 0:
-                _append_volume(pdf, parts.get(volumes[i - 1].key), footer)
-        _set_metadata(pdf, dossier, t, part, len(groups))
-        buffer = io.BytesIO()
-        pdf.save(buffer, deterministic_id=True, compress_streams=True,
-                 object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        title = dossier.campaign_title
         name = f"dossier-{dossier.campaign_slug}-{t.language}"
         if len(groups) > 1:
+            title += f" ({t('part', part=part, parts=len(groups))})"
             name += f"-part{part}of{len(groups)}"
-        out.append(UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
-                               parts=len(groups), pages=int(pdf.Root.Pages.Count),
-                               data=buffer.getvalue()))
+        info = PartInfo(title=title, author=dossier.sender_name,
+                        subject=t("pdf_subject", count=dossier.signer_count,
+                                  addressees=addressees),
+                        producer=f"{ENGINE}, {TYPESET}, pikepdf", language=t.language,
+                        created_at=dossier.created_at)
+        job = PartJob(f"part {part} of {len(groups)} ({t.language})", info, stamp_pdf,
+                      parts.get(front.key) if group[0] == 0 else None,
+                      tuple(parts.locate(volumes[i - 1].key) for i in group if i > 0))
+        out.append((UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
+                                parts=len(groups), pages=0, data=b""), job))
     return out
-
-
-def _append_volume(pdf: pikepdf.Pdf, data: bytes, footer: pikepdf.Object) -> None:
-    """Add a volume's pages under a page tree node of their own, and put the footer in its
-    stamp slot. (pikepdf's pages.extend looks through every page already there for each one
-    it adds: a million-signer dossier took seconds joining. A node per volume is linear.)"""
-    source = pikepdf.open(io.BytesIO(data))
-    root = pdf.Root.Pages
-    pages = [pdf.copy_foreign(page) for page in source.Root.Pages.Kids]
-    node = pdf.make_indirect(pikepdf.Dictionary(
-        Type=pikepdf.Name.Pages, Parent=root, Kids=pikepdf.Array(pages), Count=len(pages)))
-    for page in pages:
-        page.Parent = node
-    root.Kids.append(node)
-    root.Count = int(root.Count) + len(pages)
-    # the volume's pages share one resource dictionary: one slot to fill for all of them
-    pages[0].Resources.XObject[pikepdf.Name("/" + STAMP)] = footer
-
-
-def _set_metadata(pdf: pikepdf.Pdf, dossier: Dossier, t: Texts, part: int, parts: int) -> None:
-    title = dossier.campaign_title
-    if parts > 1:
-        title += f" ({t('part', part=part, parts=parts)})"
-    addressees = ", ".join(a.name for a in dossier.addressees)
-    stamp = _pdf_date(dossier.created_at)
-    pdf.docinfo = pdf.make_indirect(pikepdf.Dictionary(
-        Title=pikepdf.String(title),
-        Author=pikepdf.String(dossier.sender_name),
-        Subject=pikepdf.String(t("pdf_subject", count=dossier.signer_count,
-                                 addressees=addressees)),
-        Creator=pikepdf.String("petition-delivery"),
-        Producer=pikepdf.String(f"{ENGINE}, {TYPESET}, pikepdf"),
-        CreationDate=pikepdf.String(stamp),
-        ModDate=pikepdf.String(stamp),
-    ))
-    pdf.Root.Lang = pikepdf.String(t.language)
-
-
-def _pdf_date(moment: datetime) -> str:
-    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return utc.strftime("D:%Y%m%d%H%M%S+00'00'")
 
 
 def _hash(*parts: str) -> str:

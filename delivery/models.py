@@ -75,6 +75,8 @@ class SignerRow(Base):
     __tablename__ = "signers"
     __table_args__ = (
         UniqueConstraint("campaign_id", "email_key", name="uq_signers_campaign_email_key"),
+        # the withdrawals a dossier applies, found without reading every row
+        Index("ix_signers_campaign_withdrawn", "campaign_id", "withdrawn_at"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
@@ -89,6 +91,24 @@ class SignerRow(Base):
     source: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class VolumeFactsRow(Base):
+    """What a volume of stored signers holds (compose.VolumeFacts as JSON), by the fingerprint
+    of its rows (see delivery.stored_volumes): a build reads only the volumes not found here."""
+
+    __tablename__ = "volume_facts"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The volume's rows: a full volume's bounds never change, so a later build counts the
+    # rows up to them instead of reading every id again.
+    size: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    facts: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class DeliveryRow(Base):

@@ -188,7 +188,7 @@ def render_many(jobs: Sequence[Renderable], *, workers: int, time_limit: float,
             on_done(index, result)
         return
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["delivery.pdf", "delivery.typeset"])
+    ctx.set_forkserver_preload(["delivery.pdf", "delivery.typeset", "delivery.join"])
     # popped from the end: the largest jobs start first, the small ones fill the gaps
     pending = sorted(enumerate(jobs), key=lambda item: (item[1].cost, -item[0]))
     running: list[_Worker] = []

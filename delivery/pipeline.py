@@ -21,14 +21,13 @@ from delivery.app import App
 from delivery.artifacts import BundleFile
 from delivery.build import build_dossier_pdfs
 from delivery.bundle import BundleFacts, assemble_bundle
-from delivery.compose import Signer, compose
 from delivery.config import Campaign, Recipient
-from delivery.db import reading
 from delivery.errors import SigningError
 from delivery.message import Envelope, Letter, build_messages
 from delivery.models import DeliveryFileRow, DeliveryRow
 from delivery.render import load_texts, template_version
 from delivery.sign import SigningIdentity, load_identity
+from delivery.stored_volumes import Frozen, compose_stored
 
 Progress = Callable[[int, int], None]
 
@@ -42,36 +41,31 @@ def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningI
     return load_identity(app.settings, now=now)
 
 
-def frozen_signers(app: App, delivery: DeliveryRow) -> Iterator[Signer]:
-    """The delivery's signers in order, withdrawn ones as nameless placeholders keeping their place."""
-    from delivery.service import dossier_rows_query
-
-    with reading(app.engine) as session:
-        rows = session.execute(dossier_rows_query(delivery))
-        for name, city, country, signed_at, consent, withdrawn in rows:
-            if withdrawn:
-                yield Signer("", "", "", signed_at, False, withdrawn=True)
-            else:
-                yield Signer(name, city, country, signed_at, consent)
+def frozen(delivery: DeliveryRow) -> Frozen:
+    """The signers a delivery shows: up to its last one, withdrawals made by its creation applied."""
+    return Frozen(delivery.campaign_id, delivery.last_signer_id, delivery.created_at)
 
 
-def build_bundle(app: App, campaign: Campaign, signers: Iterator[Signer], *, dossier_id: str,
+def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: str,
                  created_at: datetime, trigger: str, milestone: int | None,
                  recipients: Sequence[Recipient], now: datetime,
                  progress: Progress | None = None) -> list[BundleFile]:
     # Load the key first: with signing required and the key unusable, nothing is rendered or sent.
     identity = signing_identity(app, campaign, now=now)
-    dossier = compose(campaign, signers, dossier_id=dossier_id, created_at=created_at, trigger=trigger,
-                      milestone=milestone, addressees=recipients, signed=identity is not None)
+    dossier, read_lines = compose_stored(
+        app.engine, campaign, signers, dossier_id=dossier_id, created_at=created_at,
+        trigger=trigger, milestone=milestone, addressees=recipients,
+        signed=identity is not None, now=now)
     templates = app.settings.templates_dir
     pdfs = build_dossier_pdfs(dossier, templates, languages=_languages(recipients),
-                              cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress)
-    last = dossier.volumes[-1].lines[-1] if dossier.volumes else None
+                              cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress,
+                              read_lines=read_lines)
+    last_number, last_signed_on = dossier.last_line
     facts = BundleFacts(
         campaign_slug=campaign.slug, campaign_title=campaign.title, dossier_id=dossier_id,
         trigger=trigger, milestone=milestone, signer_count=dossier.signer_count,
-        listed_count=dossier.listed_count, last_signer_number=last.number if last else 0,
-        last_signer_signed_on=last.signed_on if last else None,
+        listed_count=dossier.listed_count, last_signer_number=last_number,
+        last_signer_signed_on=last_signed_on,
         template_version=template_version(templates, campaign.letter), created_at=created_at)
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
                            location=campaign.signer_location, timestamp_url=app.settings.timestamp_url)
@@ -84,7 +78,7 @@ def _languages(recipients: Sequence[Recipient]) -> list[str]:
 def build_bundle_for_delivery(app: App, campaign: Campaign, delivery: DeliveryRow, *, now: datetime,
                               progress: Progress | None = None) -> list[BundleFile]:
     emails = json.loads(delivery.recipients)
-    return build_bundle(app, campaign, frozen_signers(app, delivery), dossier_id=delivery.public_id,
+    return build_bundle(app, campaign, frozen(delivery), dossier_id=delivery.public_id,
                         created_at=delivery.created_at, trigger=delivery.trigger,
                         milestone=delivery.milestone,
                         recipients=[campaign.recipient(e) for e in emails], now=now, progress=progress)

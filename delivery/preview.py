@@ -13,7 +13,7 @@ from delivery.bundle import read_manifest
 from delivery.config import Campaign
 from delivery.db import transaction
 from delivery.models import DeliveryRow, SignerRow
-from delivery.pipeline import Progress, build_bundle, frozen_signers
+from delivery.pipeline import Progress, build_bundle, frozen
 from delivery.service import new_dossier_id
 
 
@@ -26,7 +26,7 @@ def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime
     dossier_id = "PREVIEW-" + new_dossier_id(campaign, now)
     # An unsaved delivery row stands for "what a delivery created now would freeze".
     draft = DeliveryRow(campaign_id=campaign_id, public_id=dossier_id, created_at=now, last_signer_id=last)
-    files = build_bundle(app, campaign, frozen_signers(app, draft), dossier_id=dossier_id, created_at=now,
+    files = build_bundle(app, campaign, frozen(draft), dossier_id=dossier_id, created_at=now,
                          trigger="preview", milestone=None, recipients=campaign.recipients, now=now,
                          progress=progress)
     folder = out_dir or app.settings.var_dir / "preview" / dossier_id

@@ -201,7 +201,7 @@ def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
     overlay_html (the headers, withheld signers' lines and page labels laid over it), the
     reference rendering of typeset.volume_pdf, which its tests compare word by word."""
     pages = [[line_text(line, "") if line.name is not None else "" for line in page]
-             for page in paginate(volume.lines, layout)]
+             for page in paginate(volume.printed_lines(), layout)]
     return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
         lang=NEUTRAL_LANGUAGE, layout=layout, pages=pages)
 
@@ -232,7 +232,7 @@ class Overlay:
 
 def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
     withheld = texts("name_withheld")
-    paginated = paginate(volume.lines, layout)
+    paginated = paginate(volume.printed_lines(), layout)
     pages = []
     for number, page in enumerate(paginated, start=1):
         rows = [(row, line_parts(line, withheld)) for row, line in enumerate(page)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,16 +60,6 @@ def frozen_signers_query(delivery: DeliveryRow):  # type: ignore[no-untyped-def]
             .where(SignerRow.campaign_id == delivery.campaign_id,
                    SignerRow.id <= delivery.last_signer_id,
                    or_(SignerRow.withdrawn_at.is_(None), SignerRow.withdrawn_at > delivery.created_at))
-            .order_by(SignerRow.id))
-
-
-def dossier_rows_query(delivery: DeliveryRow):  # type: ignore[no-untyped-def]
-    """Every signer up to the delivery's last one, in order, with whether it had been withdrawn
-    by the delivery's creation: a withdrawn signer keeps its place (and number) in the dossier."""
-    withdrawn = and_(SignerRow.withdrawn_at.is_not(None), SignerRow.withdrawn_at <= delivery.created_at)
-    return (select(SignerRow.name, SignerRow.city, SignerRow.country, SignerRow.signed_at,
-                   SignerRow.consent, case((withdrawn, True), else_=False))
-            .where(SignerRow.campaign_id == delivery.campaign_id, SignerRow.id <= delivery.last_signer_id)
             .order_by(SignerRow.id))
 
 

@@ -98,7 +98,7 @@ def volume_pdf(texts: Texts, volume: Volume, layout: Layout,
     writer = PdfWriter(FAMILIES)
     grid = _Grid(writer, layout)
     drawn = overlay(texts, volume, layout)
-    for number, (page, labels) in enumerate(zip(paginate(volume.lines, layout), drawn.pages,
+    for number, (page, labels) in enumerate(zip(paginate(volume.printed_lines(), layout), drawn.pages,
                                                 strict=True)):
         writer.new_page()
         _draw_body(writer, grid, page, first=number == 0)

@@ -28,6 +28,7 @@ from delivery.build import build_dossier_pdfs, split_parts, volume_key
 from delivery.compose import Dossier, Signer, compose
 from delivery.config import parse_campaign
 from delivery.errors import RenderError
+from delivery.join import PartInfo, PartJob
 from delivery.render import Layout
 
 REPO = Path(__file__).resolve().parent.parent
@@ -394,6 +395,32 @@ def test_split_into_parts_at_volume_boundaries(tmp_path: Path) -> None:
             assert volumes
         numbers += got
     assert numbers == list(range(1, dossier.listed_count + 1))
+
+
+def test_parts_joined_in_worker_processes_are_the_parts_joined_here(tmp_path: Path) -> None:
+    dossier = make_dossier(signers(90), volume_size=20)
+    whole = build_dossier_pdfs(dossier, TEMPLATES, languages=["en"], workers=1)
+    budget = len(whole[0].data) // 3
+    here = build_dossier_pdfs(dossier, TEMPLATES, languages=["en", "hy"], workers=2,
+                              part_budget=budget, cache_dir=tmp_path, inline_budget=10**9)
+    in_workers = build_dossier_pdfs(dossier, TEMPLATES, languages=["en", "hy"], workers=2,
+                                    part_budget=budget, cache_dir=tmp_path, inline_budget=0)
+    assert len(here) > 2
+    assert [(p.name, p.pages, p.data) for p in in_workers] == [
+        (p.name, p.pages, p.data) for p in here]
+
+
+def test_a_volume_gone_from_the_cache_fails_its_part_with_its_name(tmp_path: Path) -> None:
+    stamp = build_dossier_pdfs(make_dossier(signers(3)), TEMPLATES, languages=["en"],
+                               workers=1)[0].data
+    info = PartInfo("Title", "Author", "Subject", "test", "en", CREATED)
+    job = PartJob("part 2 of 3 (en)", info, stamp, None, (tmp_path / "gone.pdf",))
+    with pytest.raises(RenderError, match=r"^part 2 of 3 \(en\): a rendered volume could not "
+                                          "be read back from the cache folder"):
+        job.draw()
+    broken = PartJob("part 1 of 1 (en)", info, stamp, None, (b"%PDF-1.7 not a volume",))
+    with pytest.raises(RenderError, match=r"^part 1 of 1 \(en\): "):
+        broken.draw()
 
 
 def test_split_parts_groups() -> None:

@@ -30,7 +30,7 @@ def test_a_long_document_reads_the_same_in_several_processes() -> None:
     lines = [Line(i, f"Anna Lee {i}", "Yerevan", "Armenia", date(2024, 3, 9))
              for i in range(1, 54 * SPLIT_FROM + 1)]
     data, pages, _ = typeset.volume_pdf(render.load_texts(TEMPLATES, "en"),
-                                        Volume(1, 1, 1, len(lines), lines), layout, b"0" * 16)
+                                        Volume.of_lines(1, 1, 1, len(lines), lines), layout, b"0" * 16)
     assert pages > SPLIT_FROM
     together = page_texts(data, processes=1)
     split = page_texts(data, processes=3)

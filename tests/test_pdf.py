@@ -73,7 +73,7 @@ def test_a_document_asking_for_an_outside_file_fails_to_render(root: Path) -> No
 
 
 def test_hostile_names_cause_no_fetch(caplog: pytest.LogCaptureFixture) -> None:
-    volume = Volume(1, 1, 1, 2, [
+    volume = Volume.of_lines(1, 1, 1, 2, [
         Line(1, '<img src="file:///etc/passwd">', "<link rel=stylesheet href=http://x/>",
              "<style>@import 'file:///etc/shadow'</style>", _day()),
         Line(2, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "Armenia", _day())])

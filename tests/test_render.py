@@ -71,7 +71,7 @@ def test_layout_page_counts() -> None:
 
 
 def test_volume_body_escapes_names_and_shows_nothing_delivery_or_language_specific() -> None:
-    volume = Volume(4, 9, 31, 32, [Line(31, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "AM", DAY),
+    volume = Volume.of_lines(4, 9, 31, 32, [Line(31, "<b>Anna</b> {{ 7*7 }}", "Yerevan", "AM", DAY),
                                         Line(32, None, "Gyumri", "AM", DAY)])
     env = render.make_environment(TEMPLATES)
     html = render.volume_html(env, volume, render.Layout())
@@ -87,7 +87,7 @@ def test_volume_body_escapes_names_and_shows_nothing_delivery_or_language_specif
 
 
 def test_volume_overlay_holds_headers_withheld_lines_and_page_labels() -> None:
-    volume = Volume(4, 9, 31, 33, [Line(31, "Anna", "Yerevan", "AM", DAY),
+    volume = Volume.of_lines(4, 9, 31, 33, [Line(31, "Anna", "Yerevan", "AM", DAY),
                                         Line(32, None, "Gyumri", "AM", DAY),
                                         Line(33, "Ivan", "Yerevan", "AM", DAY)])
     env = render.make_environment(TEMPLATES)
@@ -104,7 +104,7 @@ def test_volume_overlay_holds_headers_withheld_lines_and_page_labels() -> None:
 
 def test_volume_body_breaks_pages_at_fixed_line_counts() -> None:
     lines = [Line(i, f"N{i}", "C", "K", DAY) for i in range(1, 26)]
-    volume = Volume(1, 1, 1, 25, lines)
+    volume = Volume.of_lines(1, 1, 1, 25, lines)
     layout = render.Layout(lines_per_page=10, heading_lines=3)
     env = render.make_environment(TEMPLATES)
     html = render.volume_html(env, volume, layout)

@@ -3,6 +3,7 @@ back with poppler and compared with WeasyPrint's rendering of the same page (vol
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import subprocess
@@ -35,7 +36,7 @@ SCRIPTS = {
 
 def volume(names: list[str | None], *, first: int = 1) -> Volume:
     lines = [Line(first + i, name, "Yerevan", "Armenia", DAY) for i, name in enumerate(names)]
-    return Volume(1, 1, first, first + len(lines) - 1, lines)
+    return Volume.of_lines(1, 1, first, first + len(lines) - 1, lines)
 
 
 def words(data: bytes, tmp_path: Path, name: str) -> list[tuple[int, float, float, float, str]]:
@@ -167,7 +168,8 @@ def test_a_character_no_font_has_is_reported() -> None:
 
 
 def test_a_volume_job_names_itself_in_its_error() -> None:
-    broken = Volume(4, 4, 1, 1, [Line(1, "Ann", "Yerevan", "Armenia", "2024-03-09")])  # type: ignore[arg-type]
+    broken = dataclasses.replace(volume(["Ann"]), number=4, lines=[
+        Line(1, "Ann", "Yerevan", "Armenia", "2024-03-09")])  # type: ignore[arg-type]
     job = typeset.VolumeJob("volume 4", EN, broken, render.Layout(), ID, 1)
     with pytest.raises(RenderError, match=r"^volume 4: AttributeError: "):
         job.draw()
