@@ -136,7 +136,7 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
         out[index] = replace(out[index], pages=pdf.pages, data=pdf.data)
 
     render_many([job for _pdf, job in planned], workers=workers, time_limit=time_limit,
-                memory_limit=memory_limit, on_done=joined, worker_budget=WORKER_BUDGET,
+                memory_limit=memory_limit, on_done=joined, worker_budget=10**9,
                 inline_budget=inline_budget)
     return out
 
