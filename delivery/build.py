@@ -5,7 +5,8 @@ Each language's PDF is the front (letter and summary, laid out by WeasyPrint), t
 delivery.typeset, with the delivery's stamp (the dossier footer) laid over every volume page.
 Fronts, stamps and volumes are rendered in parallel worker processes; volumes are cached on disk
 by the hash of what they show, so a later delivery re-renders only the volumes whose lines
-changed, and the join fills each volume's stamp slot once for all its pages.
+changed. A volume given without its lines (see delivery.stored_volumes) has them read only when
+it must be drawn. Then each part is joined (delivery.join), in parallel too.
 
 Page numbering: the front counts its own pages ("page X of Y"); each volume counts its own
 ("Volume 3 · page 2 of 41"). A full volume's pages then never change when the dossier grows, which
@@ -42,6 +43,7 @@ PAGE_COST = 12  # the stamp page (margin boxes, a few text lines)
 WORKER_BUDGET = 2000  # then a worker process exits: ~20 drawn volumes, or a front and more
 TYPESET_SPEEDUP = 20  # a body line drawn by delivery.typeset against one laid out by WeasyPrint
 INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
+JOIN_WORKER_BUDGET = 10**9  # a join leaves no garbage behind: a worker joins every part it can
 
 LineReader = Callable[[Volume], Sequence[Line]]
 
@@ -136,7 +138,7 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
         out[index] = replace(out[index], pages=pdf.pages, data=pdf.data)
 
     render_many([job for _pdf, job in planned], workers=workers, time_limit=time_limit,
-                memory_limit=memory_limit, on_done=joined, worker_budget=10**9,
+                memory_limit=memory_limit, on_done=joined, worker_budget=JOIN_WORKER_BUDGET,
                 inline_budget=inline_budget)
     return out
 

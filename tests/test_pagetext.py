@@ -44,3 +44,17 @@ def test_a_long_document_reads_the_same_in_several_processes() -> None:
 def test_a_damaged_file_is_an_error_not_an_empty_read(data: bytes) -> None:
     with pytest.raises(PdfReadError):
         page_texts(data)
+
+
+def test_without_poppler_pypdf_reads_the_same_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = [Line(i, f"Anna Lee {i}", "Yerevan", "Armenia", date(2024, 3, 9)) for i in range(1, 80)]
+    data, pages, _ = typeset.volume_pdf(render.load_texts(TEMPLATES, "hy"),
+                                        Volume.of_lines(1, 1, 1, len(lines), lines),
+                                        render.Layout(), b"0" * 16)
+    with_poppler = page_texts(data)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    without = page_texts(data)
+    assert len(without) == len(with_poppler) == pages == 2
+    for mine, theirs in zip(without, with_poppler, strict=True):
+        assert sorted(mine.split()) == sorted(theirs.split())
+    assert "Anna Lee 79" in without[1]
