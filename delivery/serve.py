@@ -35,8 +35,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from delivery.app import App
 from delivery.clock import Clock, clock_from_env
 from delivery.config import Campaign
-from delivery.db import transaction
-from delivery.errors import ConfigError, DeliveryError
+from delivery.db import schema_revisions, transaction
+from delivery.errors import ConfigError, DeliveryError, UsageError
 from delivery.logs import configure_logging, safe_error
 from delivery.scheduler import TickRunner, build_scheduler, check_every_override, job_id, release_own_leases
 
@@ -239,6 +239,10 @@ def serve(app: App, *, host: str, port: int, log_format: str, campaign: str | No
     every = check_every_override()
     campaigns = [app.campaign(campaign)] if campaign else list(app.campaigns.values())
     try:
+        current, newest = schema_revisions(app.engine)
+        if current != newest:
+            raise UsageError(f"the database schema is at revision {current or '(none)'} and this "
+                             f"version needs {newest}: run `petition-delivery init` to upgrade it")
         with transaction(app.engine) as session:
             for c in campaigns:
                 app.campaign_id(session, c)  # registered by `init`, or a clear UsageError now

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from delivery.db import make_engine, schema_revisions, upgrade_schema
 from tests.smtpd import SmtpServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,3 +206,19 @@ def test_campaign_and_json_options_go_before_or_after_the_command(cli: Run) -> N
     assert before.returncode == after.returncode == 0
     assert json.loads(before.stdout)["campaign"] == json.loads(after.stdout)["campaign"] == "salman-mukaev"
     assert cli("--campaign", "nope", "status").returncode == 2
+
+
+def test_serve_refuses_a_database_schema_older_than_the_code(cli: Run, database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        upgrade_schema(engine, "0002")  # as left by the version before volume_facts
+        current, newest = schema_revisions(engine)
+        assert current == "0002" != newest
+        result = cli("serve", "--port", "0")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert (f"the database schema is at revision 0002 and this version needs {newest}: run "
+                "`petition-delivery init` to upgrade it") in result.stderr
+    finally:
+        assert cli("init").returncode == 0
+    assert schema_revisions(engine) == (newest, newest)
+    engine.dispose()
