@@ -319,3 +319,12 @@ def test_a_volume_left_unread_without_a_reader_fails_the_build_before_rendering(
         build_dossier_pdfs(dossier, TEMPLATES, languages=["en"], workers=1,
                            cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").glob("*.pdf"))
+
+
+def test_a_campaign_without_signers_has_an_empty_dossier(
+        engine: Engine, campaigns: tuple[int, int]) -> None:
+    mine, other = campaigns
+    store(engine, other, range(1, 5))
+    dossier, _ = stored_dossier(engine, frozen(engine, mine))
+    assert (dossier.volumes, dossier.signer_count, dossier.last_line) == ((), 0, (0, None))
+    assert dossier == pure_dossier([])
