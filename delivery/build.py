@@ -29,7 +29,7 @@ from delivery.artifacts import UnsignedPdf
 from delivery.cache import VolumeCache
 from delivery.compose import Dossier, Line, Volume, line_digest
 from delivery.errors import RenderError
-from delivery.join import PartInfo, PartJob
+from delivery.parts import Rendered, join_parts, plan_parts
 from delivery.pdf import ENGINE, PdfJob, Renderable, RenderedPdf, render_many
 from delivery.render import Layout, Texts
 from delivery.typeset import ENGINE as TYPESET
@@ -43,7 +43,6 @@ PAGE_COST = 12  # the stamp page (margin boxes, a few text lines)
 WORKER_BUDGET = 2000  # then a worker process exits: ~20 drawn volumes, or a front and more
 TYPESET_SPEEDUP = 20  # a body line drawn by delivery.typeset against one laid out by WeasyPrint
 INLINE_BUDGET = 1500  # below this, process start-up costs more than a second core gains
-JOIN_WORKER_BUDGET = 10**9  # a join leaves no garbage behind: a worker joins every part it can
 
 LineReader = Callable[[Volume], Sequence[Line]]
 
@@ -129,18 +128,14 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
     render_many([p.plan for p in todo if p.plan is not None], workers=workers,
                 time_limit=time_limit, memory_limit=memory_limit, on_done=finished,
                 worker_budget=WORKER_BUDGET, inline_budget=inline_budget)
-    parts = _Parts(kept, cache)
-    planned = [part for lang, t in texts.items() for part in _part_jobs(
-        dossier, t, [p for p in pieces if p.language == lang], parts, part_budget)]
-    out = [pdf for pdf, _job in planned]
-
-    def joined(index: int, pdf: RenderedPdf) -> None:
-        out[index] = replace(out[index], pages=pdf.pages, data=pdf.data)
-
-    render_many([job for _pdf, job in planned], workers=workers, time_limit=time_limit,
-                memory_limit=memory_limit, on_done=joined, worker_budget=JOIN_WORKER_BUDGET,
-                inline_budget=inline_budget)
-    return out
+    store = Rendered(kept, cache)
+    producer = f"{ENGINE}, {TYPESET}, pikepdf"
+    planned = [part for lang, t in texts.items() for part in plan_parts(
+        dossier, t, {p.kind: p.key for p in pieces if p.language == lang and p.volume < 0},
+        [p.key for p in pieces if p.language == lang and p.volume >= 0], store, part_budget,
+        producer)]
+    return join_parts(planned, store, workers=workers, time_limit=time_limit,
+                      memory_limit=memory_limit, inline_budget=inline_budget)
 
 
 class _Planner:
@@ -210,88 +205,10 @@ def _volume_cost(volume: Volume) -> int:
     return max(1, volume.facts.lines // TYPESET_SPEEDUP)
 
 
-class _Parts:
-    """The rendered documents of one build: small ones in memory, volumes read from the cache."""
-
-    def __init__(self, kept: dict[str, bytes], cache: VolumeCache) -> None:
-        self.kept, self.cache = kept, cache
-
-    def size(self, key: str) -> int:
-        return len(self.kept[key]) if key in self.kept else self.cache.size(key)
-
-    def locate(self, key: str) -> Path | bytes:
-        """A rendered volume's cache file, or its bytes if the cache could not take them."""
-        data = self.kept.get(key)
-        if data is not None:
-            return data
-        if not self.cache.touch(key):
-            raise RenderError(f"rendered document {key[:12]} vanished from the cache folder "
-                              f"{self.cache.directory}")
-        return self.cache.path(key)
-
-    def get(self, key: str) -> bytes:
-        data = self.kept.get(key)
-        if data is None:
-            data = self.cache.get(key)
-        if data is None:
-            raise RenderError(f"rendered document {key[:12]} vanished from the cache folder "
-                              f"{self.cache.directory}")
-        return data
-
-
 def volume_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
     """The hash of exactly what a volume's pages show in `language` and how they are drawn."""
     return _hash("volume", TYPESET, template_version, language, layout.key(), str(volume.number),
                  str(volume.first), str(volume.last), volume.facts.digest)
-
-
-def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
-    """Indices of consecutive items grouped so each group's size stays within budget where it
-    can (an item larger than the budget gets a group of its own); the first item (the front)
-    always opens the first group."""
-    groups: list[list[int]] = []
-    current: list[int] = []
-    used = 0
-    for i, size in enumerate(sizes):
-        if current and used + size > budget:
-            groups.append(current)
-            current, used = [], 0
-        current.append(i)
-        used += size
-    if current:
-        groups.append(current)
-    return groups
-
-
-def _part_jobs(dossier: Dossier, t: Texts, planned: Sequence[_Piece], parts: _Parts,
-               part_budget: int) -> list[tuple[UnsignedPdf, PartJob]]:
-    """One language's parts: (the part's name and place, without data yet; its join)."""
-    front = next(p for p in planned if p.kind == "front")
-    stamp = next(p for p in planned if p.kind == "stamp")
-    volumes = [p for p in planned if p.kind == "volume"]
-    sizes = [parts.size(front.key)] + [parts.size(v.key) for v in volumes]
-    # every part carries the stamp's fonts once: keep room for them
-    groups = split_parts(sizes, part_budget - parts.size(stamp.key))
-    stamp_pdf = parts.get(stamp.key)
-    addressees = ", ".join(a.name for a in dossier.addressees)
-    out = []
-    for part, group in enumerate(groups, start=1):
-        title = dossier.campaign_title
-        name = f"dossier-{dossier.campaign_slug}-{t.language}"
-        if len(groups) > 1:
-            title += f" ({t('part', part=part, parts=len(groups))})"
-            name += f"-part{part}of{len(groups)}"
-        info = PartInfo(title=title, author=dossier.sender_name,
-                        subject=t("pdf_subject", count=dossier.signer_count,
-                                  addressees=addressees),
-                        producer=f"{ENGINE}, {TYPESET}, pikepdf", language=t.language,
-                        created_at=dossier.created_at)
-        job = PartJob(f"part {part} of {len(groups)} ({t.language})", info, stamp_pdf,
-                      parts.get(front.key) if group[0] == 0 else None,
-                      tuple(parts.locate(volumes[i - 1].key) for i in group if i > 0))
-        out.append((UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
-                                parts=len(groups), pages=0, data=b""), job))
-    return out
 
 
 def _hash(*parts: str) -> str:

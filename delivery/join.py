@@ -2,7 +2,9 @@
 
 A part is the front (first part only) and a run of volumes, each volume's pages under a page
 tree node of their own, with the delivery's footer (the stamp's one page, as a form XObject)
-set once in each volume's shared stamp slot. Parts are independent of each other, so a large
+set once in each volume's shared stamp slot. A part without the front is joined as a *body*:
+its slot holds an empty form XObject, for delivery.restamp to fill, so the body can be kept and
+reused while its volumes do not change. Parts are independent of each other, so a large
 dossier's parts are joined in parallel, as `PartJob`s in the render workers: a part reads its
 volumes from the cache folder itself, and only the joined part comes back.
 """
@@ -42,7 +44,7 @@ class PartJob:
 
     label: str
     info: PartInfo
-    stamp: bytes = field(repr=False)
+    stamp: bytes | None = field(repr=False)  # None: a body, its slot left empty, no /Info
     front: bytes | None = field(repr=False)
     volumes: tuple[Path | bytes, ...] = field(repr=False)
 
@@ -69,17 +71,24 @@ def _read(volume: Path | bytes) -> bytes:
     return volume.read_bytes() if isinstance(volume, Path) else volume
 
 
-def join_part(info: PartInfo, stamp: bytes, front: bytes | None,
+def join_part(info: PartInfo, stamp: bytes | None, front: bytes | None,
               volumes: list[bytes]) -> tuple[bytes, int]:
-    """The part's PDF bytes and page count."""
+    """The part's PDF bytes and page count (a body's, without a stamp)."""
     pdf = pikepdf.new()
     if front is not None:
         pdf.pages.extend(pikepdf.open(io.BytesIO(front)).pages)
-    stamp_pdf = pikepdf.open(io.BytesIO(stamp))  # kept open: the footer is copied from it
-    footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
+    footer: pikepdf.Object
+    if stamp is None:
+        footer = pdf.make_stream(b"", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                                 BBox=pikepdf.Array([0, 0, 0, 0]))
+    else:
+        stamp_pdf = pikepdf.open(io.BytesIO(stamp))  # kept open: the footer is copied from it
+        footer = pdf.copy_foreign(stamp_pdf.pages[0].as_form_xobject())
     for data in volumes:
         _append_volume(pdf, data, footer)
-    _set_info(pdf, info)
+    if stamp is not None:
+        pdf.docinfo = pdf.make_indirect(info_dictionary(info))
+    pdf.Root.Lang = pikepdf.String(info.language)
     buffer = io.BytesIO()
     pdf.save(buffer, deterministic_id=True, compress_streams=True,
              object_stream_mode=pikepdf.ObjectStreamMode.generate)
@@ -103,9 +112,10 @@ def _append_volume(pdf: pikepdf.Pdf, data: bytes, footer: pikepdf.Object) -> Non
     pages[0].Resources.XObject[pikepdf.Name("/" + STAMP)] = footer
 
 
-def _set_info(pdf: pikepdf.Pdf, info: PartInfo) -> None:
+def info_dictionary(info: PartInfo) -> pikepdf.Dictionary:
+    """The part's document information dictionary (direct values only)."""
     stamp = pdf_date(info.created_at)
-    pdf.docinfo = pdf.make_indirect(pikepdf.Dictionary(
+    return pikepdf.Dictionary(
         Title=pikepdf.String(info.title),
         Author=pikepdf.String(info.author),
         Subject=pikepdf.String(info.subject),
@@ -113,8 +123,7 @@ def _set_info(pdf: pikepdf.Pdf, info: PartInfo) -> None:
         Producer=pikepdf.String(info.producer),
         CreationDate=pikepdf.String(stamp),
         ModDate=pikepdf.String(stamp),
-    ))
-    pdf.Root.Lang = pikepdf.String(info.language)
+    )
 
 
 def pdf_date(moment: datetime) -> str:

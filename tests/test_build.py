@@ -24,11 +24,12 @@ from fontTools.pens.boundsPen import BoundsPen  # type: ignore[import-untyped]
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 
 from delivery.artifacts import UnsignedPdf
-from delivery.build import build_dossier_pdfs, split_parts, volume_key
+from delivery.build import build_dossier_pdfs, volume_key
 from delivery.compose import Dossier, Signer, compose
 from delivery.config import parse_campaign
 from delivery.errors import RenderError
 from delivery.join import PartInfo, PartJob
+from delivery.parts import split_parts
 from delivery.render import Layout
 
 REPO = Path(__file__).resolve().parent.parent
