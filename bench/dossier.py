@@ -170,8 +170,8 @@ class Result:
                 f"peak {self.peak / 2**20:7.0f} MB   {self.pages:6d} pages "
                 f"{self.size / 2**20:7.1f} MB")
         if reference:
-            text += (f"   ×{self.wall / reference.wall:.2f} wall, "
-                     f"×{self.peak / reference.peak:.2f} memory")
+            text += (f"   ×{self.wall / reference.wall:.3f} wall, "
+                     f"×{self.peak / reference.peak:.3f} memory")
         return text
 
 
