@@ -10,6 +10,7 @@ and date only, never by name or e-mail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pikepdf
 
 from delivery.artifacts import BundleFile, UnsignedPdf
 from delivery.errors import InputRefused, RenderError
+from delivery.pdfupdate import PdfUpdate, Reference, stream
 from delivery.sign import SigningIdentity, sign_detached, sign_pdf
 
 MANIFEST_NAME = "manifest.json"
@@ -106,28 +108,59 @@ def _check_names(pdfs: Sequence[UnsignedPdf]) -> None:
 # ---------------------------------------------------------------- PDFs
 
 def embed_dossier_json(data: bytes, payload: bytes, *, created_at: datetime, pages: int) -> bytes:
-    """`data` with `payload` attached as dossier.json; same input, same bytes."""
+    """`data` with `payload` attached as dossier.json; same input, same bytes.
+
+    The attachment is appended as an incremental update (the file spec, its stream and the
+    catalog naming them), so a 15 MB part is not written again; a PDF that names attachments
+    already is saved anew with the one added."""
     stamp = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
     pdf_date = f"D:{stamp.astimezone(UTC):%Y%m%d%H%M%S}Z"
     try:
-        with pikepdf.open(BytesIO(data)) as pdf:
-            if len(pdf.pages) != pages:
-                raise RenderError(f"the PDF has {len(pdf.pages)} pages, the renderer said {pages}")
-            spec = pikepdf.AttachedFileSpec(
-                pdf, payload, description="Facts of this dossier (see manifest.json)",
-                filename=EMBEDDED_NAME, mime_type="application/json",
-                creation_date=pdf_date, mod_date=pdf_date, relationship=pikepdf.Name.Data)
-            pdf.attachments[EMBEDDED_NAME] = spec
-            # /AF names the attachment as associated data, as PDF/A-3 asks
-            af = pdf.Root.get("/AF")
-            if isinstance(af, pikepdf.Array):
-                af.append(spec.obj)
-            else:
-                pdf.Root.AF = pikepdf.Array([spec.obj])
-            out = BytesIO()
-            pdf.save(out, deterministic_id=True)
-    except pikepdf.PdfError as exc:
+        update = PdfUpdate(data)
+        root = update.pdf.Root
+        count = int(root.Pages.Count)
+        if count != pages:
+            raise RenderError(f"the PDF has {count} pages, the renderer said {pages}")
+        if "/Names" in root or "/AF" in root:
+            return _embed_in_full(update.pdf, payload, pdf_date)
+        attached = update.number()
+        update.write(attached, stream({
+            "/Type": pikepdf.Name.EmbeddedFile, "/Subtype": pikepdf.Name("/application/json"),
+            "/Params": {"/Size": len(payload), "/CreationDate": pikepdf.String(pdf_date),
+                        "/ModDate": pikepdf.String(pdf_date),
+                        "/CheckSum": pikepdf.String(hashlib.md5(payload).digest())},  # noqa: S324 - the PDF format's checksum
+        }, payload))
+        spec = update.number()
+        update.write(spec, update.own({
+            "/Type": pikepdf.Name.Filespec, "/F": pikepdf.String(EMBEDDED_NAME),
+            "/UF": pikepdf.String(EMBEDDED_NAME),
+            "/Desc": pikepdf.String("Facts of this dossier (see manifest.json)"),
+            "/AFRelationship": pikepdf.Name.Data,
+            "/EF": {"/F": Reference(attached), "/UF": Reference(attached)}}))
+        catalog: dict[str, object] = dict(root.items())
+        catalog["/Names"] = {"/EmbeddedFiles": {"/Names": [pikepdf.String(EMBEDDED_NAME),
+                                                          Reference(spec)]}}
+        # /AF names the attachment as associated data, as PDF/A-3 asks
+        catalog["/AF"] = [Reference(spec)]
+        update.write(root.objgen[0], update.own(catalog))
+        return update.finish()
+    except (pikepdf.PdfError, ValueError) as exc:
         raise RenderError(f"cannot embed {EMBEDDED_NAME}: the PDF is unreadable ({exc})") from exc
+
+
+def _embed_in_full(pdf: pikepdf.Pdf, payload: bytes, pdf_date: str) -> bytes:
+    spec = pikepdf.AttachedFileSpec(
+        pdf, payload, description="Facts of this dossier (see manifest.json)",
+        filename=EMBEDDED_NAME, mime_type="application/json",
+        creation_date=pdf_date, mod_date=pdf_date, relationship=pikepdf.Name.Data)
+    pdf.attachments[EMBEDDED_NAME] = spec
+    af = pdf.Root.get("/AF")
+    if isinstance(af, pikepdf.Array):
+        af.append(spec.obj)
+    else:
+        pdf.Root.AF = pikepdf.Array([spec.obj])
+    out = BytesIO()
+    pdf.save(out, deterministic_id=True)
     return out.getvalue()
 
 

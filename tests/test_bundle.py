@@ -161,3 +161,16 @@ def test_read_manifest_refuses_non_json(tmp_path: Path) -> None:
         read_manifest(b"\xff{")
     with pytest.raises(InputRefused, match="document is not an object"):
         read_manifest(b"[1, 2]")
+
+
+def test_dossier_json_is_appended_to_the_pdf_not_written_anew() -> None:
+    pdf = unsigned()
+    once = embed_dossier_json(pdf.data, b'{"a": 1}', created_at=CREATED, pages=2)
+    assert once.startswith(pdf.data) and once.count(b"%%EOF") == pdf.data.count(b"%%EOF") + 1
+    assert read_embedded_dossier(once) == {"a": 1}
+    with pikepdf.open(BytesIO(once)) as reread:
+        assert reread.check_pdf_syntax() == [] and not reread.get_warnings()
+        assert reread.Root.AF[0].EF.F.Subtype == pikepdf.Name("/application/json")
+    # a PDF that names attachments already is saved anew, with this one in its place
+    twice = embed_dossier_json(once, b'{"b": 2}', created_at=CREATED, pages=2)
+    assert not twice.startswith(once) and read_embedded_dossier(twice) == {"b": 2}
