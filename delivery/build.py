@@ -16,7 +16,6 @@ costs the same for a hundred signers as for a million.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from delivery import render
 from delivery.artifacts import UnsignedPdf
-from delivery.cache import VolumeCache
+from delivery.cache import VolumeCache, content_key
 from delivery.compose import Dossier, Line, Volume, line_digest
 from delivery.errors import RenderError
 from delivery.parts import Rendered, join_parts, plan_parts
@@ -152,7 +151,7 @@ class _Planner:
     def language(self, t: render.Texts) -> list[_Piece]:
         d, lang, layout = self.dossier, t.language, self.layout
         ident = f"{d.campaign_slug}/{d.dossier_id}/{lang}/{self.version}/{d.signer_count}"
-        front_key, stamp_key = _hash("front", ident), _hash("stamp", ident)
+        front_key, stamp_key = content_key("front", ident), content_key("stamp", ident)
         volume_pages = sum(layout.pages_for(v.facts.lines) for v in d.volumes)
         pieces = [
             _Piece("front", lang, -1, front_key, PdfJob(
@@ -207,9 +206,7 @@ def _volume_cost(volume: Volume) -> int:
 
 def volume_key(volume: Volume, language: str, template_version: str, layout: Layout) -> str:
     """The hash of exactly what a volume's pages show in `language` and how they are drawn."""
-    return _hash("volume", TYPESET, template_version, language, layout.key(), str(volume.number),
+    return content_key("volume", TYPESET, template_version, language, layout.key(), str(volume.number),
                  str(volume.first), str(volume.last), volume.facts.digest)
 
 
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()

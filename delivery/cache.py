@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import time
 from pathlib import Path
 
 from delivery.errors import RenderError
+
+
+def content_key(*parts: str) -> str:
+    """The cache key of a document made from exactly these parts."""
+    return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()
 
 
 class VolumeCache:

@@ -4,14 +4,14 @@ A dossier goes out in parts of about `part_budget` bytes, split at volume bounda
 part holds the front and is joined in full. Every later part is a run of volumes whose pages do
 not change from one delivery to the next, so it is joined once as a body (its stamp slot empty),
 kept in the cache by the keys of its volumes, and each delivery restamps it: its footer and
-document information appended as an incremental update (delivery.restamp). Room is kept for the
+document information appended as an incremental update (delivery.restamp). A kept body that
+cannot be read is joined again and replaced. Room is kept for the
 front and the stamp at a fixed share of the budget, so that their few bytes of difference from
 one delivery to the next do not move the part boundaries, which would make every body new.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +19,7 @@ from pathlib import Path
 import pikepdf
 
 from delivery.artifacts import UnsignedPdf
-from delivery.cache import VolumeCache
+from delivery.cache import VolumeCache, content_key
 from delivery.compose import Dossier
 from delivery.errors import RenderError
 from delivery.join import PartInfo, PartJob, info_dictionary
@@ -78,6 +78,7 @@ class PlannedPart:
     stamp: bytes
     job: PartJob | None  # None: its body is kept
     body_key: str | None  # None: the first part, joined in full with the front
+    body_job: PartJob | None  # how to join the body again, if the kept one is unreadable
 
 
 def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
@@ -123,16 +124,16 @@ def plan_parts(dossier: Dossier, t: Texts, pieces: Mapping[str, str], volumes: S
         label = f"part {part} of {len(groups)} ({t.language})"
         keys = [volumes[i - 1] for i in group if i > 0]
         located = tuple(rendered.locate(k) for k in keys)
-        body_key = None
+        body_key = body_job = None
         if group[0] == 0:
             job: PartJob | None = PartJob(label, info, stamp_pdf, rendered.get(front), located)
         else:
-            body_key = hashlib.sha256("\x1e".join(
-                ["part-body", BODY_FORMAT, t.language, *keys]).encode()).hexdigest()
-            job = None if rendered.has(body_key) else PartJob(label, info, None, None, located)
+            body_key = content_key("part-body", BODY_FORMAT, t.language, *keys)
+            body_job = PartJob(label, info, None, None, located)
+            job = None if rendered.has(body_key) else body_job
         pdf = UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
                           parts=len(groups), pages=0, data=b"")
-        out.append(PlannedPart(pdf, info, stamp_pdf, job, body_key))
+        out.append(PlannedPart(pdf, info, stamp_pdf, job, body_key, body_job))
     return out
 
 
@@ -160,13 +161,22 @@ def join_parts(planned: Sequence[PlannedPart], rendered: Rendered, *, workers: i
             continue
         if new is not None:
             rendered.put(part.body_key, new.data)
-            body = new.data
+            stamped = _restamp(part, new.data)
         else:
-            body = rendered.get(part.body_key)
-        try:
-            data, pages = restamp(body, part.stamp, info_dictionary(part.info))
-        except (ValueError, pikepdf.PdfError) as exc:
-            raise RenderError(f"part {part.pdf.part} of {part.pdf.parts} ({part.pdf.language}): "
-                              f"the joined pages could not be stamped: {exc}") from exc
-        out.append(replace(part.pdf, pages=pages, data=data))
+            try:
+                stamped = _restamp(part, rendered.get(part.body_key))
+            except RenderError:  # the kept body is damaged: join it again, and keep that
+                assert part.body_job is not None
+                body = part.body_job.draw().data
+                rendered.put(part.body_key, body)
+                stamped = _restamp(part, body)
+        out.append(replace(part.pdf, pages=stamped[1], data=stamped[0]))
     return out
+
+
+def _restamp(part: PlannedPart, body: bytes) -> tuple[bytes, int]:
+    try:
+        return restamp(body, part.stamp, info_dictionary(part.info))
+    except (ValueError, pikepdf.PdfError) as exc:
+        raise RenderError(f"part {part.pdf.part} of {part.pdf.parts} ({part.pdf.language}): "
+                          f"the joined pages could not be stamped: {exc}") from exc

@@ -14,12 +14,13 @@ import hashlib
 import io
 import re
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 import pikepdf
 
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")
+Refer = Callable[[pikepdf.Object], int]  # an indirect object → the number to refer to it by
 
 
 class PdfUpdate:
@@ -104,18 +105,12 @@ def stream(entries: Mapping[str, object], data: bytes) -> bytes:
             + data + b"\nendstream")
 
 
-def direct(value: object) -> bytes:
-    """PDF syntax for a value of direct objects only."""
-    return _value(value, _no_references)
-
-
 def _no_references(obj: pikepdf.Object) -> int:
     raise ValueError("a reference where only direct values are allowed")
 
 
-def _value(value: object, refer: object, *, top: bool = False) -> bytes:
+def _value(value: object, refer: Refer, *, top: bool = False) -> bytes:
     """PDF syntax for a value; `refer(indirect object)` gives the number to refer to it by."""
-    assert callable(refer)
     if isinstance(value, Reference):
         return b"%d 0 R" % value.number
     if isinstance(value, pikepdf.Object):
@@ -141,7 +136,7 @@ def _value(value: object, refer: object, *, top: bool = False) -> bytes:
     raise ValueError(f"cannot write {type(value).__name__} into a PDF")
 
 
-def _dictionary(entries: Mapping[str, object], refer: object) -> bytes:
+def _dictionary(entries: Mapping[str, object], refer: Refer) -> bytes:
     return b"<< " + b" ".join(
         pikepdf.Name(key).unparse() + b" " + _value(v, refer)
         for key, v in entries.items()) + b" >>"

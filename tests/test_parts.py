@@ -15,10 +15,12 @@ import pytest
 from delivery.artifacts import UnsignedPdf
 from delivery.build import build_dossier_pdfs
 from delivery.bundle import BundleFacts, assemble_bundle
+from delivery.cache import VolumeCache
 from delivery.compose import Dossier, Signer, compose
 from delivery.config import parse_campaign
 from delivery.errors import RenderError
-from delivery.join import PartInfo, info_dictionary, join_part
+from delivery.join import PartInfo, PartJob, info_dictionary, join_part
+from delivery.parts import PlannedPart, Rendered, join_parts
 from delivery.restamp import restamp
 from delivery.sign import load_identity
 from delivery.verify import verify_path
@@ -101,15 +103,28 @@ def test_new_signers_leave_the_earlier_parts_where_they_were(tmp_path: Path) -> 
         assert after.data[:body_length(after)] == before.data[:body_length(before)]
 
 
-def test_a_damaged_kept_body_fails_the_build_naming_its_part(tmp_path: Path) -> None:
+def test_a_damaged_kept_body_is_joined_again_and_replaced(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = build(dossier(300, "D-1"), cache)
     body = first[2].data[:body_length(first[2])]
     kept = next(p for p in cache.glob("*.pdf") if p.read_bytes() == body)
     kept.write_bytes(body[:len(body) // 2])
-    with pytest.raises(RenderError, match=rf"^part 3 of {len(first)} \(en\): the joined pages "
-                                          "could not be stamped"):
-        build(dossier(300, "D-2"), cache)
+    second = build(dossier(300, "D-2"), cache)
+    assert kept.read_bytes() == body
+    assert [p.data for p in second] == [p.data for p in build(dossier(300, "D-2"),
+                                                              tmp_path / "fresh")]
+
+
+def test_a_body_that_cannot_be_stamped_fails_its_part_by_name(tmp_path: Path) -> None:
+    stamp = build_dossier_pdfs(dossier(3, "D-1"), TEMPLATES, languages=["en"], workers=1)[0].data
+    info = PartInfo("T", "A", "S", "P", "en", CREATED)
+    part = PlannedPart(UnsignedPdf("p.pdf", "en", 2, 3, 0, b""), info, stamp,
+                       PartJob("part 2 of 3 (en)", info, None, None, ()), "key", None)
+    cache = VolumeCache(tmp_path, 10**9)
+    with pytest.raises(RenderError, match=r"^part 2 of 3 \(en\): the joined pages could not be "
+                                          "stamped: the part body has no pages"):
+        join_parts([part], Rendered({}, cache), workers=1, time_limit=60, memory_limit=None,
+                   inline_budget=10**9)
 
 
 def test_restamp_refuses_what_is_not_a_body() -> None:
