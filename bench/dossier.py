@@ -30,15 +30,16 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from delivery.build import build_dossier_pdfs
-from delivery.compose import Signer
-from delivery.config import Campaign, load_campaign
-from delivery.db import make_engine, transaction, upgrade_schema
-from delivery.intake import SignerInput
-from delivery.models import CampaignRow, SignerRow, VolumeFactsRow
-from delivery.pdf import PdfJob, render_many
-from delivery.signers import add_signers
-from delivery.stored_volumes import Frozen, compose_stored
+from delivery.campaigns.config import Campaign, load_campaign
+from delivery.dossier.compose import Signer
+from delivery.dossier.stored import Frozen, compose_stored
+from delivery.pdf.build import build_dossier_pdfs
+from delivery.pdf.jobs import PdfJob
+from delivery.pdf.pool import render_many
+from delivery.signers.intake import SignerInput
+from delivery.signers.store import add_signers
+from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"

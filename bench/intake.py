@@ -27,9 +27,9 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from delivery.db import make_engine, transaction, upgrade_schema
-from delivery.models import CampaignRow
-from delivery.signers import count_signers, import_csv
+from delivery.signers.store import count_signers, import_csv
+from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.models import CampaignRow
 
 PG_ADMIN_URL = os.environ.get("DELIVERY_TEST_POSTGRES",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -2,6 +2,6 @@
 
 import sys
 
-from delivery.cli import main
+from delivery.cli.main import main
 
 sys.exit(main())

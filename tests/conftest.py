@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from delivery.db import make_engine, upgrade_schema
-from delivery.models import Base
+from delivery.storage.db import make_engine, upgrade_schema
+from delivery.storage.models import Base
 from tests.smtpd import SmtpServer
 
 PG_ADMIN_URL = os.environ.get("DELIVERY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -74,7 +74,7 @@ def signing_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     so that tests may run the service on fixed dates of this year."""
     from datetime import UTC, datetime
 
-    from delivery.sign import ensure_demo_identity
+    from delivery.bundle.sign import ensure_demo_identity
 
     return ensure_demo_identity(tmp_path_factory.mktemp("signing"), "Test campaign",
                                 now=datetime(2026, 1, 1, tzinfo=UTC))
@@ -83,8 +83,8 @@ def signing_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 @pytest.fixture
 def make_app(engine: Engine, tmp_path: Path, signing_files: tuple[Path, Path]):  # type: ignore[no-untyped-def]
     """Builds an App on the test database; campaign files may be overridden per test."""
-    from delivery.app import App, init
-    from delivery.config import load_campaigns, parse_campaign
+    from delivery.campaigns.config import load_campaigns, parse_campaign
+    from delivery.services.app import App, init
     from delivery.settings import load_settings
 
     apps = []

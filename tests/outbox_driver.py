@@ -21,10 +21,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from delivery.db import make_engine, transaction
-from delivery.models import CampaignRow, DeliveryRow
-from delivery.outbox import SendReport, enqueue, send_due
+from delivery.mail.outbox import SendReport, enqueue, send_due
 from delivery.settings import Settings, SmtpSettings
+from delivery.storage.db import make_engine, transaction
+from delivery.storage.models import CampaignRow, DeliveryRow
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SENDER = "campaign@example.org"

@@ -18,13 +18,13 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import Engine, create_engine, select, text
 
-from delivery.app import init, open_app
-from delivery.clock import write_clock
-from delivery.db import make_engine, transaction
-from delivery.intake import validate_signer
-from delivery.models import CampaignRow, DeliveryRow, MessageRow
+from delivery.runtime.clock import write_clock
+from delivery.services.app import init, open_app
 from delivery.settings import load_settings
-from delivery.signers import add_signers
+from delivery.signers.intake import validate_signer
+from delivery.signers.store import add_signers
+from delivery.storage.db import make_engine, transaction
+from delivery.storage.models import CampaignRow, DeliveryRow, MessageRow
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin" / "petition-delivery"

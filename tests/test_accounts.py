@@ -1,4 +1,4 @@
-"""Organizer accounts and API tokens (delivery.accounts) and their commands (delivery.admin_commands),
+"""Organizer accounts and API tokens (delivery.services.accounts) and their commands (delivery.cli.admin),
 on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from delivery import accounts, admin_commands
-from delivery.app import App
-from delivery.db import transaction
+from delivery.cli import admin
 from delivery.errors import NotFound, StateConflict, UsageError
-from delivery.models import ApiTokenRow, AuditRow, UserRow
+from delivery.services import accounts
+from delivery.services.app import App
+from delivery.storage.db import transaction
+from delivery.storage.models import ApiTokenRow, AuditRow, UserRow
 from tests.test_web import NOW, SLUG, _gc_after, make_app
 
 __all__ = ["_gc_after"]
@@ -89,8 +90,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true")
     top = argparse.ArgumentParser(prog="petition-delivery")
     sub = top.add_subparsers(dest="command", required=True)
-    admin_commands.add_user_parsers(sub.add_parser("users", parents=[common]))
-    admin_commands.add_token_parsers(sub.add_parser("tokens", parents=[common]))
+    admin.add_user_parsers(sub.add_parser("users", parents=[common]))
+    admin.add_token_parsers(sub.add_parser("tokens", parents=[common]))
     return top
 
 
@@ -109,7 +110,7 @@ def run(app: App, argv: list[str], stdin: io.StringIO | None = None, text: str =
         stdin.seek(0)
     out: list[Any] = []
     args = parser().parse_args(argv)
-    code = admin_commands.run(app, args, lambda a, data, line: out.append(data if a.json else line), NOW,
+    code = admin.run(app, args, lambda a, data, line: out.append(data if a.json else line), NOW,
                               "cli:tester")
     return code, out
 

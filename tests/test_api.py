@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from delivery import accounts, service
-from delivery.app import App
-from delivery.db import transaction
-from delivery.models import AuditRow, SignerRow
+from delivery.services import accounts, deliveries
+from delivery.services.app import App
+from delivery.storage.db import transaction
+from delivery.storage.models import AuditRow, SignerRow
 from delivery.web import create_web_app
 from tests.test_web import NOW, SLUG, _gc_after, add_signers, make_app, web_config
 
@@ -184,15 +184,15 @@ def test_status_milestones_and_deliveries(app: App, client: TestClient) -> None:
     status = client.get(f"{BASE}/status").json()
     assert status["signers"] == 4 and status["goal"] == 80000 and status["next_milestone"] == 10
     assert {"country": "Armenia", "signers": 2} in status["top_countries"]
-    _, reached, public_id = service.detect_milestones(app, app.campaigns[SLUG], now=NOW)
+    _, reached, public_id = deliveries.detect_milestones(app, app.campaigns[SLUG], now=NOW)
     assert reached == [3]
     milestones = client.get(f"{BASE}/milestones").json()
     assert milestones["milestones"][0] == {"threshold": 3, "reached": True, "reached_at": NOW.isoformat(),
                                            "delivery": public_id}
     assert [m["reached"] for m in milestones["milestones"]] == [True, False, False]
-    deliveries = client.get(f"{BASE}/deliveries", params={"limit": 5}).json()["deliveries"]
-    assert [d["id"] for d in deliveries] == [public_id]
-    assert deliveries[0]["status"] == "held" and deliveries[0]["signer_count"] == 4
+    listed = client.get(f"{BASE}/deliveries", params={"limit": 5}).json()["deliveries"]
+    assert [d["id"] for d in listed] == [public_id]
+    assert listed[0]["status"] == "held" and listed[0]["signer_count"] == 4
     for bad in ("0", "101", "x", "-1", "1e3"):
         response = client.get(f"{BASE}/deliveries", params={"limit": bad})
         assert response.status_code == 400 and response.json()["field"] == "limit"
@@ -200,7 +200,7 @@ def test_status_milestones_and_deliveries(app: App, client: TestClient) -> None:
 
 def test_api_output_has_no_signer_email(app: App, client: TestClient) -> None:
     client.post(f"{BASE}/signatures", json=SIGNATURE)
-    service.detect_milestones(app, app.campaigns[SLUG], now=NOW)
+    deliveries.detect_milestones(app, app.campaigns[SLUG], now=NOW)
     for path in ("/status", "/milestones", "/deliveries"):
         assert "example.net" not in client.get(BASE + path).text
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from delivery.app import App
-from delivery.db import make_engine
+from delivery.services.app import App
+from delivery.storage.db import make_engine
 from delivery.web import create_web_app
 from tests.smtpd import SmtpServer, free_port
 from tests.test_web import PASSWORD, SLUG, add_signers, add_user, held_delivery, make_app, web_config

@@ -24,13 +24,13 @@ from fontTools.pens.boundsPen import BoundsPen  # type: ignore[import-untyped]
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 
 from delivery.artifacts import UnsignedPdf
-from delivery.build import build_dossier_pdfs, volume_key
-from delivery.compose import Dossier, Signer, compose
-from delivery.config import parse_campaign
+from delivery.campaigns.config import parse_campaign
+from delivery.dossier.compose import Dossier, Signer, compose
+from delivery.dossier.render import Layout
 from delivery.errors import RenderError
-from delivery.join import PartInfo, PartJob
-from delivery.parts import split_parts
-from delivery.render import Layout
+from delivery.pdf.build import build_dossier_pdfs, volume_key
+from delivery.pdf.join import PartInfo, PartJob
+from delivery.pdf.parts import split_parts
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"

@@ -1,4 +1,4 @@
-"""delivery.bundle: PDFs get dossier.json embedded (deterministically) and are signed; manifest.json
+"""delivery.bundle.assemble: PDFs get dossier.json embedded (deterministically) and are signed; manifest.json
 lists the signed files with sizes, hashes and pages; manifest.json.p7s signs the manifest."""
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from asn1crypto import cms
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from delivery.artifacts import BundleFile, UnsignedPdf
-from delivery.bundle import (
+from delivery.bundle.assemble import (
     BundleFacts,
     assemble_bundle,
     embed_dossier_json,
     read_embedded_dossier,
     read_manifest,
 )
+from delivery.bundle.sign import SigningIdentity, load_identity
 from delivery.errors import InputRefused, RenderError
-from delivery.sign import SigningIdentity, load_identity
 from tests.pdfs import make_cert, settings_for, unsigned, write_pem
 
 CREATED = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""delivery.cache: rendered volumes on disk, bounded, least recently used first."""
+"""delivery.pdf.cache: rendered volumes on disk, bounded, least recently used first."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.cache import VolumeCache
 from delivery.errors import RenderError
+from delivery.pdf.cache import VolumeCache
 
 DAY = 86_400.0
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from delivery.classify import Outcome, RetryPolicy, Verdict, classify, retry_hint, verdict
 from delivery.errors import (
     AuthenticationFailed,
     MessageTooLarge,
     PermanentTransportError,
     TransientTransportError,
 )
+from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, retry_hint, verdict
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base_delay=timedelta(minutes=1), factor=2, max_delay=timedelta(hours=2),

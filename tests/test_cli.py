@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from delivery.db import make_engine, schema_revisions, upgrade_schema
+from delivery.storage.db import make_engine, schema_revisions, upgrade_schema
 from tests.smtpd import SmtpServer
 
 REPO = Path(__file__).resolve().parent.parent

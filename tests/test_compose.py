@@ -1,4 +1,4 @@
-"""delivery.compose: the document model, pure (no templates, no PDF engine)."""
+"""delivery.dossier.compose: the document model, pure (no templates, no PDF engine)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from delivery.compose import Dossier, Signer, compose
-from delivery.config import parse_campaign
+from delivery.campaigns.config import parse_campaign
+from delivery.dossier.compose import Dossier, Signer, compose
 
 REPO = Path(__file__).resolve().parent.parent
 CAMPAIGN = parse_campaign((REPO / "schedules" / "salman-mukaev.toml").read_text(), "test")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from delivery.config import load_campaigns, parse_campaign
+from delivery.campaigns.config import load_campaigns, parse_campaign
 from delivery.errors import ConfigError
 from delivery.settings import load_settings
 
@@ -113,7 +113,7 @@ def test_smtp_timeout_must_be_sensible(timeout: str) -> None:
 
 
 def test_a_campaign_without_its_letter_template_is_refused_at_start(tmp_path: Path) -> None:
-    from delivery.app import open_app
+    from delivery.services.app import open_app
 
     (tmp_path / "schedules").mkdir()
     (tmp_path / "templates").mkdir()
@@ -130,7 +130,7 @@ def test_a_campaign_without_its_letter_template_is_refused_at_start(tmp_path: Pa
     ("sqlite:////nonexistent-folder/dir/x.db", "does not exist"),
 ])
 def test_unusable_database_urls_are_config_errors(url: str, problem: str) -> None:
-    from delivery.db import make_engine
+    from delivery.storage.db import make_engine
 
     with pytest.raises(ConfigError, match=problem):
         make_engine(url)

@@ -1,4 +1,4 @@
-"""Reading signer CSV files (delivery.intake): encodings, delimiters, columns, line numbers."""
+"""Reading signer CSV files (delivery.signers.intake): encodings, delimiters, columns, line numbers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from delivery.errors import InputRefused
-from delivery.intake import Rejected, SignerInput, open_signer_csv, parse_column_map
-from delivery.normalize import email_key
+from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, parse_column_map
+from delivery.signers.normalize import email_key
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HEADER = "name,email,city,country,signed_at,consent\r\n"

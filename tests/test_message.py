@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from delivery.artifacts import BundleFile
-from delivery.config import Recipient, parse_campaign
-from delivery.message import Envelope, Letter, build_messages, group_parts
-from delivery.pipeline import render_letter
+from delivery.campaigns.config import Recipient, parse_campaign
+from delivery.mail.message import Envelope, Letter, build_messages, group_parts
+from delivery.services.pipeline import render_letter
 
 ENVELOPE = Envelope(sender="Campaign <campaign@example.org>", sender_address="campaign@example.org",
                     dossier_id="SM-20261127-ABC123", created_at=datetime(2026, 11, 27, 9, tzinfo=UTC))

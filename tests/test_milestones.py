@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from delivery.config import SendWindow
-from delivery.milestones import crossing, next_milestone
-from delivery.window import earliest_send, is_open
+from delivery.campaigns.config import SendWindow
+from delivery.campaigns.milestones import crossing, next_milestone
+from delivery.campaigns.window import earliest_send, is_open
 
 THRESHOLDS = (1000, 5000, 10000)
 

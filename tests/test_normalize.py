@@ -1,4 +1,5 @@
-"""Field rules of delivery.normalize and delivery.intake.validate_signer (pure, no database)."""
+"""Field rules of delivery.signers.normalize and delivery.signers.intake.validate_signer (pure, no
+database)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from delivery.errors import RowRejected
-from delivery.intake import validate_signer
-from delivery.normalize import (
+from delivery.signers.intake import validate_signer
+from delivery.signers.normalize import (
     anonymous_key,
     canonical_country,
     clean_text,
@@ -92,7 +93,7 @@ def test_countries_map_to_one_english_short_name(typed: str, canonical: str) -> 
 
 
 def test_every_iso_country_code_is_known() -> None:
-    from delivery.normalize import COUNTRIES
+    from delivery.signers.normalize import COUNTRIES
 
     entries = [e for e in COUNTRIES.replace("\n", "").split(";") if e]
     assert len(entries) == 249
@@ -203,7 +204,7 @@ def test_dates_at_the_edge_of_the_calendar_are_rejected_not_crashing() -> None:
     from datetime import UTC, datetime
 
     from delivery.errors import RowRejected
-    from delivery.normalize import parse_signed_at
+    from delivery.signers.normalize import parse_signed_at
 
     now = datetime(2026, 11, 27, tzinfo=UTC)
     for text in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"):
@@ -215,7 +216,7 @@ def test_lone_surrogates_are_rejected() -> None:
     from datetime import UTC, datetime
 
     from delivery.errors import RowRejected
-    from delivery.intake import validate_signer
+    from delivery.signers.intake import validate_signer
 
     with pytest.raises(RowRejected, match="surrogate"):
         validate_signer({"name": "Anna \ud800", "email": "a@example.net"}, now=datetime.now(UTC), source="t")

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from delivery.classify import Outcome
-from delivery.db import transaction
-from delivery.models import MessageRow, SmtpPauseRow
-from delivery.outbox import (
+from delivery.mail.classify import Outcome
+from delivery.mail.outbox import (
     TRANSITIONS,
     SendReport,
     cancel_delivery_messages,
@@ -24,6 +22,8 @@ from delivery.outbox import (
     retry_delivery,
 )
 from delivery.settings import Settings
+from delivery.storage.db import transaction
+from delivery.storage.models import MessageRow, SmtpPauseRow
 from tests.outbox_driver import ORGANIZERS, T0, make_delivery, message, queue, run, settings_for
 from tests.smtp_faults import FaultyHandler, FaultyServer, faulty_server, silent_port
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from delivery.db import transaction
-from delivery.models import MessageRow
+from delivery.storage.db import transaction
+from delivery.storage.models import MessageRow
 from tests.outbox_driver import T0, make_delivery, queue, run, settings_for
 from tests.smtp_faults import faulty_server
 

@@ -1,4 +1,4 @@
-"""delivery.pagetext: page texts read with poppler, long documents in page ranges at once."""
+"""delivery.bundle.pagetext: page texts read with poppler, long documents in page ranges at once."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from pypdf.errors import PdfReadError
 
-from delivery import render, typeset
-from delivery.compose import Line, Volume
-from delivery.pagetext import SPLIT_FROM, page_ranges, page_texts
+from delivery.bundle.pagetext import SPLIT_FROM, page_ranges, page_texts
+from delivery.dossier import render
+from delivery.dossier.compose import Line, Volume
+from delivery.pdf import typeset
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

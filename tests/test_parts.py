@@ -1,4 +1,4 @@
-"""delivery.parts and delivery.restamp: parts after the first are joined once as bodies, kept, and
+"""delivery.pdf.parts and delivery.pdf.restamp: parts after the first are joined once as bodies, kept, and
 restamped for each delivery; the result reads, signs and verifies like a part joined in full."""
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import pypdf
 import pytest
 
 from delivery.artifacts import UnsignedPdf
-from delivery.build import build_dossier_pdfs
-from delivery.bundle import BundleFacts, assemble_bundle
-from delivery.cache import VolumeCache
-from delivery.compose import Dossier, Signer, compose
-from delivery.config import parse_campaign
+from delivery.bundle.assemble import BundleFacts, assemble_bundle
+from delivery.bundle.sign import load_identity
+from delivery.bundle.verify import verify_path
+from delivery.campaigns.config import parse_campaign
+from delivery.dossier.compose import Dossier, Signer, compose
 from delivery.errors import RenderError
-from delivery.join import PartInfo, PartJob, info_dictionary, join_part
-from delivery.parts import PlannedPart, Rendered, join_parts
-from delivery.restamp import restamp
-from delivery.sign import load_identity
-from delivery.verify import verify_path
+from delivery.pdf.build import build_dossier_pdfs
+from delivery.pdf.cache import VolumeCache
+from delivery.pdf.join import PartInfo, PartJob, info_dictionary, join_part
+from delivery.pdf.parts import PlannedPart, Rendered, join_parts
+from delivery.pdf.restamp import restamp
 from tests.pdfs import make_cert, settings_for, write_pem
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""delivery.pdf: the templates-only URL fetcher, warnings, page checks, the worker pool."""
+"""delivery.pdf.weasy: the templates-only URL fetcher, warnings, page checks, the worker pool."""
 
 from __future__ import annotations
 
@@ -13,18 +13,12 @@ import pypdf
 import pytest
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 
-from delivery import render
-from delivery.compose import Line, Volume
+from delivery.dossier import render
+from delivery.dossier.compose import Line, Volume
 from delivery.errors import RenderError
-from delivery.pdf import (
-    FetchRefused,
-    PdfJob,
-    RenderedPdf,
-    TemplateFetcher,
-    render_job,
-    render_many,
-    stable_font_date,
-)
+from delivery.pdf.jobs import PdfJob, RenderedPdf
+from delivery.pdf.pool import render_job, render_many
+from delivery.pdf.weasy import FetchRefused, TemplateFetcher, stable_font_date
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
@@ -186,9 +180,9 @@ def _day() -> date:
 
 
 def test_only_pdf_module_imports_weasyprint() -> None:
-    importers = [p.name for p in (REPO / "delivery").glob("*.py")
+    importers = [p.relative_to(REPO).as_posix() for p in (REPO / "delivery").rglob("*.py")
                  if "import weasyprint" in p.read_text() or "from weasyprint" in p.read_text()]
-    assert importers == ["pdf.py"]
+    assert importers == ["delivery/pdf/weasy.py"]
     assert os.path.exists(TEMPLATES / "dossier" / "dossier.css")
 
 

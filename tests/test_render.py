@@ -1,4 +1,4 @@
-"""delivery.render and delivery.charts: pure HTML and SVG, no PDF engine involved."""
+"""delivery.dossier.render and delivery.dossier.charts: pure HTML and SVG, no PDF engine involved."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from jinja2 import UndefinedError
 
-from delivery import charts, render
-from delivery.compose import Dossier, Line, Signer, Volume, compose
-from delivery.config import parse_campaign
+from delivery.campaigns.config import parse_campaign
+from delivery.dossier import charts, render
+from delivery.dossier.compose import Dossier, Line, Signer, Volume, compose
 from delivery.errors import RenderError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,14 +16,10 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, select
 
-from delivery import service
-from delivery.app import App, init
-from delivery.clock import FileClock, FixedClock
-from delivery.config import load_campaigns, parse_campaign
-from delivery.db import transaction
+from delivery.campaigns.config import load_campaigns, parse_campaign
 from delivery.errors import ConfigError
-from delivery.models import CampaignRow, DeliveryRow, MessageRow
-from delivery.scheduler import (
+from delivery.runtime.clock import FileClock, FixedClock
+from delivery.runtime.scheduler import (
     TickRunner,
     add_tick_job,
     build_scheduler,
@@ -31,7 +27,11 @@ from delivery.scheduler import (
     job_id,
     release_own_leases,
 )
+from delivery.services import deliveries
+from delivery.services.app import App, init
 from delivery.settings import load_settings
+from delivery.storage.db import transaction
+from delivery.storage.models import CampaignRow, DeliveryRow, MessageRow
 from tests.serve_harness import CAMPAIGN, SLUG, WED_NOON, make_home
 
 NOW = WED_NOON
@@ -127,7 +127,7 @@ def test_the_scheduler_runs_real_ticks_in_a_worker_thread(app: App) -> None:
 
     def tick(*args, **kwargs):  # type: ignore[no-untyped-def]
         threads.append(threading.get_ident())
-        return service.tick(*args, **kwargs)  # the real service tick
+        return deliveries.tick(*args, **kwargs)  # the real service tick
 
     async def main() -> None:
         runner = TickRunner(app, FixedClock(NOW), tick=tick)
@@ -154,7 +154,7 @@ def test_a_failing_tick_is_recorded_and_logged(app: App, caplog: pytest.LogCaptu
     with transaction(app.engine) as session:  # the campaign was never registered by `init`
         session.execute(CampaignRow.__table__.delete())
     runner = TickRunner(app, FixedClock(NOW))
-    with caplog.at_level(logging.ERROR, logger="delivery.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="delivery.runtime.scheduler"):
         asyncio.run(runner.run(SLUG))
     health = runner.health[SLUG]
     assert health.last_ok is False and health.ticks == 0

@@ -19,7 +19,7 @@ from schemathesis.checks import (
 )
 from sqlalchemy import Engine
 
-from delivery import service
+from delivery.services import deliveries
 from delivery.web import create_web_app
 from tests.test_api import make_token
 from tests.test_web import NOW, SLUG, _gc_after, add_signers, make_app, web_config
@@ -33,7 +33,7 @@ EXAMPLES = 40
 def test_api_conforms_to_its_openapi_document(engine: Engine, tmp_path: Path, mode: GenerationMode) -> None:
     app = make_app(engine, tmp_path)
     add_signers(app)
-    service.detect_milestones(app, app.campaigns[SLUG], now=NOW)  # a delivery to list
+    deliveries.detect_milestones(app, app.campaigns[SLUG], now=NOW)  # a delivery to list
     token = make_token(app)
     web = create_web_app(app, config=web_config())
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", web)

@@ -27,16 +27,16 @@ from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from delivery.app import App, init
-from delivery.clock import FixedClock
-from delivery.config import load_campaigns
-from delivery.db import make_engine, transaction
+from delivery.campaigns.config import load_campaigns
 from delivery.errors import ConfigError, DeliveryError
-from delivery.logs import JsonFormatter, TextFormatter, safe_error
-from delivery.models import CampaignRow, SignerRow
-from delivery.scheduler import TickRunner, build_scheduler
-from delivery.serve import Service, bind, create_asgi_app, run_service, shutdown_deadline
+from delivery.runtime.clock import FixedClock
+from delivery.runtime.logs import JsonFormatter, TextFormatter, safe_error
+from delivery.runtime.scheduler import TickRunner, build_scheduler
+from delivery.runtime.serve import Service, bind, create_asgi_app, run_service, shutdown_deadline
+from delivery.services.app import App, init
 from delivery.settings import load_settings
+from delivery.storage.db import make_engine, transaction
+from delivery.storage.models import CampaignRow, SignerRow
 from tests.conftest import PG_ADMIN_URL
 from tests.serve_harness import (
     RECIPIENTS,
@@ -317,7 +317,7 @@ def test_a_milestone_is_held_then_waits_for_the_window_then_arrives_once(
         assert {"time", "level", "logger", "message"} <= set(records[0])
         delivery_id = deliveries(engine)[0].public_id
         assert any(r.get("delivery") == delivery_id and "released" in r["message"] for r in records)
-        assert any(r["logger"] == "delivery.outbox" and "sent" in r["message"] for r in records)
+        assert any(r["logger"] == "delivery.mail.outbox" and "sent" in r["message"] for r in records)
         assert_no_signer_data(log)
     finally:
         engine.dispose()

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from delivery import reports, service
-from delivery.app import App
-from delivery.db import transaction
-from delivery.intake import validate_signer
-from delivery.models import DeliveryRow, MessageRow, MilestoneRow
-from delivery.signers import add_signers, withdraw_signer
+from delivery.services import deliveries, reports
+from delivery.services.app import App
+from delivery.signers.intake import validate_signer
+from delivery.signers.store import add_signers, withdraw_signer
+from delivery.storage.db import transaction
+from delivery.storage.models import DeliveryRow, MessageRow, MilestoneRow
 from tests.campaigns import campaign_file
 from tests.smtpd import SmtpServer
 
@@ -69,21 +69,21 @@ def test_milestone_waits_for_hold_then_reaches_each_recipient_once(
     campaign = app.campaign(None)
     add(app, NAMES[:6], TUESDAY_10)
 
-    first = service.tick(app, campaign, now=TUESDAY_10)
+    first = deliveries.tick(app, campaign, now=TUESDAY_10)
     assert first.milestones == [5]
     assert len(first.created) == 1
     assert smtp_server.received == []
     [held] = reports.deliveries(app, campaign)
     assert held["status"] == "held"
 
-    again = service.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=5))
+    again = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=5))
     assert again.created == [] and smtp_server.received == []
 
-    done = service.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=2, minutes=1))
+    done = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=2, minutes=1))
     assert done.built == first.created
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
         "migration-service@example.org", "prime-minister@example.org"]
-    service.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=3))
+    deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=3))
     assert len(smtp_server.received) == 2
 
     by_to = {r.rcpt_tos[0]: r.message for r in smtp_server.received}
@@ -115,11 +115,11 @@ def test_outside_the_send_window_the_dossier_waits_for_monday(
     campaign = app.campaign(None)
     friday_evening = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # 19:00 in Yerevan
     add(app, NAMES[:5], friday_evening)
-    report = service.tick(app, campaign, now=friday_evening)
+    report = deliveries.tick(app, campaign, now=friday_evening)
     assert report.built and smtp_server.received == []
-    service.tick(app, campaign, now=friday_evening + timedelta(days=1))  # Saturday
+    deliveries.tick(app, campaign, now=friday_evening + timedelta(days=1))  # Saturday
     assert smtp_server.received == []
-    service.tick(app, campaign, now=datetime(2026, 11, 30, 5, 1, tzinfo=UTC))  # Monday 09:01
+    deliveries.tick(app, campaign, now=datetime(2026, 11, 30, 5, 1, tzinfo=UTC))  # Monday 09:01
     assert len(smtp_server.received) == 2
     # Dated when it was due to go (the window opening), not when the delivery was created.
     from email.utils import parsedate_to_datetime
@@ -133,7 +133,7 @@ def test_several_milestones_at_once_make_one_delivery_for_the_highest(
     app = make_app(smtp_server.env(), campaign_toml(hold="0s"))
     campaign = app.campaign(None)
     add(app, NAMES[:11], TUESDAY_10)
-    report = service.tick(app, campaign, now=TUESDAY_10)
+    report = deliveries.tick(app, campaign, now=TUESDAY_10)
     assert report.milestones == [5, 10]
     [delivery] = reports.deliveries(app, campaign)
     assert delivery["milestone"] == 10 and delivery["signer_count"] == 11
@@ -147,14 +147,14 @@ def test_a_count_falling_back_below_sends_nothing_more(make_app: AppFactory, smt
     app = make_app(smtp_server.env(), campaign_toml(hold="0s"))
     campaign = app.campaign(None)
     add(app, NAMES[:5], TUESDAY_10)
-    service.tick(app, campaign, now=TUESDAY_10)
+    deliveries.tick(app, campaign, now=TUESDAY_10)
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         assert withdraw_signer(session, campaign_id, "s0@example.net", now=TUESDAY_10, actor="test")
-    report = service.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
+    report = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
     assert report.signer_count == 4 and report.created == []
     add(app, ["Late Signer"], TUESDAY_10, start=50)
-    assert service.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=2)).created == []
+    assert deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=2)).created == []
     assert len(reports.deliveries(app, campaign)) == 1
 
 
@@ -163,9 +163,9 @@ def test_the_frozen_signer_set_does_not_change_after_creation(
     app = make_app(smtp_server.env(), campaign_toml(hold="1h"))
     campaign = app.campaign(None)
     add(app, NAMES[:5], TUESDAY_10)
-    service.tick(app, campaign, now=TUESDAY_10)
+    deliveries.tick(app, campaign, now=TUESDAY_10)
     add(app, ["Added After Creation"], TUESDAY_10, start=99)
-    service.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1, minutes=1))
+    deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1, minutes=1))
     msg = smtp_server.received[0].message
     [pdf] = [v for k, v in attachments(msg).items() if k.endswith(".pdf")]
     text = pdf_text(pdf, tmp_path)
@@ -181,11 +181,11 @@ def test_a_signer_withdrawn_before_creation_leaves_a_gap_one_withdrawn_after_sta
     with transaction(app.engine) as session:
         withdraw_signer(session, app.campaign_id(session, campaign), "s1@example.net",
                         now=TUESDAY_10, actor="test")
-    service.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
+    deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
     with transaction(app.engine) as session:
         withdraw_signer(session, app.campaign_id(session, campaign), "s2@example.net",
                         now=TUESDAY_10 + timedelta(minutes=2), actor="test")
-    service.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1, minutes=2))
+    deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1, minutes=2))
     msg = smtp_server.received[0].message
     [pdf] = [v for k, v in attachments(msg).items() if k.endswith(".pdf")]
     text = pdf_text(pdf, tmp_path)
@@ -202,7 +202,7 @@ def test_hostile_names_are_printed_literally_and_fetch_nothing(
     hostile = ["<b>Anna</b> {{ 7*7 }}", '<img src="file:///etc/passwd">', "{% include 'x' %}",
                "url(file:///etc/passwd)", "Plain Name"]
     add(app, hostile, TUESDAY_10)
-    service.tick(app, campaign, now=TUESDAY_10)
+    deliveries.tick(app, campaign, now=TUESDAY_10)
     msg = next(r.message for r in smtp_server.received if r.rcpt_tos == ["prime-minister@example.org"])
     [pdf] = [v for k, v in attachments(msg).items() if k.endswith(".pdf")]
     text = pdf_text(pdf, tmp_path)
@@ -216,7 +216,7 @@ def test_manual_send_to_one_recipient(make_app: AppFactory, smtp_server: SmtpSer
     app = make_app(smtp_server.env(), campaign_toml())
     campaign = app.campaign(None)
     add(app, NAMES[:3], TUESDAY_10)
-    public_id = service.send_now(app, campaign, now=TUESDAY_10, to=["prime-minister@example.org"],
+    public_id = deliveries.send_now(app, campaign, now=TUESDAY_10, to=["prime-minister@example.org"],
                                  actor="test")
     assert [r.rcpt_tos for r in smtp_server.received] == [["prime-minister@example.org"]]
     [delivery] = reports.deliveries(app, campaign)
@@ -228,7 +228,7 @@ def test_unknown_recipient_is_refused(make_app: AppFactory) -> None:
 
     app = make_app(None, campaign_toml())
     with pytest.raises(UsageError, match="not a recipient"):
-        service.send_now(app, app.campaign(None), now=TUESDAY_10, to=["someone@example.org"], actor="t")
+        deliveries.send_now(app, app.campaign(None), now=TUESDAY_10, to=["someone@example.org"], actor="t")
     assert reports.deliveries(app, app.campaign(None)) == []
 
 
@@ -236,9 +236,9 @@ def test_cancelled_held_delivery_is_never_sent(make_app: AppFactory, smtp_server
     app = make_app(smtp_server.env(), campaign_toml(hold="2h"))
     campaign = app.campaign(None)
     add(app, NAMES[:5], TUESDAY_10)
-    [public_id] = service.tick(app, campaign, now=TUESDAY_10).created
-    service.cancel(app, campaign, public_id, now=TUESDAY_10, actor="test")
-    service.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=3))
+    [public_id] = deliveries.tick(app, campaign, now=TUESDAY_10).created
+    deliveries.cancel(app, campaign, public_id, now=TUESDAY_10, actor="test")
+    deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=3))
     assert smtp_server.received == []
     assert reports.deliveries(app, campaign)[0]["status"] == "cancelled"
 
@@ -247,9 +247,9 @@ def test_released_delivery_goes_before_its_hold_ends(make_app: AppFactory, smtp_
     app = make_app(smtp_server.env(), campaign_toml(hold="2h"))
     campaign = app.campaign(None)
     add(app, NAMES[:5], TUESDAY_10)
-    [public_id] = service.tick(app, campaign, now=TUESDAY_10).created
-    service.release(app, campaign, public_id, now=TUESDAY_10, actor="test")
-    service.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
+    [public_id] = deliveries.tick(app, campaign, now=TUESDAY_10).created
+    deliveries.release(app, campaign, public_id, now=TUESDAY_10, actor="test")
+    deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
     assert len(smtp_server.received) == 2
 
 
@@ -259,13 +259,13 @@ def test_state_conflicts_are_refused(make_app: AppFactory, smtp_server: SmtpServ
     app = make_app(smtp_server.env(), campaign_toml(hold="0s"))
     campaign = app.campaign(None)
     add(app, NAMES[:5], TUESDAY_10)
-    [public_id] = service.tick(app, campaign, now=TUESDAY_10).created
+    [public_id] = deliveries.tick(app, campaign, now=TUESDAY_10).created
     with pytest.raises(StateConflict, match="not held"):
-        service.release(app, campaign, public_id, now=TUESDAY_10, actor="test")
+        deliveries.release(app, campaign, public_id, now=TUESDAY_10, actor="test")
     with pytest.raises(StateConflict, match="nothing to cancel"):
-        service.cancel(app, campaign, public_id, now=TUESDAY_10, actor="test")
+        deliveries.cancel(app, campaign, public_id, now=TUESDAY_10, actor="test")
     with pytest.raises(NotFound):
-        service.cancel(app, campaign, "NOPE-1", now=TUESDAY_10, actor="test")
+        deliveries.cancel(app, campaign, "NOPE-1", now=TUESDAY_10, actor="test")
 
 
 def test_signing_required_without_a_key_sends_nothing_and_alerts(
@@ -274,7 +274,7 @@ def test_signing_required_without_a_key_sends_nothing_and_alerts(
                    campaign_toml(hold="0s"))
     campaign = app.campaign(None)
     add(app, NAMES[:5], TUESDAY_10)
-    report = service.tick(app, campaign, now=TUESDAY_10)
+    report = deliveries.tick(app, campaign, now=TUESDAY_10)
     assert report.build_failures and not report.built
     [delivery] = reports.deliveries(app, campaign)
     assert delivery["status"] == "failed" and "DELIVERY_SIGNING_KEY" in delivery["error"]
@@ -315,7 +315,7 @@ def test_a_killed_render_worker_fails_the_build_and_nothing_is_sent(
     killer = threading.Thread(target=_kill_render_workers, args=(stop, killed))
     killer.start()
     try:
-        report = service.tick(app, campaign, now=TUESDAY_10)
+        report = deliveries.tick(app, campaign, now=TUESDAY_10)
     finally:
         stop.set()
         killer.join()
@@ -333,7 +333,7 @@ def test_a_killed_render_worker_fails_the_build_and_nothing_is_sent(
 def test_unsigned_dossier_says_so(make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path) -> None:
     app = make_app(smtp_server.env(), campaign_toml(signing="off", hold="0s"))
     add(app, NAMES[:5], TUESDAY_10)
-    service.tick(app, app.campaign(None), now=TUESDAY_10)
+    deliveries.tick(app, app.campaign(None), now=TUESDAY_10)
     msg = next(r.message for r in smtp_server.received if r.rcpt_tos == ["prime-minister@example.org"])
     [pdf] = [v for k, v in attachments(msg).items() if k.endswith(".pdf")]
     assert "not digitally signed" in pdf_text(pdf, tmp_path).replace("\n", " ")
@@ -348,7 +348,7 @@ def test_racing_ticks_create_one_delivery(make_app: AppFactory, smtp_server: Smt
 
     def run(app: App) -> None:
         barrier.wait()
-        results.append(service.detect_milestones(app, app.campaign(None), now=TUESDAY_10))
+        results.append(deliveries.detect_milestones(app, app.campaign(None), now=TUESDAY_10))
 
     threads = [threading.Thread(target=run, args=(a,)) for a in (first, second)]
     for t in threads:
@@ -367,4 +367,4 @@ def test_odd_delivery_references_are_not_found(make_app: AppFactory, ref: str) -
 
     app = make_app(None, campaign_toml())
     with pytest.raises(NotFound):
-        service.cancel(app, app.campaign(None), ref, now=TUESDAY_10, actor="test")
+        deliveries.cancel(app, app.campaign(None), ref, now=TUESDAY_10, actor="test")

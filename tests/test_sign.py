@@ -1,4 +1,4 @@
-"""delivery.sign: loading a signing identity fails closed; signed PDFs are PAdES certifications that
+"""delivery.bundle.sign: loading a signing identity fails closed; signed PDFs are PAdES certifications that
 pdfsig and pyHanko accept; the demo identity is made once; RFC 3161 timestamps from a loopback TSA."""
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 
-from delivery.errors import SigningError
-from delivery.sign import (
+from delivery.bundle.sign import (
     SigningIdentity,
     ensure_demo_identity,
     load_identity,
     sign_detached,
     sign_pdf,
 )
+from delivery.errors import SigningError
 from tests.pdfs import make_cert, make_pdf, settings_for, tsa_server, write_pem
 
 NOW = datetime.now(UTC)

@@ -1,4 +1,4 @@
-"""Signer store (delivery.signers) on SQLite and PostgreSQL: imports, duplicates, dry runs,
+"""Signer store (delivery.signers.store) on SQLite and PostgreSQL: imports, duplicates, dry runs,
 interrupted imports, withdrawals."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from delivery.db import transaction
 from delivery.errors import DeliveryError, InputRefused, NotFound
-from delivery.intake import validate_signer
-from delivery.models import AuditRow, CampaignRow, SignerRow
-from delivery.normalize import email_key
-from delivery.signers import add_signers, count_signers, import_csv, withdraw_signer
+from delivery.signers.intake import validate_signer
+from delivery.signers.normalize import email_key
+from delivery.signers.store import add_signers, count_signers, import_csv, withdraw_signer
+from delivery.storage.db import transaction
+from delivery.storage.models import AuditRow, CampaignRow, SignerRow
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HEADER = ["name", "email", "city", "country", "signed_at", "consent"]
@@ -290,8 +290,8 @@ KILLED_IMPORT = """
 import sys
 from datetime import datetime
 from pathlib import Path
-from delivery.db import make_engine
-from delivery.signers import import_csv
+from delivery.storage.db import make_engine
+from delivery.signers.store import import_csv
 engine = make_engine(sys.argv[1])
 import_csv(engine, int(sys.argv[2]), Path(sys.argv[3]), now=datetime.fromisoformat(sys.argv[4]),
            batch_size=int(sys.argv[5]))

@@ -1,4 +1,4 @@
-"""delivery.stored_volumes on SQLite and PostgreSQL: the dossier of stored signers, composed by
+"""delivery.dossier.stored on SQLite and PostgreSQL: the dossier of stored signers, composed by
 reading only the volumes whose rows changed."""
 
 from __future__ import annotations
@@ -12,23 +12,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, func, select, update
 
-from delivery import stored_volumes
 from delivery.artifacts import UnsignedPdf
-from delivery.build import build_dossier_pdfs
-from delivery.compose import Dossier, Signer, compose
-from delivery.config import Campaign, parse_campaign
-from delivery.db import transaction
-from delivery.errors import RenderError
-from delivery.intake import SignerInput
-from delivery.models import CampaignRow, SignerRow, VolumeFactsRow
-from delivery.signers import add_signers
-from delivery.stored_volumes import (
+from delivery.campaigns.config import Campaign, parse_campaign
+from delivery.dossier import stored
+from delivery.dossier.compose import Dossier, Signer, compose
+from delivery.dossier.stored import (
     Frozen,
     StoredLines,
     compose_stored,
     facts_from_json,
     facts_to_json,
 )
+from delivery.errors import RenderError
+from delivery.pdf.build import build_dossier_pdfs
+from delivery.signers.intake import SignerInput
+from delivery.signers.store import add_signers
+from delivery.storage.db import transaction
+from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
@@ -300,7 +300,7 @@ def test_beyond_the_lines_kept_in_memory_volumes_are_read_again_when_drawn(
         monkeypatch: pytest.MonkeyPatch) -> None:
     mine, other = campaigns
     store(engine, mine, range(1, 36), other)
-    monkeypatch.setattr(stored_volumes, "KEEP_LINES", 15)
+    monkeypatch.setattr(stored, "KEEP_LINES", 15)
     dossier, read_lines = stored_dossier(engine, frozen(engine, mine))
     assert read(dossier) == [1]
     pdfs = build_dossier_pdfs(dossier, TEMPLATES, languages=["en"], workers=1,

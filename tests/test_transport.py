@@ -17,13 +17,13 @@ from delivery.errors import (
     TlsUnavailable,
     TransientTransportError,
 )
-from delivery.settings import SmtpSettings
-from delivery.transport import (
+from delivery.mail.transport import (
     SmtpReply,
     eml_name,
     send_bytes,
     write_eml,
 )
+from delivery.settings import SmtpSettings
 from tests.outbox_driver import message
 from tests.smtp_faults import FaultyHandler, closed_port, faulty_server, silent_port, tls_files
 

@@ -1,5 +1,6 @@
-"""delivery.typeset, delivery.shape, delivery.fonts: volume bodies drawn without WeasyPrint, read
-back with poppler and compared with WeasyPrint's rendering of the same page (volume.html.j2)."""
+"""delivery.pdf.typeset, delivery.pdf.text.shape, delivery.pdf.text.fonts: volume bodies drawn
+without WeasyPrint, read back with poppler and compared with WeasyPrint's rendering of the same page
+(volume.html.j2)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from pathlib import Path
 
 import pikepdf
 import pytest
+from delivery.pdf.text import fonts, shape
 from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.t2CharStringPen import T2CharStringPen
 
-from delivery import fonts, render, shape, typeset
-from delivery.compose import Line, Volume
+from delivery.dossier import render
+from delivery.dossier.compose import Line, Volume
 from delivery.errors import RenderError
-from delivery.fonts import Font
-from delivery.pdf import PdfJob, render_job
-from delivery.pdfwrite import _subset
+from delivery.pdf import typeset
+from delivery.pdf.jobs import PdfJob
+from delivery.pdf.pool import render_job
+from delivery.pdf.text.fonts import Font
+from delivery.pdf.writer import _subset
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DAY = date(2024, 3, 9)

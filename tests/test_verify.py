@@ -1,4 +1,4 @@
-"""delivery.verify: a produced bundle verifies (folder, single PDF, .eml); every kind of tampering,
+"""delivery.bundle.verify: a produced bundle verifies (folder, single PDF, .eml); every kind of tampering,
 a wrong trust root, a missing or swapped part and a changed manifest are rejected with a reason."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import signers
 
 from delivery.artifacts import BundleFile
-from delivery.bundle import BundleFacts, assemble_bundle
+from delivery.bundle.assemble import BundleFacts, assemble_bundle
+from delivery.bundle.sign import SigningIdentity, _signer, load_identity
+from delivery.bundle.verify import FileVerdict, VerifyReport, footer_problem, verify_path
 from delivery.errors import InputRefused
-from delivery.sign import SigningIdentity, _signer, load_identity
-from delivery.verify import FileVerdict, VerifyReport, footer_problem, verify_path
 from tests.pdfs import make_cert, settings_for, tsa_server, unsigned, write_pem
 
 FACTS = BundleFacts(

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from delivery import accounts, service
-from delivery.app import App, init
-from delivery.config import parse_campaign
-from delivery.db import transaction
-from delivery.models import AuditRow, DeliveryRow, SignerRow, UserRow
+from delivery.campaigns.config import parse_campaign
+from delivery.services import accounts, deliveries
+from delivery.services.app import App, init
 from delivery.settings import load_settings
+from delivery.storage.db import transaction
+from delivery.storage.models import AuditRow, DeliveryRow, SignerRow, UserRow
 from delivery.web import create_web_app
 from delivery.web.config import WebConfig
 from tests.campaigns import campaign_file
@@ -54,8 +54,8 @@ SIGNERS = [("Anna Petrosyan", "anna@example.net", "Yerevan", "Armenia"),
 
 
 def add_signers(app: App, slug: str = SLUG, rows: list[tuple[str, str, str, str]] = SIGNERS) -> None:
-    from delivery.intake import validate_signer
-    from delivery.signers import add_signers as store
+    from delivery.signers.intake import validate_signer
+    from delivery.signers.store import add_signers as store
 
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, app.campaigns[slug])
@@ -71,7 +71,7 @@ def add_user(app: App, name: str = "organizer", password: str = PASSWORD) -> Non
 
 
 def held_delivery(app: App, slug: str = SLUG) -> str:
-    _, _, public_id = service.detect_milestones(app, app.campaigns[slug], now=datetime.now(UTC))
+    _, _, public_id = deliveries.detect_milestones(app, app.campaigns[slug], now=datetime.now(UTC))
     assert public_id is not None
     return public_id
 
@@ -496,7 +496,7 @@ def test_send_now_sends_to_the_chosen_recipient(app: App, tmp_path: Path, smtp_s
         assert "used already" in again.text
         public_id = sent.headers["location"].split("/deliveries/")[1].split("?")[0]
         with transaction(app.engine) as session:
-            from delivery.models import DeliveryFileRow
+            from delivery.storage.models import DeliveryFileRow
 
             stored = session.scalars(select(DeliveryFileRow).where(DeliveryFileRow.kind == "pdf")).first()
             assert stored is not None

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from delivery.app import App
+from delivery.services.app import App
 from delivery.web import actions, api, auth, pages
 from delivery.web.common import WebState, css_path, error_page, template_env
 from delivery.web.config import WebConfig, load_web_config

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from delivery import service
-from delivery.config import Campaign
-from delivery.db import transaction
+from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
+from delivery.services import deliveries
+from delivery.storage.db import transaction
 from delivery.web import queries
 from delivery.web.common import (
     WebState,
@@ -40,7 +40,7 @@ from delivery.web.pages import REFRESH_SECONDS, file_response
 
 _REF = re.compile(r"[A-Za-z0-9-]{1,40}")
 EXPIRED = "This form has expired (or was not sent from this site). Go back, reload the page and try again."
-DELIVERY_ACTIONS = {"cancel": service.cancel, "release": service.release, "retry": service.retry}
+DELIVERY_ACTIONS = {"cancel": deliveries.cancel, "release": deliveries.release, "retry": deliveries.retry}
 DONE_TEXT = {"cancel": "cancelled: nothing more will be sent",
              "release": "released: the scheduler builds and sends it at its next check",
              "retry": "queued again: the scheduler retries it at its next check"}
@@ -69,7 +69,7 @@ async def delivery_action(request: Request, user: str, form: FormData) -> Respon
     fn = DELIVERY_ACTIONS.get(action)
     if fn is None:
         return error_page(request, 404, "No such action.")
-    # service.find_delivery reads an all-digit ref as a row id; keep those within an INTEGER.
+    # deliveries.find_delivery reads an all-digit ref as a row id; keep those within an INTEGER.
     if not _REF.fullmatch(ref) or (ref.isdigit() and len(ref) > 9):
         return error_page(request, 404, "No such delivery.")
     try:
@@ -89,7 +89,7 @@ async def preview_start(request: Request, user: str, form: FormData) -> Response
     folder = Path(tempfile.mkdtemp(prefix=f"pd-preview-{campaign.slug}-"))
 
     def work(job: Job) -> dict[str, Any]:
-        from delivery.preview import preview
+        from delivery.services.preview import preview
 
         result: dict[str, Any] = preview(web.app, campaign, out_dir=folder, now=web.clock(),
                                          progress=job.progress)
@@ -131,7 +131,7 @@ async def send_page(request: Request, user: str) -> Response:
 
 def _signer_count(web: WebState, campaign: Campaign) -> int:
     with transaction(web.app.engine) as session:
-        return service.active_signer_count(session, web.app.campaign_id(session, campaign))
+        return deliveries.active_signer_count(session, web.app.campaign_id(session, campaign))
 
 
 async def send(request: Request, user: str, form: FormData) -> Response:
@@ -139,7 +139,7 @@ async def send(request: Request, user: str, form: FormData) -> Response:
     campaign = campaign_for(request)
     to = [str(v) for v in form.getlist("to")]
     try:
-        recipients = service.pick_recipients(campaign, to) if to else []
+        recipients = deliveries.pick_recipients(campaign, to) if to else []
     except UsageError as exc:
         return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
                       chosen=set(to), error=str(exc))
@@ -171,7 +171,8 @@ async def _start_send(request: Request, web: WebState, campaign: Campaign, to: l
     after_id = await blocking(before)
 
     def work(job: Job) -> str:
-        return service.send_now(web.app, campaign, now=web.clock(), to=to, actor=who, progress=job.progress)
+        return deliveries.send_now(web.app, campaign, now=web.clock(), to=to, actor=who,
+                                    progress=job.progress)
 
     job = web.jobs.start("send", campaign.slug, who, work)
 
@@ -202,7 +203,7 @@ async def withdraw(request: Request, user: str, form: FormData) -> Response:
         return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
 
     def run() -> bool:
-        from delivery.signers import withdraw_signer
+        from delivery.signers.store import withdraw_signer
 
         with transaction(web.app.engine) as session:
             return withdraw_signer(session, web.app.campaign_id(session, campaign), email, now=web.clock(),

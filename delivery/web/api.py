@@ -12,12 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from delivery import accounts, audit, reports
-from delivery.accounts import TokenInfo
-from delivery.config import Campaign
-from delivery.db import transaction
+from delivery.campaigns.config import Campaign
+from delivery.campaigns.milestones import next_milestone
 from delivery.errors import RowRejected
-from delivery.milestones import next_milestone
+from delivery.services import accounts, reports
+from delivery.services.accounts import TokenInfo
+from delivery.storage import audit
+from delivery.storage.db import transaction
 from delivery.web.common import WebState, blocking, state
 from delivery.web.openapi import SCHEMAS, document
 
@@ -132,8 +133,8 @@ def signature_fields(data: object) -> dict[str, object]:
 
 
 def _store(web: WebState, campaign: Campaign, info: TokenInfo, fields: dict[str, object]) -> tuple[bool, int]:
-    from delivery.intake import validate_signer
-    from delivery.signers import add_signers, count_signers
+    from delivery.signers.intake import validate_signer
+    from delivery.signers.store import add_signers, count_signers
 
     now = web.clock()
     try:

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from delivery import accounts, audit
-from delivery.db import transaction
+from delivery.services import accounts
+from delivery.storage import audit
+from delivery.storage.db import transaction
 from delivery.web.common import (
     actor,
     blocking,

@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from delivery import accounts
-from delivery.app import App
-from delivery.config import Campaign
-from delivery.db import transaction
+from delivery.campaigns.config import Campaign
+from delivery.services import accounts
+from delivery.services.app import App
 from delivery.settings import BUILTIN, SOURCE_TREE
+from delivery.storage.db import transaction
 from delivery.web.config import WebConfig
 from delivery.web.jobs import Jobs
 from delivery.web.ratelimit import LoginLimiter

@@ -10,10 +10,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from delivery import charts, reports
-from delivery.config import Campaign
-from delivery.db import transaction
-from delivery.milestones import next_milestone
+from delivery.campaigns.config import Campaign
+from delivery.campaigns.milestones import next_milestone
+from delivery.dossier import charts
+from delivery.services import reports
+from delivery.storage.db import transaction
 from delivery.web import queries
 from delivery.web.common import WebState, blocking, campaign_for, error_page, login_required, render, state
 
@@ -33,7 +34,7 @@ async def home(request: Request, user: str) -> Response:
 def _overview(web: WebState) -> list[dict[str, Any]]:
     out = []
     with transaction(web.app.engine) as session:
-        from delivery.service import active_signer_count
+        from delivery.services.deliveries import active_signer_count
 
         for campaign in sorted(web.app.campaigns.values(), key=lambda c: c.title):
             try:

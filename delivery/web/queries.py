@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from delivery.models import AuditRow, CampaignRow, DeliveryFileRow, DeliveryRow, SignerRow
+from delivery.storage.models import AuditRow, CampaignRow, DeliveryFileRow, DeliveryRow, SignerRow
 
 SEARCH_LIMIT = 50
 AUDIT_PAGE = 100

@@ -1,0 +1,258 @@
+"""Unsigned dossier PDFs + the delivery's facts → the bundle: signed PDFs, manifest.json and its
+detached signature manifest.json.p7s.
+
+Each PDF gets an embedded file `dossier.json` BEFORE it is signed: the delivery's facts plus this
+PDF's own name, language, part and page count. A PDF cannot contain its own hash, so the embedded
+copy lists no SHA-256; the hashes and sizes of the signed PDFs are in `manifest.json`, which travels
+beside them and is itself signed (CMS, DER, same identity). The last signer is recorded by number
+and date only, never by name or e-mail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from io import BytesIO
+from typing import Any
+
+import pikepdf
+
+from delivery.artifacts import BundleFile, UnsignedPdf
+from delivery.bundle.sign import SigningIdentity, sign_detached, sign_pdf
+from delivery.errors import InputRefused, RenderError
+from delivery.pdf.update import PdfUpdate, Reference, stream
+
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.json.p7s"
+EMBEDDED_NAME = "dossier.json"
+MANIFEST_FORMAT = "petition-delivery/manifest"
+EMBEDDED_FORMAT = "petition-delivery/dossier"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BundleFacts:
+    campaign_slug: str
+    campaign_title: str
+    dossier_id: str
+    trigger: str
+    milestone: int | None
+    signer_count: int
+    listed_count: int
+    last_signer_number: int
+    last_signer_signed_on: date | None
+    template_version: str
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- pure: the JSON documents
+
+def common_facts(facts: BundleFacts, identity: SigningIdentity | None) -> dict[str, Any]:
+    """The facts shared by manifest.json and every embedded dossier.json."""
+    created = facts.created_at if facts.created_at.tzinfo else facts.created_at.replace(tzinfo=UTC)
+    signed_on = facts.last_signer_signed_on
+    return {
+        "format_version": FORMAT_VERSION,
+        "campaign": {"slug": facts.campaign_slug, "title": facts.campaign_title},
+        "dossier_id": facts.dossier_id,
+        "trigger": facts.trigger,
+        "milestone": facts.milestone,
+        "signer_count": facts.signer_count,
+        "listed_count": facts.listed_count,
+        "last_signer": {"number": facts.last_signer_number,
+                        "signed_on": signed_on.isoformat() if signed_on else None},
+        "template_version": facts.template_version,
+        "created_at": created.astimezone(UTC).isoformat(),
+        "signed_by": None if identity is None else {"subject": identity.subject,
+                                                    "sha256": identity.fingerprint},
+    }
+
+
+def dossier_json(facts: BundleFacts, pdf: UnsignedPdf, identity: SigningIdentity | None) -> bytes:
+    doc = common_facts(facts, identity) | {
+        "format": EMBEDDED_FORMAT,
+        "file": {"name": pdf.name, "language": pdf.language, "part": pdf.part,
+                 "parts": pdf.parts, "pages": pdf.pages},
+        "note": f"The SHA-256 of this signed PDF is listed in {MANIFEST_NAME}, sent with it.",
+    }
+    return to_json(doc)
+
+
+def manifest_json(facts: BundleFacts, files: Sequence[tuple[UnsignedPdf, BundleFile]],
+                  identity: SigningIdentity | None) -> bytes:
+    doc = common_facts(facts, identity) | {
+        "format": MANIFEST_FORMAT,
+        "files": [{"name": f.name, "language": f.language, "part": f.part, "parts": src.parts,
+                   "pages": f.pages, "size": f.size, "sha256": f.sha256} for src, f in files],
+    }
+    return to_json(doc)
+
+
+def to_json(doc: Mapping[str, Any]) -> bytes:
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _check_names(pdfs: Sequence[UnsignedPdf]) -> None:
+    seen: set[str] = set()
+    for pdf in pdfs:
+        name = pdf.name
+        if (not name.lower().endswith(".pdf") or "/" in name or "\\" in name
+                or name.startswith(".") or name in seen):
+            raise RenderError(f"bundle file name {name!r} is not a unique plain *.pdf name")
+        seen.add(name)
+
+
+# ---------------------------------------------------------------- PDFs
+
+def embed_dossier_json(data: bytes, payload: bytes, *, created_at: datetime, pages: int) -> bytes:
+    """`data` with `payload` attached as dossier.json; same input, same bytes.
+
+    The attachment is appended as an incremental update (the file spec, its stream and the
+    catalog naming them), so a 15 MB part is not written again; a PDF that names attachments
+    already is saved anew with the one added."""
+    stamp = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    pdf_date = f"D:{stamp.astimezone(UTC):%Y%m%d%H%M%S}Z"
+    try:
+        update = PdfUpdate(data)
+        root = update.pdf.Root
+        count = int(root.Pages.Count)
+        if count != pages:
+            raise RenderError(f"the PDF has {count} pages, the renderer said {pages}")
+        if "/Names" in root or "/AF" in root:
+            return _embed_in_full(update.pdf, payload, pdf_date)
+        attached = update.number()
+        update.write(attached, stream({
+            "/Type": pikepdf.Name.EmbeddedFile, "/Subtype": pikepdf.Name("/application/json"),
+            "/Params": {"/Size": len(payload), "/CreationDate": pikepdf.String(pdf_date),
+                        "/ModDate": pikepdf.String(pdf_date),
+                        "/CheckSum": pikepdf.String(hashlib.md5(payload).digest())},  # noqa: S324 - the PDF format's checksum
+        }, payload))
+        spec = update.number()
+        update.write(spec, update.own({
+            "/Type": pikepdf.Name.Filespec, "/F": pikepdf.String(EMBEDDED_NAME),
+            "/UF": pikepdf.String(EMBEDDED_NAME),
+            "/Desc": pikepdf.String("Facts of this dossier (see manifest.json)"),
+            "/AFRelationship": pikepdf.Name.Data,
+            "/EF": {"/F": Reference(attached), "/UF": Reference(attached)}}))
+        catalog: dict[str, object] = dict(root.items())
+        catalog["/Names"] = {"/EmbeddedFiles": {"/Names": [pikepdf.String(EMBEDDED_NAME),
+                                                          Reference(spec)]}}
+        # /AF names the attachment as associated data, as PDF/A-3 asks
+        catalog["/AF"] = [Reference(spec)]
+        update.write(root.objgen[0], update.own(catalog))
+        return update.finish()
+    except (pikepdf.PdfError, ValueError) as exc:
+        raise RenderError(f"cannot embed {EMBEDDED_NAME}: the PDF is unreadable ({exc})") from exc
+
+
+def _embed_in_full(pdf: pikepdf.Pdf, payload: bytes, pdf_date: str) -> bytes:
+    spec = pikepdf.AttachedFileSpec(
+        pdf, payload, description="Facts of this dossier (see manifest.json)",
+        filename=EMBEDDED_NAME, mime_type="application/json",
+        creation_date=pdf_date, mod_date=pdf_date, relationship=pikepdf.Name.Data)
+    pdf.attachments[EMBEDDED_NAME] = spec
+    af = pdf.Root.get("/AF")
+    if isinstance(af, pikepdf.Array):
+        af.append(spec.obj)
+    else:
+        pdf.Root.AF = pikepdf.Array([spec.obj])
+    out = BytesIO()
+    pdf.save(out, deterministic_id=True)
+    return out.getvalue()
+
+
+def read_embedded_dossier(data: bytes) -> dict[str, Any] | None:
+    """The dossier.json embedded in a PDF, or None when there is none or it is not JSON."""
+    try:
+        with pikepdf.open(BytesIO(data)) as pdf:
+            spec = pdf.attachments.get(EMBEDDED_NAME)
+            if spec is None:
+                return None
+            raw = spec.get_file().read_bytes()
+        doc = json.loads(raw.decode("utf-8"))
+    except (pikepdf.PdfError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
+                    identity: SigningIdentity | None, *, reason: str, location: str,
+                    timestamp_url: str | None = None) -> list[BundleFile]:
+    """The finished files: each PDF (dossier.json embedded, signed when `identity` is given),
+    then manifest.json, then manifest.json.p7s when signed."""
+    if not pdfs:
+        raise RenderError("a bundle needs at least one PDF")
+    _check_names(pdfs)
+    done: list[tuple[UnsignedPdf, BundleFile]] = []
+    for pdf in pdfs:
+        data = embed_dossier_json(pdf.data, dossier_json(facts, pdf, identity),
+                                  created_at=facts.created_at, pages=pdf.pages)
+        if identity is not None:
+            data = sign_pdf(data, identity, reason=reason, location=location,
+                            timestamp_url=timestamp_url)
+        done.append((pdf, BundleFile(name=pdf.name, kind="pdf", language=pdf.language,
+                                     part=pdf.part, pages=pdf.pages, data=data)))
+    manifest = manifest_json(facts, done, identity)
+    files = [f for _, f in done]
+    files.append(BundleFile(name=MANIFEST_NAME, kind="manifest", language="", part=0, pages=None,
+                            data=manifest))
+    if identity is not None:
+        files.append(BundleFile(name=SIGNATURE_NAME, kind="manifest-signature", language="",
+                                part=0, pages=None, data=sign_detached(manifest, identity)))
+    return files
+
+
+# ---------------------------------------------------------------- reading a manifest back
+
+_TOP: dict[str, type | tuple[type, ...]] = {
+    "format": str, "format_version": int, "campaign": dict, "dossier_id": str, "trigger": str,
+    "milestone": (int, type(None)), "signer_count": int, "listed_count": int, "last_signer": dict,
+    "template_version": str, "created_at": str, "signed_by": (dict, type(None)), "files": list,
+}
+_FILE: dict[str, type | tuple[type, ...]] = {
+    "name": str, "language": str, "part": int, "parts": int, "pages": int, "size": int,
+    "sha256": str,
+}
+
+
+def read_manifest(data: bytes) -> dict[str, object]:
+    """Parse manifest.json and check its shape; InputRefused naming the first problem."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputRefused(MANIFEST_NAME, f"not valid UTF-8 JSON ({exc})") from exc
+    _shape(doc, _TOP, "")
+    if doc["format"] != MANIFEST_FORMAT:
+        raise InputRefused(MANIFEST_NAME, f"format is {doc['format']!r}, not {MANIFEST_FORMAT!r}")
+    if doc["format_version"] != FORMAT_VERSION:
+        raise InputRefused(MANIFEST_NAME, f"format_version {doc['format_version']} is not supported")
+    _shape(doc["campaign"], {"slug": str, "title": str}, "campaign.")
+    _shape(doc["last_signer"], {"number": int, "signed_on": (str, type(None))}, "last_signer.")
+    if not doc["files"]:
+        raise InputRefused(MANIFEST_NAME, "lists no files")
+    names: set[str] = set()
+    for i, entry in enumerate(doc["files"]):
+        _shape(entry, _FILE, f"files[{i}].")
+        name = entry["name"]
+        if "/" in name or "\\" in name or name in names:
+            raise InputRefused(MANIFEST_NAME, f"files[{i}].name {name!r} is not a unique plain name")
+        names.add(name)
+        sha = entry["sha256"]
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise InputRefused(MANIFEST_NAME, f"files[{i}].sha256 is not a SHA-256 hex digest")
+    return dict(doc)
+
+
+def _shape(obj: object, spec: Mapping[str, type | tuple[type, ...]], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise InputRefused(MANIFEST_NAME, f"{where.rstrip('.') or 'document'} is not an object")
+    for key, kind in spec.items():
+        if key not in obj:
+            raise InputRefused(MANIFEST_NAME, f"{where}{key} is missing")
+        value = obj[key]
+        # bool is an int in Python; a count of `true` is still wrong
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise InputRefused(MANIFEST_NAME, f"{where}{key} has the wrong type")

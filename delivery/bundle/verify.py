@@ -1,0 +1,416 @@
+"""A received dossier (a PDF, an .eml, or a folder of either) → a VerifyReport: one verdict per file.
+
+What must hold for `ok`:
+- each PDF carries exactly one signature, a certification with DocMDP "no changes allowed", that is
+  intact and covers the entire file (a flipped byte, bytes appended after the end, or any
+  incremental update fail);
+- the signer's certificate chains to the root given with `trust` (the campaign's certificate, or
+  its CA). Without `trust` a signature cannot be attributed to anyone, so an untrusted certificate
+  fails UNLESS `allow_untrusted=True` (CLI `--allow-untrusted`), in which case it is reported as
+  "self-signed / untrusted" with its SHA-256 fingerprint for comparison by other means;
+- every page shows the footer f"{dossier_id} · {signer_count:,}" of the facts in manifest.json
+  (or, for a PDF alone, in its embedded dossier.json), and the embedded dossier.json agrees;
+- with a manifest.json: its detached signature manifest.json.p7s is present, intact and made by the
+  same certificate as the PDFs, and every listed file is present with its size and SHA-256, and no
+  unlisted PDF is present.
+Validation time is now: a certificate that has expired since signing fails with --trust.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import importlib
+import logging
+import re
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from pyhanko.keys import load_certs_from_pemder_data
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from delivery.bundle.assemble import MANIFEST_NAME, SIGNATURE_NAME, read_embedded_dossier, read_manifest
+from delivery.bundle.pagetext import page_texts
+from delivery.bundle.sign import run_sync
+from delivery.errors import InputRefused
+
+# pyHanko logs each failed validation with a traceback; the verdicts say it in one line. A
+# NullHandler keeps Python's last-resort stderr handler quiet and leaves configured logging alone.
+logging.getLogger("pyhanko").addHandler(logging.NullHandler())
+logging.getLogger("pyhanko_certvalidator").addHandler(logging.NullHandler())
+# asn1crypto ships no type information; through import_module its names are Any, not errors
+cms = importlib.import_module("asn1crypto.cms")
+KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"},
+                                match_all_key_usages=False)
+
+
+@dataclass
+class FileVerdict:
+    name: str
+    ok: bool
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    verdicts: list[FileVerdict]
+    signer: str | None
+    trusted: bool
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.verdicts) and all(v.ok for v in self.verdicts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "signer": self.signer, "trusted": self.trusted,
+                "files": [{"name": v.name, "ok": v.ok, "reason": v.reason} for v in self.verdicts]}
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: one line per file, then the overall verdict."""
+        out = [f"{'OK  ' if v.ok else 'FAIL'} {v.name}: {v.reason}" for v in self.verdicts]
+        out.append("VERIFIED: every check holds" if self.ok else "NOT VERIFIED: see FAIL lines")
+        return out
+
+
+@dataclass
+class _Signature:
+    """What one signature check found, for the report's signer/trusted and cross-checks."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    readable: bool = True
+    subject: str | None = None
+    fingerprint: str | None = None
+    trusted: bool = False
+
+
+# ---------------------------------------------------------------- input
+
+def _collect(path: Path) -> tuple[dict[str, bytes], list[FileVerdict]]:
+    """name → bytes of the bundle's files; verdicts for clashes found on the way."""
+    if not path.exists():
+        raise InputRefused(str(path), "no such file or folder")
+    if path.is_file() and path.name in (MANIFEST_NAME, SIGNATURE_NAME):
+        path = path.parent
+    files: dict[str, bytes] = {}
+    clashes: list[FileVerdict] = []
+
+    def add(name: str, data: bytes) -> None:
+        if name in files and files[name] != data:
+            clashes.append(FileVerdict(name, False, "two different files carry this name"))
+        files.setdefault(name, data)
+
+    def take(p: Path) -> None:
+        if p.suffix.lower() == ".eml":
+            for name, data in _attachments(p.read_bytes()):
+                add(name, data)
+        elif p.suffix.lower() == ".pdf" or p.name in (MANIFEST_NAME, SIGNATURE_NAME):
+            add(p.name, p.read_bytes())
+
+    if path.is_dir():
+        for p in sorted(path.iterdir()):
+            if p.is_file():
+                take(p)
+    elif path.suffix.lower() in (".eml", ".pdf"):
+        take(path)
+    else:
+        raise InputRefused(str(path), "give a .pdf, an .eml, or a folder holding the dossier")
+    if not any(n.lower().endswith(".pdf") or n == MANIFEST_NAME for n in files):
+        raise InputRefused(str(path), "holds no PDF and no manifest.json")
+    return files, clashes
+
+
+def _attachments(raw: bytes) -> list[tuple[str, bytes]]:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    found: list[tuple[str, bytes]] = []
+    for part in msg.walk():
+        name = part.get_filename()
+        payload = part.get_payload(decode=True)
+        if name and isinstance(payload, bytes):
+            found.append((Path(name).name, payload))
+    return found
+
+
+def _trust_roots(trust: Path | None) -> list[Any]:
+    if trust is None:
+        return []
+    try:
+        roots = list(load_certs_from_pemder_data(trust.read_bytes()))
+    except OSError as exc:
+        raise InputRefused(str(trust), f"cannot read the trust certificate: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise InputRefused(str(trust), "is not a PEM or DER certificate") from exc
+    if not roots:
+        raise InputRefused(str(trust), "holds no certificate")
+    return roots
+
+
+# ---------------------------------------------------------------- signatures
+
+class _Trust:
+    def __init__(self, roots: list[Any], source: Path | None, allow_untrusted: bool) -> None:
+        self.roots, self.source, self.allow_untrusted = roots, source, allow_untrusted
+
+    def context(self) -> ValidationContext:
+        # An explicit (possibly empty) root list: never the operating system's TLS roots.
+        return ValidationContext(trust_roots=self.roots, allow_fetching=False)
+
+    def judge(self, found: _Signature, status: Any) -> None:
+        cert = status.signing_cert
+        found.subject = cert.subject.human_friendly
+        found.fingerprint = cert.sha256.hex(":").upper()
+        found.trusted = bool(status.trusted)
+        if not (status.intact and status.valid):
+            return  # pyHanko does not validate the certificate of a broken signature
+        if found.trusted:
+            found.notes.append(f"signed by {found.subject}")
+            return
+        self_signed = cert.self_signed != "no"
+        what = "self-signed / untrusted" if self_signed else "untrusted"
+        if self.source is not None:
+            found.problems.append(f"certificate {found.subject} is not trusted by --trust "
+                                  f"{self.source.name}")
+        elif self.allow_untrusted:
+            found.notes.append(f"signed by {found.subject}, {what} (SHA-256 "
+                               f"{found.fingerprint}), accepted by --allow-untrusted")
+        else:
+            found.problems.append(f"certificate {found.subject} is {what}: pass --trust CERT "
+                                  f"(SHA-256 {found.fingerprint}) or --allow-untrusted")
+
+
+def _check_pdf_signature(data: bytes, trust: _Trust) -> _Signature:
+    found = _Signature()
+    try:
+        reader = PdfFileReader(BytesIO(data), strict=False)
+        sigs = reader.embedded_signatures
+    except Exception as exc:  # pyHanko's parser raises several kinds on a damaged file
+        found.problems.append(f"not a readable PDF ({_first_line(exc)})")
+        found.readable = False
+        return found
+    if not sigs:
+        found.problems.append("not signed")
+        return found
+    if len(sigs) > 1:
+        found.problems.append(f"carries {len(sigs)} signatures where the dossier has one: "
+                              "it was signed again after delivery")
+    sig = sigs[0]
+    try:
+        status = run_sync(async_validate_pdf_signature(
+            sig, trust.context(), key_usage_settings=KEY_USAGE))
+    except Exception as exc:
+        found.problems.append(f"signature cannot be validated ({_first_line(exc)})")
+        return found
+    if not status.intact:
+        found.problems.append("signed bytes were altered (the digest does not match)")
+    elif not status.valid:
+        found.problems.append("the signature value does not verify")
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        if reader.xrefs.total_revisions > sig.signed_revision + 1:
+            found.problems.append("the file was changed after signing (an incremental update "
+                                  "follows the signature)")
+        else:
+            extra = len(data) - (int(sig.byte_range[2]) + int(sig.byte_range[3]))
+            found.problems.append(f"the signature does not cover the entire file ({max(extra, 0)} "
+                                  "bytes after the signed range)")
+    if sig.docmdp_level != MDPPerm.NO_CHANGES:
+        found.problems.append("not certified with DocMDP 'no changes allowed'")
+    elif status.docmdp_ok is False:
+        found.problems.append("changes were made that the certification forbids")
+    trust.judge(found, status)
+    tst = status.timestamp_validity
+    if tst is not None:
+        if not (tst.intact and tst.valid):
+            found.problems.append("the signature timestamp does not verify")
+        else:
+            found.notes.append(f"timestamped {tst.timestamp:%Y-%m-%d %H:%M} UTC"
+                               + ("" if tst.trusted else " (timestamp authority untrusted)"))
+    elif status.signer_reported_dt is not None:
+        found.notes.append(f"signing time {status.signer_reported_dt:%Y-%m-%d %H:%M} UTC")
+    return found
+
+
+def _check_cms(manifest: bytes, p7s: bytes, trust: _Trust) -> _Signature:
+    found = _Signature()
+    try:
+        info = cms.ContentInfo.load(p7s)
+        signed_data = info["content"]
+        if info["content_type"].native != "signed_data":
+            raise ValueError("not CMS SignedData")
+        status = run_sync(async_validate_detached_cms(
+            manifest, signed_data, signer_validation_context=trust.context(),
+            key_usage_settings=KEY_USAGE))
+    except Exception as exc:  # asn1crypto/pyHanko raise several kinds on garbage
+        found.problems.append(f"not a readable CMS signature ({_first_line(exc)})")
+        return found
+    if not status.intact:
+        found.problems.append("does not match manifest.json: the manifest was altered after "
+                              "signing")
+    elif not status.valid:
+        found.problems.append("the signature value does not verify")
+    trust.judge(found, status)
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------- page text
+
+def footer_problem(texts: list[str], dossier_id: str, signer_count: int) -> str | None:
+    """None when every page shows f"{dossier_id} · {signer_count:,}", else the first problem."""
+    expected = f"{dossier_id} · {signer_count:,}"
+    missing = [i for i, t in enumerate(texts, 1) if expected not in t]
+    if not texts:
+        return "has no pages"
+    if not missing:
+        return None
+    seen = re.search(re.escape(dossier_id) + r" · ([\d,]+)", texts[missing[0] - 1])
+    if seen:
+        return (f"page {missing[0]} footer says {seen.group(1)} signers, the dossier facts say "
+                f"{signer_count:,} ('{expected}' on {len(texts) - len(missing)} of "
+                f"{len(texts)} pages)")
+    return f"page {missing[0]} of {len(texts)} lacks the footer '{expected}' ({len(missing)} pages)"
+
+
+# ---------------------------------------------------------------- one PDF, the manifest, the lot
+
+def _check_pdf(name: str, data: bytes, manifest: dict[str, Any] | None, trust: _Trust,
+               ) -> tuple[FileVerdict, _Signature]:
+    sig = _check_pdf_signature(data, trust)
+    problems, notes = list(sig.problems), list(sig.notes)
+    entry = None
+    if manifest is not None:
+        entry = next((f for f in manifest["files"] if f["name"] == name), None)
+        if entry is None:
+            problems.append(f"not listed in {MANIFEST_NAME}")
+        elif entry["size"] != len(data) or entry["sha256"] != _sha256(data):
+            problems.append(f"size or SHA-256 differs from {MANIFEST_NAME} (altered, or a file "
+                            "from another dossier)")
+        else:
+            notes.append(f"SHA-256 matches {MANIFEST_NAME}")
+        signed_by = manifest.get("signed_by") or {}
+        if sig.fingerprint and signed_by.get("sha256") not in (None, sig.fingerprint):
+            problems.append(f"signed by another certificate than {MANIFEST_NAME} names")
+    if not sig.readable:
+        return FileVerdict(name, False, "; ".join(problems)), sig
+    embedded = read_embedded_dossier(data)
+    facts: dict[str, Any] | None = manifest or embedded
+    if embedded is None:
+        problems.append("has no embedded dossier.json")
+    else:
+        problems += _compare_embedded(embedded, manifest, entry, name)
+    if facts is not None:
+        problems += _check_pages(data, facts, entry or (embedded or {}).get("file") or {})
+        notes.append(f"footer '{facts['dossier_id']} · {facts['signer_count']:,}' on every page")
+    ok = not problems
+    return FileVerdict(name, ok, "; ".join(problems if not ok else notes)), sig
+
+
+def _compare_embedded(embedded: dict[str, Any], manifest: dict[str, Any] | None,
+                      entry: dict[str, Any] | None, name: str) -> list[str]:
+    problems: list[str] = []
+    own: dict[str, Any] = embedded["file"] if isinstance(embedded.get("file"), dict) else {}
+    if own.get("name") != name:
+        problems.append(f"its embedded dossier.json names it {own.get('name')!r}")
+    if manifest is not None:
+        for key in ("dossier_id", "signer_count"):
+            if embedded.get(key) != manifest.get(key):
+                problems.append(f"its embedded dossier.json says {key} {embedded.get(key)!r}, "
+                                f"{MANIFEST_NAME} says {manifest.get(key)!r}")
+    if entry is not None and (own.get("part"), own.get("language")) != (entry["part"],
+                                                                         entry["language"]):
+        problems.append(f"it is part {own.get('part')} ({own.get('language')}), "
+                        f"{MANIFEST_NAME} lists part {entry['part']} ({entry['language']})")
+    return problems
+
+
+def _check_pages(data: bytes, facts: dict[str, Any], entry: dict[str, Any]) -> list[str]:
+    dossier_id, count = facts.get("dossier_id"), facts.get("signer_count")
+    if not isinstance(dossier_id, str) or not isinstance(count, int):
+        return ["the dossier facts lack dossier_id or signer_count"]
+    try:
+        texts = page_texts(data)
+    except Exception as exc:  # damaged files make extractors fail in many ways
+        return [f"cannot read the page text ({_first_line(exc)})"]
+    problems = []
+    if isinstance(entry.get("pages"), int) and entry["pages"] != len(texts):
+        problems.append(f"has {len(texts)} pages, the dossier facts say {entry['pages']}")
+    footer = footer_problem(texts, dossier_id, count)
+    if footer:
+        problems.append(footer)
+    return problems
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_manifest(files: dict[str, bytes], trust: _Trust,
+                    ) -> tuple[dict[str, Any] | None, list[FileVerdict], _Signature | None]:
+    raw = files[MANIFEST_NAME]
+    try:
+        manifest: dict[str, Any] = read_manifest(raw)
+    except InputRefused as exc:
+        return None, [FileVerdict(MANIFEST_NAME, False, exc.problem)], None
+    verdicts: list[FileVerdict] = []
+    # Each recipient receives the edition in their language: a received dossier is complete when
+    # every file of each edition it contains is present; other editions are only noted.
+    present = {f["language"] for f in manifest["files"] if f["name"] in files}
+    missing = [f["name"] for f in manifest["files"]
+               if f["name"] not in files and (f["language"] in present or not present)]
+    other = sorted({f["language"] for f in manifest["files"]} - present) if present else []
+    verdicts += [FileVerdict(n, False, f"listed in {MANIFEST_NAME} but missing") for n in missing]
+    sig = None
+    problems = [f"{len(missing)} listed file(s) missing"] if missing else []
+    if manifest.get("trigger") == "preview":
+        problems.append("this is a preview built by the organizers, never a delivered dossier")
+    if SIGNATURE_NAME not in files:
+        problems.append(f"not signed: {SIGNATURE_NAME} is missing")
+    else:
+        sig = _check_cms(raw, files[SIGNATURE_NAME], trust)
+        signed_by = manifest.get("signed_by") or {}
+        if sig.fingerprint and signed_by.get("sha256") not in (None, sig.fingerprint):
+            sig.problems.append(f"made by another certificate than {MANIFEST_NAME} names")
+        verdicts.append(FileVerdict(SIGNATURE_NAME, not sig.problems,
+                                    "; ".join(sig.problems or ["signature over manifest.json "
+                                                               "valid", *sig.notes])))
+    reason = "; ".join(problems) or (f"dossier {manifest['dossier_id']}, "
+                                     f"{manifest['signer_count']:,} signers, "
+                                     f"{len(manifest['files'])} file(s) listed, "
+                                     + (f"the {', '.join(sorted(present))} edition complete (the "
+                                        f"{', '.join(other)} edition goes to other recipients)"
+                                        if other else "all present"))
+    return manifest, [FileVerdict(MANIFEST_NAME, not problems, reason), *verdicts], sig
+
+
+def verify_path(path: Path, *, trust: Path | None = None,
+                allow_untrusted: bool = False) -> VerifyReport:
+    """Check a received dossier; InputRefused when `path` or `trust` is unusable."""
+    judge = _Trust(_trust_roots(trust), trust, allow_untrusted)
+    files, verdicts = _collect(path)
+    manifest, sigs = None, []
+    if MANIFEST_NAME in files:
+        manifest, manifest_verdicts, cms_sig = _check_manifest(files, judge)
+        verdicts += manifest_verdicts
+        sigs += [cms_sig] if cms_sig else []
+    elif SIGNATURE_NAME in files:
+        verdicts.append(FileVerdict(SIGNATURE_NAME, False, f"{MANIFEST_NAME} is missing"))
+    for name in sorted(n for n in files if n.lower().endswith(".pdf")):
+        verdict, sig = _check_pdf(name, files[name], manifest, judge)
+        verdicts.append(verdict)
+        sigs.append(sig)
+    if len({s.fingerprint for s in sigs if s.fingerprint}) > 1:
+        verdicts.append(FileVerdict("(bundle)", False, "files are signed by different certificates"))
+    signer = next((s.subject for s in sigs if s.subject), None)
+    trusted = bool(sigs) and all(s.trusted for s in sigs)
+    return VerifyReport(verdicts=verdicts, signer=signer, trusted=trusted)

@@ -1,0 +1,1 @@
+"""Campaigns: schedules/*.toml → Campaign, its send window and its milestones (pure)."""

@@ -1,0 +1,1 @@
+"""The command line (`petition-delivery`, `python -m delivery`): parse, call services, report."""

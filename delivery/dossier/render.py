@@ -1,0 +1,284 @@
+"""Dossier + language + templates → HTML documents and page data (pure apart from reading templates).
+
+What the dossier shows, per language:
+- the *front*: cover letter and summary, numbered "page X of Y" within itself (HTML, rendered
+  by WeasyPrint through `delivery.pdf.weasy`);
+- each *volume*: the signer lines (`line_parts`), and what the language adds (`overlay`): the
+  volume heading ("Volume 3: signers no. 4,001–6,000") on its first page, the column headers,
+  the withheld signers' lines ("Name withheld — city, country") at their places, and "Volume v
+  · page X of Y". Nothing in it changes with a later milestone, so a full volume is drawn once
+  (by delivery.pdf.typeset) and cached. `volume_html` and `overlay_html` render the same pages as
+  HTML: the reference delivery.pdf.typeset's tests compare it with;
+- the *stamp*: one page with the dossier footer (title, dossier id · signer count), laid over
+  every volume page when they are joined. It is the only per-delivery part besides the front,
+  and its cost does not grow with the dossier.
+
+Page geometry is fixed (a forced break every `Layout.lines_per_page` lines, fixed line height,
+no wrapping), so every volume's page count is known before it is drawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from markupsafe import Markup
+
+from delivery.dossier import charts
+from delivery.dossier.compose import Dossier, Line, Volume
+from delivery.errors import RenderError
+
+FSI, PDI, FIGURE_SPACE = "\u2068", "\u2069", "\u2007"
+NUMBER_WIDTH = 7  # digits of the running number; padded with figure spaces to line up
+I18N_FILE = "i18n.toml"
+DOSSIER_DIR = "dossier"
+COUNTRY_ROWS = 10
+NEUTRAL_LANGUAGE = "und"  # volume bodies serve every language
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Fixed page geometry of a volume body: `lines_per_page` signer lines on every page but the
+    first, which gives `heading_lines` lines to the volume heading laid over it."""
+
+    lines_per_page: int = 54
+    heading_lines: int = 3
+    line_height_mm: float = 4.6
+
+    @property
+    def first_page_lines(self) -> int:
+        return self.lines_per_page - self.heading_lines
+
+    def pages_for(self, lines: int) -> int:
+        if lines <= self.first_page_lines:
+            return 1
+        rest = lines - self.first_page_lines
+        return 1 + -(-rest // self.lines_per_page)
+
+    def key(self) -> str:
+        return f"{self.lines_per_page}/{self.heading_lines}/{self.line_height_mm}"
+
+
+class Texts:
+    """The fixed texts of one language (templates/i18n.toml), with number and date formats."""
+
+    def __init__(self, language: str, table: Mapping[str, Any]) -> None:
+        self.language = language
+        self.table = table
+
+    def raw(self, key: str) -> str:
+        try:
+            return str(self.table[key])
+        except KeyError as exc:
+            raise RenderError(f"templates/{I18N_FILE}: [{self.language}] lacks '{key}'") from exc
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self.raw(key).format(**{k: self.num(v) if isinstance(v, int) else v
+                                   for k, v in values.items()})
+
+    def num(self, value: int) -> str:
+        return f"{value:,}".replace(",", str(self.table.get("group_separator", ",")))
+
+    def date(self, day: date) -> str:
+        months: Sequence[str] = self.table["months"]
+        return self("date", day=str(day.day), month=months[day.month - 1], year=str(day.year))
+
+    def percent(self, value: float) -> str:
+        text = f"{value:.1f}"
+        return text if self.language == "en" else text.replace(".", ",")
+
+
+def load_texts(templates_dir: Path, language: str) -> Texts:
+    path = templates_dir / I18N_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RenderError(f"{path}: cannot be read: {exc}") from exc
+    table = data.get(language)
+    if not isinstance(table, dict):
+        raise RenderError(f"{path}: no fixed texts for language '{language}'")
+    return Texts(language, table)
+
+
+def make_environment(templates_dir: Path) -> Environment:
+    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
+                      undefined=StrictUndefined, keep_trailing_newline=False)
+    env.filters["css_string"] = css_string
+    return env
+
+
+def template_version(templates_dir: Path, letter: str) -> str:
+    """A hash of every template file a dossier of this letter is made from."""
+    digest = hashlib.sha256()
+    roots = [templates_dir / I18N_FILE, templates_dir / DOSSIER_DIR, templates_dir / letter]
+    for root in roots:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            digest.update(str(path.relative_to(templates_dir)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def css_string(text: str) -> Markup:
+    """A CSS string literal for `content:`; everything but letters, digits and spaces is escaped
+    as a code point, so no text can close the string or the <style> element. (The space after
+    each escape ends it and is eaten by the CSS parser.)"""
+    out = ['"']
+    for ch in text:
+        out.append(ch if ch.isascii() and (ch.isalnum() or ch == " ") else f"\\{ord(ch):x} ")
+    out.append('"')
+    return Markup("".join(out))  # noqa: S704 (every character is escaped or alphanumeric)
+
+
+def page_content(template: str, **labels: str) -> Markup:
+    """'Volume {volume} · page {page} of {pages}' → a CSS `content` value with page counters."""
+    out: list[str] = []
+    rest = template.format(**labels, page="\0page\0", pages="\0pages\0")
+    for i, piece in enumerate(rest.split("\0")):
+        if i % 2:
+            out.append(f"counter({piece})")
+        elif piece:
+            out.append(css_string(piece))
+    return Markup(" ".join(out))  # noqa: S704 (css_string pieces and fixed counter names)
+
+
+def footer_text(dossier: Dossier) -> str:
+    """The dossier footer; `verify` finds the signer count by the 'id · count' pattern."""
+    return f"{dossier.campaign_title} — {dossier.dossier_id} · {dossier.signer_count:,}"
+
+
+def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages: int) -> str:
+    lang = texts.language
+    letter_name = f"{dossier.letter}/{lang}.html.j2"
+    try:
+        env.get_template(letter_name)
+    except TemplateNotFound as exc:
+        raise RenderError(f"no letter template templates/{letter_name} for language '{lang}'") \
+            from exc
+    rows = charts.top_rows(dossier.by_country, COUNTRY_ROWS, texts("other_countries"))
+    total = dossier.signer_count or 1
+    return env.get_template(f"{DOSSIER_DIR}/front.html.j2").render(
+        d=dossier, t=texts, lang=lang, letter_template=letter_name,
+        count=texts.num(dossier.signer_count), title=dossier.campaign_title,
+        footer=footer_text(dossier),
+        page_label=page_content(texts.raw("page_of")),
+        country_rows=[(name, texts.num(n), texts.percent(100 * n / total)) for name, n in rows],
+        # charts.* escape every label themselves
+        bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120)),  # noqa: S704
+        line_chart=Markup(charts.line_chart(dossier.growth, fmt=texts.num)),  # noqa: S704
+        volume_pages=volume_pages,
+    )
+
+
+def line_text(line: Line, withheld: str) -> str:
+    """One signer as one run of text: number and date at fixed width, then name — city, country.
+
+    A single text run per line is what makes long lists fast (every extra inline box costs a
+    layout box per signer). Each name, city and country sits between Unicode isolates (FSI…PDI,
+    what <bdi> means), so a right-to-left name cannot reorder the rest of its line.
+    """
+    return "".join(line_parts(line, withheld))
+
+
+def line_parts(line: Line, withheld: str) -> tuple[str, str, str, str]:
+    """`line_text` in four pieces: the padded number, the date with its spaces, the name, and
+    " — city, country" (empty without a place)."""
+    place = ", ".join(f"{FSI}{_one_line(part)}{PDI}" for part in (line.city, line.country)
+                      if part)
+    name = withheld if line.name is None else f"{FSI}{_one_line(line.name)}{PDI}"
+    return (str(line.number).rjust(NUMBER_WIDTH, FIGURE_SPACE),
+            f"  {line.signed_on.isoformat()}  ", name, f" — {place}" if place else "")
+
+
+def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
+    """The lines of the signers who gave their names, as WeasyPrint lays them out: with
+    overlay_html (the headers, withheld signers' lines and page labels laid over it), the
+    reference rendering of typeset.volume_pdf, which its tests compare word by word."""
+    pages = [[line_text(line, "") if line.name is not None else "" for line in page]
+             for page in paginate(volume.printed_lines(), layout)]
+    return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
+        lang=NEUTRAL_LANGUAGE, layout=layout, pages=pages)
+
+
+@dataclass(frozen=True)
+class OverlayPage:
+    rows: list[tuple[int, tuple[str, str, str, str]]]  # (row, line parts) per withheld signer
+    label: str  # "Volume 3 · page 2 of 38"
+
+    @property
+    def lines(self) -> list[tuple[int, str]]:
+        """(blank lines before it, text) per withheld signer: how the HTML places them."""
+        out, next_row = [], 0
+        for row, parts in self.rows:
+            out.append((row - next_row, "".join(parts)))
+            next_row = row + 1
+        return out
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What one language lays over a volume body (see overlay_html)."""
+
+    heading: str  # "Volume 3: signers no. 4,001–6,000"
+    columns: tuple[str, str, str, str, str]  # number, date, name, city, country
+    pages: list[OverlayPage]
+
+
+def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
+    withheld = texts("name_withheld")
+    paginated = paginate(volume.printed_lines(), layout)
+    pages = []
+    for number, page in enumerate(paginated, start=1):
+        rows = [(row, line_parts(line, withheld)) for row, line in enumerate(page)
+                if line.name is None]
+        label = texts.raw("volume_page").format(volume=volume.number, page=number,
+                                                pages=len(paginated))
+        pages.append(OverlayPage(rows, label))
+    return Overlay(
+        texts("volume_heading", volume=volume.number, first=volume.first, last=volume.last),
+        (texts("col_number"), texts("col_date"), texts("col_name"), texts("col_city"),
+         texts("col_country")), pages)
+
+
+def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
+    """What one language lays over a volume body, page for page at the same line positions: the
+    volume heading, the column headers, the lines of signers who withheld their name ("Name
+    withheld — city, country", a few per page) and "Volume v · page p of n". With volume_html,
+    the reference rendering of typeset.volume_pdf."""
+    drawn = overlay(texts, volume, layout)
+    return env.get_template(f"{DOSSIER_DIR}/overlay.html.j2").render(
+        lang=texts.language, layout=layout, pages=drawn.pages,
+        header=_column_header(drawn.columns), heading=drawn.heading)
+
+
+def _column_header(columns: tuple[str, str, str, str, str]) -> Markup:
+    return Markup(  # format() escapes each text
+        '<span class="hno">{}</span><span class="hdt">{}</span>{} — {}, {}').format(*columns)
+
+
+def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
+    """One page: the dossier footer, laid over every volume page."""
+    return env.get_template(f"{DOSSIER_DIR}/stamp.html.j2").render(
+        lang=texts.language, footer=css_string(footer_text(dossier)))
+
+
+def _one_line(text: str) -> str:
+    """Line breaks would add lines to a page and break the fixed geometry."""
+    return text.translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = {ord(c): " " for c in "\n\r\t\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def paginate(lines: Sequence[Line], layout: Layout) -> list[Sequence[Line]]:
+    first = layout.first_page_lines
+    pages = [lines[:first]]
+    for start in range(first, len(lines), layout.lines_per_page):
+        pages.append(lines[start:start + layout.lines_per_page])
+    return pages

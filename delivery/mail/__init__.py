@@ -1,0 +1,1 @@
+"""Mail: bundle files → MIME messages → the outbox's states → SMTP (or .eml files)."""

@@ -1,0 +1,348 @@
+"""Messages to send (stored bytes per recipient and part) + clock → outbox rows moved through
+their states, each SMTP answer recorded, organizers alerted; a SendReport per run.
+
+States live in the database and move only along TRANSITIONS. A worker claims one due message
+at a time in a short transaction (a lease with a per-claim owner token), sends outside any
+transaction, and records the outcome in another short transaction that only succeeds while it
+still owns the lease. A lease that expired belonged to a worker that died mid-send: the message
+is claimed again and counted in crash_resends, because it may or may not have reached the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from delivery.errors import OutcomeUnknown, TransportError
+from delivery.mail import transport
+from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, verdict
+from delivery.settings import Settings
+from delivery.storage.db import transaction
+from delivery.storage.models import DeliveryRow, MessageRow, SmtpPauseRow
+
+log = logging.getLogger(__name__)
+
+# Every allowed move, and only these. sending → queued/retry is an authentication pause (the
+# attempt is given back); sending → sending is a claim of a message whose lease expired.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"sending", "cancelled"}),
+    "retry": frozenset({"sending", "cancelled"}),
+    "sending": frozenset({"sent", "retry", "failed", "queued", "sending"}),
+    "failed": frozenset({"queued"}),  # retry_delivery
+    "sent": frozenset(),
+    "cancelled": frozenset(),
+}
+WAITING = ("queued", "retry")
+ANSWER_LIMIT = 2000
+CrashPoint = Callable[[str], None]
+
+
+def allowed(old: str, new: str) -> bool:
+    return new in TRANSITIONS.get(old, frozenset())
+
+
+def sources(new: str, *, among: Sequence[str]) -> tuple[str, ...]:
+    """The states in `among` that may move to `new`, as the table says."""
+    return tuple(s for s in among if allowed(s, new))
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    paused: int = 0
+    crash_resends: int = 0
+    lease_lost: int = 0  # finished sending but another worker had taken the message over
+    account_paused: bool = False  # the SMTP account is paused: nothing was claimed
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: int(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    delivery_id: int
+    recipient: str
+    kind: str
+    message_id: str
+    content: bytes
+    attempts: int  # including this one
+    retry_from: datetime  # the start of its retry window
+    token: str
+    reclaimed: bool  # its previous lease expired mid-send
+
+
+# --- writing messages -------------------------------------------------------------------------
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _add(session: Session, *, delivery_id: int, recipient: str, kind: str, part: int, parts: int,
+         message_id: str, content: bytes, now: datetime) -> int:
+    stmt = _insert(session)(MessageRow).values(
+        delivery_id=delivery_id, recipient=recipient, kind=kind, part=part, parts=parts,
+        status="queued", message_id=message_id, content=content, size=len(content), attempts=0,
+        created_at=now, next_attempt_at=now, crash_resends=0,
+    ).on_conflict_do_nothing().returning(MessageRow.id)
+    # RETURNING, not rowcount: the ORM insert path reports -1 rows on some drivers.
+    return len(session.execute(stmt).all())
+
+
+def enqueue(session: Session, *, delivery_id: int, recipient: str, kind: str,
+            parts: Sequence[tuple[str, bytes]], now: datetime) -> int:
+    """Queue one message per (Message-ID, bytes) part, numbered from 1; due at `now`. Existing
+    messages are left alone, so this may run any number of times. Returns how many are new."""
+    return sum(
+        _add(session, delivery_id=delivery_id, recipient=recipient, kind=kind, part=index,
+             parts=len(parts), message_id=mid, content=content, now=now)
+        for index, (mid, content) in enumerate(parts, start=1)
+    )
+
+
+def build_alert(*, public_id: str, sender: str, organizer: str, reason_key: str, reason: str,
+                now: datetime) -> tuple[str, bytes]:
+    """A short plain-text alert to one organizer, with its own deterministic Message-ID."""
+    address = parseaddr(sender)[1] or sender
+    domain = address.rsplit("@", 1)[-1] or "localhost"
+    who = hashlib.sha256(organizer.strip().lower().encode()).hexdigest()[:10]
+    mid = f"<alert-{public_id}-{reason_key}-{who}@{domain}>"
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = sender
+    msg["To"] = organizer
+    msg["Subject"] = f"Petition delivery {public_id} needs attention ({reason_key})"
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = mid
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(
+        f"Delivery {public_id} ran into a problem that will not fix itself:\n\n  {reason}\n\n"
+        "See `petition-delivery deliveries` for each recipient's status; after fixing the cause,\n"
+        "`petition-delivery` can retry the delivery (and clear an SMTP pause).\n")
+    return mid, msg.as_bytes(policy=SMTP)
+
+
+def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender: str,
+                  organizers: Sequence[str], reason_key: str, reason: str, now: datetime) -> int:
+    """One alert per organizer and delivery (part 0): repeated problems do not repeat it."""
+    created = 0
+    for organizer in organizers:
+        mid, content = build_alert(public_id=public_id, sender=sender, organizer=organizer,
+                                   reason_key=reason_key, reason=reason, now=now)
+        created += _add(session, delivery_id=delivery_id, recipient=organizer, kind="alert",
+                        part=0, parts=1, message_id=mid, content=content, now=now)
+    return created
+
+
+# --- organizer actions ------------------------------------------------------------------------
+
+def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
+    """Failed dossier messages of a delivery → queued, and waiting retries → due now; attempts
+    kept. A message refused as too large stays failed: the same bytes are never offered again.
+    The retry window restarts now. Alerts are not resent: they told of the failure retried here."""
+    waiting = session.execute(update(MessageRow).where(
+        MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert", MessageRow.status == "retry",
+        MessageRow.next_attempt_at > now).values(next_attempt_at=now, retry_from=now))
+    failed = session.execute(select(MessageRow.id, MessageRow.last_code, MessageRow.last_answer)
+                             .where(MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
+                                    MessageRow.status.in_(sources("queued", among=["failed"]))))
+    ids = [row.id for row in failed
+           if verdict(None, row.last_code, row.last_answer or "") is not Verdict.TOO_LARGE]
+    hurried = int(waiting.rowcount)  # type: ignore[attr-defined]
+    if not ids:
+        return hurried
+    result = session.execute(update(MessageRow).where(MessageRow.id.in_(ids),
+                                                      MessageRow.status == "failed")
+                             .values(status="queued", next_attempt_at=now, retry_from=now))
+    return hurried + int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_delivery_messages(session: Session, delivery_id: int, now: datetime) -> int:
+    """Waiting dossier messages → cancelled. In-flight ones finish; alerts still go."""
+    result = session.execute(
+        update(MessageRow)
+        .where(MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
+               MessageRow.status.in_(sources("cancelled", among=list(TRANSITIONS))))
+        .values(status="cancelled", next_attempt_at=now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def pause_account(session: Session, account: str, *, reason: str, now: datetime) -> bool:
+    stmt = _insert(session)(SmtpPauseRow).values(account=account, since=now, reason=reason)
+    return bool(session.execute(stmt.on_conflict_do_nothing()
+                                .returning(SmtpPauseRow.account)).all())
+
+
+def clear_pause(session: Session, account: str) -> bool:
+    result = session.execute(delete(SmtpPauseRow).where(SmtpPauseRow.account == account))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def is_paused(session: Session, account: str) -> bool:
+    return session.get(SmtpPauseRow, account) is not None
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta,
+              account: str | None) -> Claim | None:
+    """The next due message, leased to this worker: status sending, attempts + 1."""
+    with transaction(engine) as session:
+        if account is not None and is_paused(session, account):
+            return None
+        due = or_(and_(MessageRow.status.in_(sources("sending", among=WAITING)),
+                       MessageRow.next_attempt_at <= now),
+                  and_(MessageRow.status == "sending", MessageRow.lease_until <= now))
+        row = session.scalar(select(MessageRow).where(due)
+                             .order_by(MessageRow.next_attempt_at, MessageRow.id)
+                             .limit(1).with_for_update(skip_locked=True))
+        if row is None:
+            return None
+        assert allowed(row.status, "sending")
+        claim = Claim(row.id, row.delivery_id, row.recipient, row.kind, row.message_id,
+                      row.content, row.attempts + 1, row.retry_from or row.created_at,
+                      f"{worker_id[:80]}#{secrets.token_hex(6)}", row.status == "sending")
+        session.execute(update(MessageRow).where(MessageRow.id == row.id).values(
+            status="sending", lease_owner=claim.token, lease_until=now + lease,
+            attempts=claim.attempts, crash_resends=row.crash_resends + int(claim.reclaimed)))
+        return claim
+
+
+async def attempt(claim: Claim, settings: Settings, sender: str) -> tuple[BaseException | None,
+                                                                          int | None, str]:
+    """Send once; (error, code, text) for classify. Errors are data here, not control flow."""
+    if settings.smtp is None:
+        try:
+            path = transport.write_eml(claim.content, message_id=claim.message_id,
+                                       outbox_dir=settings.outbox_dir)
+        except OSError as exc:  # a full or unwritable disk: try again later
+            return exc, None, f"cannot write to the outbox folder: {exc.strerror or exc}"
+        return None, None, f"written to {path.name}"
+    try:
+        reply = await transport.send_bytes(claim.content, sender=sender,
+                                           recipient=claim.recipient, smtp=settings.smtp)
+    except TransportError as exc:
+        return exc, exc.code, exc.text
+    return None, reply.code, reply.text
+
+
+def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool, now: datetime,
+             alert_to: Sequence[str], sender: str, account: str | None) -> bool:
+    """Record the outcome if we still own the lease; pause and alert as the outcome says."""
+    values: dict[str, Any] = {
+        "lease_owner": None, "lease_until": None, "last_code": outcome.code,
+        "last_answer": outcome.text[:ANSWER_LIMIT],
+    }
+    if outcome.action == "sent":
+        values.update(status="sent", sent_at=now)
+    elif outcome.action == "retry":
+        values.update(status="retry", next_attempt_at=outcome.next_attempt_at)
+    elif outcome.action == "failed":
+        values.update(status="failed")
+    else:  # pause: this attempt does not count
+        given_back = claim.attempts - 1
+        values.update(status="queued" if given_back == 0 else "retry", attempts=given_back,
+                      next_attempt_at=now)
+    assert allowed("sending", values["status"])
+    if uncertain:
+        values["crash_resends"] = MessageRow.crash_resends + 1
+    with transaction(engine) as session:
+        owned = session.execute(update(MessageRow).where(
+            MessageRow.id == claim.id, MessageRow.lease_owner == claim.token,
+            MessageRow.status == "sending").values(**values))
+        if owned.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        if outcome.action == "pause" and account is not None:
+            pause_account(session, account, reason=outcome.text[:ANSWER_LIMIT], now=now)
+            log.error("SMTP account %s paused, nothing is sent through it until cleared: %s",
+                      account, outcome.text[:200])
+        if outcome.action in ("pause", "failed") and claim.kind != "alert" and alert_to:
+            public_id = session.scalar(select(DeliveryRow.public_id)
+                                       .where(DeliveryRow.id == claim.delivery_id))
+            reason = (f"{claim.recipient}: {outcome.code or ''} {outcome.text}".strip()
+                      if outcome.action == "failed" else
+                      f"SMTP account {account} paused, nothing is sent until it is cleared: "
+                      f"{outcome.code or ''} {outcome.text}")
+            enqueue_alert(session, delivery_id=claim.delivery_id, public_id=public_id or "?",
+                          sender=sender, organizers=alert_to, reason_key=outcome.reason,
+                          reason=reason[:ANSWER_LIMIT], now=now)
+    return True
+
+
+async def send_due(
+    engine: Engine,
+    settings: Settings,
+    *,
+    sender_for: Callable[[int], str],
+    organizers_for: Callable[[int], Sequence[str]],
+    now: datetime,
+    worker_id: str,
+    limit: int = 50,
+    lease: timedelta = timedelta(minutes=10),
+    rand: Callable[[], float] = random.random,
+    policy: RetryPolicy | None = None,
+    crash_point: CrashPoint | None = None,
+) -> SendReport:
+    """Send up to `limit` due messages, one at a time. `crash_point` is a test hook called with
+    "claimed" (lease committed, nothing sent) and "answered" (server replied, nothing recorded)."""
+    policy = policy or RetryPolicy()
+    account = settings.smtp.account if settings.smtp is not None else None
+    report = SendReport()
+    senders: dict[int, str] = {}
+    for _ in range(limit):
+        claim = claim_one(engine, now=now, worker_id=worker_id, lease=lease, account=account)
+        if claim is None:
+            if account is not None:
+                with transaction(engine) as session:
+                    report.account_paused = is_paused(session, account)
+            break
+        if crash_point is not None:
+            crash_point("claimed")
+        report.crash_resends += int(claim.reclaimed)
+        if claim.delivery_id not in senders:
+            senders[claim.delivery_id] = parseaddr(sender_for(claim.delivery_id))[1]
+        sender = senders[claim.delivery_id]
+        error, code, text = await attempt(claim, settings, sender)
+        if crash_point is not None:
+            crash_point("answered")
+        outcome = classify(error, code=code, text=text, attempts=claim.attempts,
+                           first_attempt_at=claim.retry_from, now=now, policy=policy, rand=rand)
+        uncertain = isinstance(error, OutcomeUnknown) and outcome.action == "retry"
+        alert_to = (organizers_for(claim.delivery_id)
+                    if outcome.action in ("pause", "failed") and claim.kind != "alert" else ())
+        if not complete(engine, claim, outcome, uncertain=uncertain, now=now, alert_to=alert_to,
+                        sender=sender, account=account):
+            log.warning("message %s: lease lost before its outcome was recorded", claim.message_id)
+            report.lease_lost += 1
+            continue
+        _count(report, outcome, uncertain)
+        log.info("message %s to %s: %s %s %s", claim.message_id, claim.recipient, outcome.action,
+                 outcome.code or "", outcome.text[:200])
+    return report
+
+
+def _count(report: SendReport, outcome: Outcome, uncertain: bool) -> None:
+    report.crash_resends += int(uncertain)
+    if outcome.action == "sent":
+        report.sent += 1
+    elif outcome.action == "retry":
+        report.retried += 1
+    elif outcome.action == "failed":
+        report.failed += 1
+    else:
+        report.paused += 1

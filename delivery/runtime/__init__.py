@@ -1,0 +1,1 @@
+"""Runtime: the long-running service (`serve`), its scheduler, its clock and its logs."""

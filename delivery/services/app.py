@@ -1,0 +1,88 @@
+"""Settings + schedules/ → App: the one object every entry point (CLI, scheduler, web) starts from.
+
+The CLI, the scheduler jobs and the web admin all call the service functions with an App; none of
+them talks to the database or SMTP on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from delivery.campaigns.config import Campaign, load_campaigns
+from delivery.errors import ConfigError, NotFound, UsageError
+from delivery.settings import Settings
+from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.models import CampaignRow
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    campaigns: dict[str, Campaign]
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
+                                                   f"{uuid.uuid4().hex[:6]}")
+
+    def campaign(self, slug: str | None) -> Campaign:
+        """The named campaign, or the only one when none is named."""
+        if slug is None:
+            if len(self.campaigns) == 1:
+                return next(iter(self.campaigns.values()))
+            names = ", ".join(sorted(self.campaigns)) or "none"
+            raise UsageError(f"several campaigns exist ({names}): choose one with --campaign SLUG")
+        try:
+            return self.campaigns[slug]
+        except KeyError:
+            raise NotFound(f"no campaign '{slug}' in {self.settings.schedules_dir}") from None
+
+    def campaign_id(self, session: Session, campaign: Campaign) -> int:
+        row_id = session.scalar(select(CampaignRow.id).where(CampaignRow.slug == campaign.slug))
+        if row_id is None:
+            raise UsageError(f"campaign '{campaign.slug}' is not in the database yet: run "
+                             "`petition-delivery init`")
+        return row_id
+
+    def campaign_by_id(self, session: Session, campaign_id: int) -> Campaign:
+        slug = session.scalar(select(CampaignRow.slug).where(CampaignRow.id == campaign_id))
+        if slug is None or slug not in self.campaigns:
+            raise NotFound(f"campaign #{campaign_id} has no file in {self.settings.schedules_dir}")
+        return self.campaigns[slug]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_app(settings: Settings) -> App:
+    campaigns = load_campaigns(settings.schedules_dir)
+    if not campaigns:
+        raise ConfigError(str(settings.schedules_dir), "(folder)", "no campaign files (*.toml) found")
+    for campaign in campaigns.values():
+        for language in campaign.languages:
+            letter = settings.templates_dir / campaign.letter / f"{language}.html.j2"
+            if not letter.is_file():
+                raise ConfigError(campaign.source, "campaign.letter",
+                                  f"no letter template {letter} for the recipients in language '{language}'")
+    return App(settings=settings, engine=make_engine(settings.database_url), campaigns=campaigns)
+
+
+def init(app: App, *, now: datetime | None = None) -> list[str]:
+    """Create or upgrade the schema and register every campaign; safe to rerun."""
+    now = now or datetime.now(UTC)
+    upgrade_schema(app.engine)
+    with transaction(app.engine) as session:
+        existing = {row.slug: row for row in session.scalars(select(CampaignRow))}
+        for campaign in app.campaigns.values():
+            row = existing.get(campaign.slug)
+            if row is None:
+                session.add(CampaignRow(slug=campaign.slug, title=campaign.title, goal=campaign.goal,
+                                        created_at=now))
+            else:
+                row.title, row.goal = campaign.title, campaign.goal
+    return sorted(app.campaigns)

@@ -1,0 +1,327 @@
+"""App + clock → deliveries: detect milestones, create, build, send, cancel, release (the service).
+
+Every function takes ids and a clock, works in short transactions and is safe to run from any
+number of processes at once: uniqueness comes from constraints (milestones, messages), exclusive
+work from leased claims (building a delivery, sending a message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from delivery.campaigns.config import Campaign, Recipient
+from delivery.campaigns.milestones import crossing
+from delivery.campaigns.window import earliest_send
+from delivery.errors import NotFound, StateConflict, UsageError
+from delivery.mail import outbox
+from delivery.services.app import App
+from delivery.storage import audit
+from delivery.storage.db import transaction
+from delivery.storage.models import DeliveryRow, MessageRow, MilestoneRow, SignerRow
+
+log = logging.getLogger("delivery.services.deliveries")
+BUILD_LEASE = timedelta(minutes=30)
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TickReport:
+    campaign: str
+    signer_count: int
+    milestones: list[int] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    built: list[str] = field(default_factory=list)
+    build_failures: list[str] = field(default_factory=list)
+    send: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def active_signer_count(session: Session, campaign_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(SignerRow).where(
+        SignerRow.campaign_id == campaign_id, SignerRow.withdrawn_at.is_(None))) or 0
+
+
+def frozen_signers_query(delivery: DeliveryRow):  # type: ignore[no-untyped-def]
+    """The signers a delivery was created with, in order; withdrawals after it do not change it."""
+    return (select(SignerRow)
+            .where(SignerRow.campaign_id == delivery.campaign_id,
+                   SignerRow.id <= delivery.last_signer_id,
+                   or_(SignerRow.withdrawn_at.is_(None), SignerRow.withdrawn_at > delivery.created_at))
+            .order_by(SignerRow.id))
+
+
+def new_dossier_id(campaign: Campaign, now: datetime) -> str:
+    prefix = "".join(word[0] for word in campaign.slug.split("-") if word)[:4].upper() or "D"
+    return f"{prefix}-{now:%Y%m%d}-{secrets.token_hex(3).upper()}"
+
+
+def _create_delivery(session: Session, app: App, campaign: Campaign, campaign_id: int, *, now: datetime,
+                     trigger: str, milestone: int | None, recipients: Sequence[Recipient], actor: str,
+                     hold_until: datetime | None) -> DeliveryRow:
+    last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
+    delivery = DeliveryRow(
+        campaign_id=campaign_id, public_id=new_dossier_id(campaign, now), trigger=trigger,
+        milestone=milestone, status="held" if hold_until and hold_until > now else "queued",
+        created_at=now, created_by=actor, hold_until=hold_until, last_signer_id=last,
+        signer_count=0, recipients=json.dumps([r.email for r in recipients]))
+    session.add(delivery)
+    session.flush()
+    delivery.signer_count = session.scalar(
+        select(func.count()).select_from(frozen_signers_query(delivery).subquery())) or 0
+    audit.record(session, at=now, actor=actor, action="delivery.create", campaign_id=campaign_id,
+                 subject=delivery.public_id, trigger=trigger, milestone=milestone,
+                 signer_count=delivery.signer_count, recipients=[r.email for r in recipients])
+    return delivery
+
+
+def detect_milestones(app: App, campaign: Campaign, *, now: datetime) -> tuple[int, list[int], str | None]:
+    """Record newly reached milestones and create one held delivery for the highest.
+
+    Two instances racing here both try to insert the milestone rows; the unique constraint lets
+    one win and the other roll back, so the delivery is created once.
+    """
+    with transaction(app.engine) as session:
+        campaign_id = app.campaign_id(session, campaign)
+        count = active_signer_count(session, campaign_id)
+        reached = set(session.scalars(select(MilestoneRow.threshold).where(
+            MilestoneRow.campaign_id == campaign_id)))
+    found = crossing(count, campaign.thresholds, reached)
+    if found is None:
+        return count, [], None
+    try:
+        with transaction(app.engine) as session:
+            delivery = _create_delivery(
+                session, app, campaign, campaign_id, now=now, trigger="milestone", milestone=found.highest,
+                recipients=campaign.recipients, actor="scheduler",
+                hold_until=now + campaign.schedule.hold if campaign.schedule.hold else None)
+            for threshold in found.reached:
+                session.add(MilestoneRow(campaign_id=campaign_id, threshold=threshold, reached_at=now,
+                                         signer_count=count, delivery_id=delivery.id))
+            session.flush()
+            public_id = delivery.public_id
+    except IntegrityError:
+        log.info("milestone already recorded by another instance", extra={"campaign": campaign.slug})
+        return count, [], None
+    log.info("milestone %s reached: delivery %s created", found.highest, public_id,
+             extra={"campaign": campaign.slug})
+    return count, list(found.reached), public_id
+
+
+def release_due_holds(app: App, campaign: Campaign, *, now: datetime) -> list[str]:
+    with transaction(app.engine) as session:
+        campaign_id = app.campaign_id(session, campaign)
+        rows = list(session.scalars(select(DeliveryRow).where(
+            DeliveryRow.campaign_id == campaign_id, DeliveryRow.status == "held",
+            DeliveryRow.hold_until <= now)))
+        for row in rows:
+            row.status = "queued"
+        return [r.public_id for r in rows]
+
+
+def claim_build(app: App, campaign: Campaign, *, now: datetime) -> int | None:
+    """Claim one queued (or abandoned) delivery for building; None when there is none."""
+    with transaction(app.engine) as session:
+        campaign_id = app.campaign_id(session, campaign)
+        query = (select(DeliveryRow.id).where(
+            DeliveryRow.campaign_id == campaign_id,
+            or_(DeliveryRow.status == "queued",
+                (DeliveryRow.status == "building") & (DeliveryRow.lease_until < now)))
+            .order_by(DeliveryRow.id).limit(1))
+        if app.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        delivery_id = session.scalar(query)
+        if delivery_id is None:
+            return None
+        session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(
+            status="building", lease_owner=app.worker_id, lease_until=now + BUILD_LEASE))
+        return delivery_id
+
+
+def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progress | None = None) -> bool:
+    """Build, sign and enqueue a claimed delivery. False (and the delivery failed) on a build error."""
+    from delivery.errors import DeliveryError
+    from delivery.services.pipeline import build_bundle_for_delivery, messages_for
+
+    with transaction(app.engine) as session:
+        delivery = session.get(DeliveryRow, delivery_id)
+        if delivery is None:
+            raise NotFound(f"no delivery #{delivery_id}")
+        campaign = app.campaign_by_id(session, delivery.campaign_id)
+    try:
+        files = build_bundle_for_delivery(app, campaign, delivery, now=now, progress=progress)
+    except DeliveryError as exc:
+        _fail_build(app, delivery_id, campaign, str(exc), now=now)
+        return False
+    send_at = now if delivery.trigger == "manual" else earliest_send(
+        now, campaign.schedule.send_window, campaign.schedule.timezone)
+    with transaction(app.engine) as session:
+        owned = session.execute(update(DeliveryRow).where(
+            DeliveryRow.id == delivery_id, DeliveryRow.status == "building",
+            DeliveryRow.lease_owner == app.worker_id).values(
+            status="sending", built_at=now, lease_owner=None, lease_until=None))
+        if owned.rowcount != 1:  # type: ignore[attr-defined]
+            log.warning("delivery %s: build lease lost; another worker owns it", delivery.public_id)
+            return False
+        from delivery.services.pipeline import store_files
+        store_files(session, delivery_id, files)
+        for recipient_email, parts in messages_for(app, campaign, delivery, files, send_at=send_at):
+            outbox.enqueue(session, delivery_id=delivery_id, recipient=recipient_email, kind="dossier",
+                           parts=parts, now=send_at)
+    log.info("delivery %s built: %d files", delivery.public_id, len(files))
+    return True
+
+
+def _fail_build(app: App, delivery_id: int, campaign: Campaign, reason: str, *, now: datetime) -> None:
+    with transaction(app.engine) as session:
+        delivery = session.get(DeliveryRow, delivery_id)
+        assert delivery is not None
+        delivery.status, delivery.error = "failed", reason
+        delivery.lease_owner = delivery.lease_until = None
+        audit.record(session, at=now, actor="system", action="delivery.build_failed",
+                     campaign_id=delivery.campaign_id, subject=delivery.public_id, reason=reason)
+        outbox.enqueue_alert(session, delivery_id=delivery_id, public_id=delivery.public_id,
+                             sender=campaign.sender, organizers=campaign.organizers,
+                             reason_key="build", reason=reason, now=now)
+    log.error("delivery %s could not be built: %s", delivery.public_id, reason)
+
+
+def send_due(app: App, *, now: datetime) -> dict[str, int]:
+    def sender_for(delivery_id: int) -> str:
+        with transaction(app.engine) as session:
+            row = session.get(DeliveryRow, delivery_id)
+            assert row is not None
+            return app.campaign_by_id(session, row.campaign_id).sender_address
+
+    def organizers_for(delivery_id: int) -> Sequence[str]:
+        with transaction(app.engine) as session:
+            row = session.get(DeliveryRow, delivery_id)
+            assert row is not None
+            return app.campaign_by_id(session, row.campaign_id).organizers
+
+    report = asyncio.run(outbox.send_due(app.engine, app.settings, sender_for=sender_for,
+                                         organizers_for=organizers_for, now=now, worker_id=app.worker_id))
+    settle_deliveries(app)
+    return report.to_dict()
+
+
+def settle_deliveries(app: App) -> None:
+    """A sending delivery is done when every dossier message is sent, failed when any failed."""
+    with transaction(app.engine) as session:
+        for delivery in session.scalars(select(DeliveryRow).where(DeliveryRow.status == "sending")):
+            states = set(session.scalars(select(MessageRow.status).where(
+                MessageRow.delivery_id == delivery.id, MessageRow.kind == "dossier")))
+            if states and states <= {"sent", "failed", "cancelled"}:
+                delivery.status = "done" if states == {"sent"} else "failed"
+
+
+def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | None = None) -> TickReport:
+    """One scheduler tick for one campaign: idempotent, safe on any number of instances."""
+    count, reached, created = detect_milestones(app, campaign, now=now)
+    report = TickReport(campaign=campaign.slug, signer_count=count, milestones=reached,
+                        created=[created] if created else [])
+    report.released = release_due_holds(app, campaign, now=now)
+    while (delivery_id := claim_build(app, campaign, now=now)) is not None:
+        with transaction(app.engine) as session:
+            public_id = session.get(DeliveryRow, delivery_id).public_id  # type: ignore[union-attr]
+        (report.built if build_delivery(app, delivery_id, now=now, progress=progress)
+         else report.build_failures).append(public_id)
+    report.send = send_due(app, now=now)
+    return report
+
+
+def send_now(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] = (), actor: str,
+             progress: Progress | None = None) -> str:
+    """A manual delivery to all recipients or the named ones: built and sent at once."""
+    recipients = pick_recipients(campaign, to)
+    with transaction(app.engine) as session:
+        campaign_id = app.campaign_id(session, campaign)
+        delivery = _create_delivery(session, app, campaign, campaign_id, now=now, trigger="manual",
+                                    milestone=None, recipients=recipients, actor=actor, hold_until=None)
+        delivery_id, public_id = delivery.id, delivery.public_id
+        delivery.status, delivery.lease_owner = "building", app.worker_id
+        delivery.lease_until = now + BUILD_LEASE
+    if build_delivery(app, delivery_id, now=now, progress=progress):
+        send_due(app, now=now)
+    return public_id
+
+
+def pick_recipients(campaign: Campaign, to: Sequence[str]) -> list[Recipient]:
+    if not to:
+        return list(campaign.recipients)
+    picked = []
+    for address in to:
+        try:
+            picked.append(campaign.recipient(address))
+        except KeyError:
+            known = ", ".join(r.email for r in campaign.recipients)
+            raise UsageError(f"'{address}' is not a recipient of {campaign.slug} "
+                             f"(recipients: {known})") from None
+    return picked
+
+
+def find_delivery(session: Session, app: App, campaign: Campaign, ref: str) -> DeliveryRow:
+    campaign_id = app.campaign_id(session, campaign)
+    query = select(DeliveryRow).where(DeliveryRow.campaign_id == campaign_id)
+    if re.fullmatch(r"[0-9]{1,9}", ref):
+        query = query.where(DeliveryRow.id == int(ref))
+    elif re.fullmatch(r"[A-Za-z0-9-]{1,40}", ref):
+        query = query.where(DeliveryRow.public_id == ref)
+    else:
+        raise NotFound(f"'{ref}' is not a delivery id (as shown by `deliveries`)")
+    delivery = session.scalar(query)
+    if delivery is None:
+        raise NotFound(f"no delivery '{ref}' in campaign {campaign.slug}")
+    return delivery
+
+
+def cancel(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str) -> str:
+    with transaction(app.engine) as session:
+        delivery = find_delivery(session, app, campaign, ref)
+        if delivery.status not in ("held", "queued", "sending"):
+            raise StateConflict(f"delivery {delivery.public_id} is {delivery.status}: nothing to cancel")
+        cancelled = outbox.cancel_delivery_messages(session, delivery.id, now)
+        delivery.status = "cancelled"
+        audit.record(session, at=now, actor=actor, action="delivery.cancel", campaign_id=delivery.campaign_id,
+                     subject=delivery.public_id, messages_cancelled=cancelled)
+        return delivery.public_id
+
+
+def release(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str) -> str:
+    with transaction(app.engine) as session:
+        delivery = find_delivery(session, app, campaign, ref)
+        if delivery.status != "held":
+            raise StateConflict(f"delivery {delivery.public_id} is {delivery.status}, not held")
+        delivery.status, delivery.hold_until = "queued", now
+        audit.record(session, at=now, actor=actor, action="delivery.release",
+                     campaign_id=delivery.campaign_id, subject=delivery.public_id)
+        return delivery.public_id
+
+
+def retry(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str) -> str:
+    with transaction(app.engine) as session:
+        delivery = find_delivery(session, app, campaign, ref)
+        if delivery.status == "failed" and delivery.built_at is None:
+            delivery.status, delivery.error = "queued", None  # the build failed: build again
+        elif delivery.status in ("failed", "sending"):
+            if outbox.retry_delivery(session, delivery.id, now) == 0:
+                raise StateConflict(f"delivery {delivery.public_id} has no failed message to retry")
+            delivery.status = "sending"
+        else:
+            raise StateConflict(f"delivery {delivery.public_id} is {delivery.status}: nothing to retry")
+        audit.record(session, at=now, actor=actor, action="delivery.retry",
+                     campaign_id=delivery.campaign_id, subject=delivery.public_id)
+        return delivery.public_id

@@ -1,0 +1,141 @@
+"""Delivery + frozen signers → signed bundle files → messages per recipient: the stages, wired.
+
+compose → render/pdf (build) → sign (bundle) → message. Used by the service for real deliveries
+and by `preview`, so a preview is exactly what would be sent.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from delivery.artifacts import BundleFile
+from delivery.bundle.assemble import BundleFacts, assemble_bundle
+from delivery.bundle.sign import SigningIdentity, load_identity
+from delivery.campaigns.config import Campaign, Recipient
+from delivery.dossier.render import load_texts, template_version
+from delivery.dossier.stored import Frozen, compose_stored
+from delivery.errors import SigningError
+from delivery.mail.message import Envelope, Letter, build_messages
+from delivery.pdf.build import build_dossier_pdfs
+from delivery.services.app import App
+from delivery.storage.models import DeliveryFileRow, DeliveryRow
+
+Progress = Callable[[int, int], None]
+
+
+def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningIdentity | None:
+    if campaign.signing == "off":
+        return None
+    if app.settings.signing_key is None:
+        raise SigningError(f"campaign {campaign.slug} requires signed dossiers but DELIVERY_SIGNING_KEY "
+                           "is not set (set it, or set signing = \"off\" in the campaign file)")
+    return load_identity(app.settings, now=now)
+
+
+def frozen(delivery: DeliveryRow) -> Frozen:
+    """The signers a delivery shows: up to its last one, withdrawals made by its creation applied."""
+    return Frozen(delivery.campaign_id, delivery.last_signer_id, delivery.created_at)
+
+
+def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: str,
+                 created_at: datetime, trigger: str, milestone: int | None,
+                 recipients: Sequence[Recipient], now: datetime,
+                 progress: Progress | None = None) -> list[BundleFile]:
+    # Load the key first: with signing required and the key unusable, nothing is rendered or sent.
+    identity = signing_identity(app, campaign, now=now)
+    dossier, read_lines = compose_stored(
+        app.engine, campaign, signers, dossier_id=dossier_id, created_at=created_at,
+        trigger=trigger, milestone=milestone, addressees=recipients,
+        signed=identity is not None, now=now)
+    templates = app.settings.templates_dir
+    pdfs = build_dossier_pdfs(dossier, templates, languages=_languages(recipients),
+                              cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress,
+                              read_lines=read_lines)
+    last_number, last_signed_on = dossier.last_line
+    facts = BundleFacts(
+        campaign_slug=campaign.slug, campaign_title=campaign.title, dossier_id=dossier_id,
+        trigger=trigger, milestone=milestone, signer_count=dossier.signer_count,
+        listed_count=dossier.listed_count, last_signer_number=last_number,
+        last_signer_signed_on=last_signed_on,
+        template_version=template_version(templates, campaign.letter), created_at=created_at)
+    return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
+                           location=campaign.signer_location, timestamp_url=app.settings.timestamp_url)
+
+
+def _languages(recipients: Sequence[Recipient]) -> list[str]:
+    return list(dict.fromkeys(r.language for r in recipients))
+
+
+def build_bundle_for_delivery(app: App, campaign: Campaign, delivery: DeliveryRow, *, now: datetime,
+                              progress: Progress | None = None) -> list[BundleFile]:
+    emails = json.loads(delivery.recipients)
+    return build_bundle(app, campaign, frozen(delivery), dossier_id=delivery.public_id,
+                        created_at=delivery.created_at, trigger=delivery.trigger,
+                        milestone=delivery.milestone,
+                        recipients=[campaign.recipient(e) for e in emails], now=now, progress=progress)
+
+
+def store_files(session: Session, delivery_id: int, files: Sequence[BundleFile]) -> None:
+    session.execute(delete(DeliveryFileRow).where(DeliveryFileRow.delivery_id == delivery_id))
+    for f in files:
+        session.add(DeliveryFileRow(delivery_id=delivery_id, name=f.name, language=f.language, kind=f.kind,
+                                    part=f.part, size=f.size, sha256=f.sha256, pages=f.pages,
+                                    content=f.data))
+
+
+def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
+                 send_at: datetime) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
+    """(recipient, [(Message-ID, bytes) per part]) for each recipient of the delivery in turn:
+    a million-signer dossier's e-mails are hundreds of MB per recipient, so only one
+    recipient's are in memory at a time.
+
+    The Date header is the time the message is due: built once with it, every retry carries
+    the same bytes.
+    """
+    envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
+                        dossier_id=delivery.public_id, created_at=send_at)
+    shared = [f for f in files if f.kind != "pdf"]
+    for email in json.loads(delivery.recipients):
+        recipient = campaign.recipient(email)
+        pdfs = [f for f in files if f.kind == "pdf" and f.language == recipient.language]
+        letter = render_letter(app.settings.templates_dir, campaign, recipient,
+                               dossier_id=delivery.public_id, signer_count=delivery.signer_count,
+                               milestone=delivery.milestone, created_at=delivery.created_at)
+        yield recipient.email, build_messages(envelope, recipient, letter, pdfs, shared)
+
+
+def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,
+                  signer_count: int, milestone: int | None, created_at: datetime) -> Letter:
+    """The e-mail's subject and body in the recipient's language, from templates/email/.
+
+    The body carries the same letter as the dossier's cover page, turned into plain text.
+    """
+    count = load_texts(templates_dir, recipient.language).num(signer_count)  # "1,200", "1 200"
+    html_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=True, undefined=StrictUndefined)
+    letter_html = html_env.get_template(f"{campaign.letter}/{recipient.language}.html.j2").render(
+        count=count, title=campaign.title)
+    text_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
+                           undefined=StrictUndefined, keep_trailing_newline=True)
+    text = text_env.get_template(f"email/dossier.{recipient.language}.txt.j2").render(
+        campaign=campaign, recipient=recipient, dossier_id=dossier_id, signer_count=signer_count,
+        count=count, milestone=milestone, created_at=created_at, letter_text=html_to_text(letter_html))
+    subject, _, body = text.partition("\n")
+    return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"))
+
+
+def html_to_text(markup: str) -> str:
+    """Readable paragraphs from rendered letter HTML."""
+    body = re.sub(r"</p>|<br\s*/?>", "\n\n", markup)
+    body = html.unescape(re.sub(r"<[^>]+>", "", body))
+    paragraphs = [" ".join(p.split()) for p in body.split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+

@@ -1,0 +1,1 @@
+"""Signers: raw rows (CSV, form, CLI) → normalised SignerInput values → stored signer rows."""

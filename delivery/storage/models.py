@@ -1,0 +1,232 @@
+"""The database schema (SQLAlchemy 2). Alembic migrations under delivery/storage/migrations create it.
+
+Uniqueness that correctness depends on lives here as constraints, not in application checks:
+one signer per campaign and e-mail key, one milestone row per threshold, one outbox message per
+(delivery, recipient, part). Any number of processes may race; the database decides.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CampaignRow(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    goal: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SignerRow(Base):
+    __tablename__ = "signers"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "email_key", name="uq_signers_campaign_email_key"),
+        # the withdrawals a dossier applies, found without reading every row
+        Index("ix_signers_campaign_withdrawn", "campaign_id", "withdrawn_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    # SHA-256 of the normalised e-mail (or of name+place when there is none): enough to
+    # de-duplicate and to find a withdrawal, never enough to write to anyone.
+    email_key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    country: Mapped[str] = mapped_column(String(100))
+    signed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    consent: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class VolumeFactsRow(Base):
+    """What a volume of stored signers holds (compose.VolumeFacts as JSON), by the fingerprint
+    of its rows (see delivery.dossier.stored): a build reads only the volumes not found here."""
+
+    __tablename__ = "volume_facts"
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The volume's rows: a full volume's bounds never change, so a later build counts the
+    # rows up to them instead of reading every id again.
+    size: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    first_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(Integer)
+    facts: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class DeliveryRow(Base):
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    trigger: Mapped[str] = mapped_column(String(20))  # milestone | manual
+    milestone: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # held → queued → building → sending → done | failed; cancelled from held or queued
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    hold_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The frozen signer set: signers with id <= last_signer_id not withdrawn at created_at.
+    last_signer_id: Mapped[int] = mapped_column(BigInteger)
+    signer_count: Mapped[int] = mapped_column(Integer)
+    recipients: Mapped[str] = mapped_column(Text)  # JSON list of e-mail addresses
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    built_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class MilestoneRow(Base):
+    __tablename__ = "milestones"
+    __table_args__ = (UniqueConstraint("campaign_id", "threshold", name="uq_milestones_campaign_threshold"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    threshold: Mapped[int] = mapped_column(Integer)
+    reached_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    signer_count: Mapped[int] = mapped_column(Integer)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), nullable=True)
+
+
+class DeliveryFileRow(Base):
+    """A file of a delivery's bundle, stored once: every retry sends exactly these bytes."""
+
+    __tablename__ = "delivery_files"
+    __table_args__ = (UniqueConstraint("delivery_id", "name", name="uq_delivery_files_delivery_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(20))  # pdf | manifest | manifest-signature
+    part: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MessageRow(Base):
+    """The outbox: one recipient, one part. States are in delivery.mail.outbox.TRANSITIONS."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "recipient", "part", name="uq_messages_delivery_recipient_part"),
+        Index("ix_messages_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(20))  # dossier | alert
+    part: Mapped[int] = mapped_column(Integer)
+    parts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # Attempts that started sending and never recorded an outcome (a crash between the
+    # server's answer and our commit): the resend carries the same bytes and Message-ID.
+    crash_resends: Mapped[int] = mapped_column(Integer, default=0)
+    # When an organizer retries a failed message, its retry window starts again from here.
+    retry_from: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class SmtpPauseRow(Base):
+    """An SMTP account that refused our login: nothing is sent through it until cleared."""
+
+    __tablename__ = "smtp_pauses"
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UtcDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class ApiTokenRow(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
