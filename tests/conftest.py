@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from delivery.storage.db import make_engine, upgrade_schema
 from delivery.storage.models import Base
-from tests.smtpd import SmtpServer
+from tests.support.smtpd import SmtpServer
 
 PG_ADMIN_URL = os.environ.get("DELIVERY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parent.parent

@@ -1,0 +1,137 @@
+"""Campaign files: the default one loads; every mistake names the file, the key and the problem."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+from pathlib import Path
+
+import pytest
+
+from delivery.campaigns.config import load_campaigns, parse_campaign
+from delivery.errors import ConfigError
+from delivery.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = (REPO / "schedules" / "salman-mukaev.toml").read_text(encoding="utf-8")
+
+
+def test_default_campaign_addresses_the_prime_minister_and_the_migration_service() -> None:
+    campaign = load_campaigns(REPO / "schedules")["salman-mukaev"]
+    assert campaign.goal == 80_000
+    assert [r.name for r in campaign.recipients] == ["Nikol Pashinyan", "Migration Service of Armenia"]
+    assert all(r.email.endswith("@example.org") for r in campaign.recipients)
+    assert campaign.thresholds == (1000, 5000, 10000, 25000, 50000, 80000)
+    assert campaign.languages == ("en", "hy")
+    assert campaign.schedule.hold == timedelta(hours=2)
+    window = campaign.schedule.send_window
+    assert window is not None and window.days == frozenset(range(5))
+    assert (window.start, window.end) == (time(9), time(18))
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"), [
+    ("goal = 80000", "goal = -5", "campaign.goal", "positive whole number"),
+    ("goal = 80000", 'goal = "many"', "campaign.goal", "positive whole number"),
+    ('email = "prime-minister@example.org"', 'email = "a@example.org, b@example.org"',
+     "recipients[0].email", "exactly one address"),
+    ('email = "prime-minister@example.org"', 'email = "pm@example.org\\r\\nBcc: x@evil.test"',
+     "recipients[0].email", "line break"),
+    ('email = "prime-minister@example.org"', 'email = "prémier@example.org"',
+     "recipients[0].email", "SMTPUTF8"),
+    ('email = "prime-minister@example.org"', 'email = "migration-service@example.org"',
+     "recipients", "listed twice"),
+    ("[1000, 5000, 10000, 25000, 50000, 80000]", "[5000, 1000]", "milestones.thresholds", "increasing"),
+    ('timezone = "Asia/Yerevan"', 'timezone = "Asia/Atlantis"', "schedule.timezone", "unknown time zone"),
+    ('send_window = "Mon-Fri 09:00-18:00"', 'send_window = "weekdays"', "schedule.send_window", "Mon-Fri"),
+    ('send_window = "Mon-Fri 09:00-18:00"', 'send_window = "Mon-Fri 18:00-09:00"', "schedule.send_window",
+     "before the end"),
+    ('hold = "2h"', 'hold = "two hours"', "schedule.hold", "duration"),
+    ('language = "hy"', 'language = "xx"', "recipients[1].language", "not one of"),
+    ('signing = "required"', 'signing = "maybe"', "campaign.signing", "not one of"),
+    ('slug = "salman-mukaev"', 'slug = "Salman Mukaev"', "campaign.slug", "lowercase"),
+])
+def test_config_errors_name_file_key_and_problem(old: str, new: str, key: str, problem: str) -> None:
+    assert old in GOOD
+    with pytest.raises(ConfigError) as caught:
+        parse_campaign(GOOD.replace(old, new, 1), "schedules/x.toml")
+    assert caught.value.source == "schedules/x.toml"
+    assert caught.value.key == key
+    assert problem in caught.value.problem
+    assert str(caught.value).startswith(f"schedules/x.toml: {key}: ")
+
+
+def test_missing_table_and_syntax_error_are_reported() -> None:
+    with pytest.raises(ConfigError, match="missing \\[milestones\\] table"):
+        parse_campaign(GOOD.split("[milestones]")[0], "x.toml")
+    with pytest.raises(ConfigError, match=r"x.toml: \(syntax\)"):
+        parse_campaign("[campaign\nslug=", "x.toml")
+
+
+def test_two_files_with_one_slug_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "b.toml").write_text(GOOD, encoding="utf-8")
+    with pytest.raises(ConfigError, match="also used by"):
+        load_campaigns(tmp_path)
+
+
+def test_smtp_security_none_only_for_loopback() -> None:
+    env = {"DELIVERY_SMTP_HOST": "mail.example.org", "DELIVERY_SMTP_SECURITY": "none"}
+    with pytest.raises(ConfigError, match="loopback"):
+        load_settings(env)
+    smtp = load_settings({**env, "DELIVERY_SMTP_HOST": "127.0.0.1"}).smtp
+    assert smtp is not None and smtp.port == 25
+
+
+def test_secrets_are_not_in_repr() -> None:
+    settings = load_settings({"DELIVERY_SMTP_HOST": "mail.example.org", "DELIVERY_SMTP_PASSWORD": "hunter2",
+                              "DELIVERY_SIGNING_PASSPHRASE": "s3cret"})
+    assert "hunter2" not in repr(settings)
+    assert "s3cret" not in repr(settings)
+    assert settings.smtp is not None and settings.smtp.port == 587
+
+
+def test_bad_port_is_refused() -> None:
+    with pytest.raises(ConfigError, match="DELIVERY_SMTP_PORT"):
+        load_settings({"DELIVERY_SMTP_HOST": "mail.example.org", "DELIVERY_SMTP_PORT": "smtp"})
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ('hold = "2h"', 'hodl = "2h"', "schedule.hodl"),
+    ('send_window = "Mon-Fri 09:00-18:00"', 'send_windw = "Mon-Fri 09:00-18:00"', "schedule.send_windw"),
+    ('language = "en"', 'language = "en"\nlanguge = "hy"', "recipients[0].languge"),
+    ("[milestones]", "[milestone]\nx = 1\n[milestones]", "milestone"),
+])
+def test_misspelt_keys_are_refused_not_defaulted(old: str, new: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_campaign(GOOD.replace(old, new, 1), "x.toml")
+    assert caught.value.key == key and "unknown key" in caught.value.problem
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "abc", "99999"])
+def test_smtp_timeout_must_be_sensible(timeout: str) -> None:
+    with pytest.raises(ConfigError, match="DELIVERY_SMTP_TIMEOUT"):
+        load_settings({"DELIVERY_SMTP_HOST": "mail.example.org", "DELIVERY_SMTP_TIMEOUT": timeout})
+
+
+def test_a_campaign_without_its_letter_template_is_refused_at_start(tmp_path: Path) -> None:
+    from delivery.services.app import open_app
+
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "schedules" / "c.toml").write_text(GOOD.replace("letters/salman-mukaev", "letters/nope"),
+                                                   encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        open_app(load_settings({"DELIVERY_HOME": str(tmp_path)}))
+    assert caught.value.key == "campaign.letter" and "letters/nope/en.html.j2" in caught.value.problem
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("mysql://x@localhost/y", "not supported"),
+    ("not a url", "not a database URL"),
+    ("sqlite:////nonexistent-folder/dir/x.db", "does not exist"),
+])
+def test_unusable_database_urls_are_config_errors(url: str, problem: str) -> None:
+    from delivery.storage.db import make_engine
+
+    with pytest.raises(ConfigError, match=problem):
+        make_engine(url)
+    assert not Path("/nonexistent-folder").exists()

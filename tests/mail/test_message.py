@@ -1,0 +1,78 @@
+"""MIME messages: one recipient each, deterministic bytes, parts within the size budget."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from pathlib import Path
+
+from delivery.artifacts import BundleFile
+from delivery.campaigns.config import Recipient, parse_campaign
+from delivery.mail.message import Envelope, Letter, build_messages, group_parts
+from delivery.services.pipeline import render_letter
+
+ENVELOPE = Envelope(sender="Campaign <campaign@example.org>", sender_address="campaign@example.org",
+                    dossier_id="SM-20261127-ABC123", created_at=datetime(2026, 11, 27, 9, tzinfo=UTC))
+PM = Recipient(name="Nikol Pashinyan", email="prime-minister@example.org", language="en",
+               title="Prime Minister")
+LETTER = Letter(subject="Petition: 1,000 signatures", body="Dear Prime Minister,\n\nЗдравствуйте. Բարև։\n")
+
+
+def pdf(name: str, size: int) -> BundleFile:
+    return BundleFile(name=name, kind="pdf", language="en", part=1, pages=1, data=b"%PDF" + b"x" * size)
+
+
+MANIFEST = BundleFile(name="manifest.json", kind="manifest", language="", part=0, pages=None, data=b"{}")
+
+
+def test_one_message_carries_the_pdf_the_manifest_and_the_letter() -> None:
+    [(mid, data)] = build_messages(ENVELOPE, PM, LETTER, [pdf("dossier-en.pdf", 100)], [MANIFEST])
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["To"] == "Nikol Pashinyan <prime-minister@example.org>"
+    assert msg["Message-ID"] == mid
+    assert msg["X-Dossier-Id"] == "SM-20261127-ABC123"
+    assert mid.endswith("@example.org>")
+    body = msg.get_body(("plain",))
+    assert body is not None and "Բարև" in body.get_content()
+    names = [p.get_filename() for p in msg.iter_attachments()]
+    assert names == ["dossier-en.pdf", "manifest.json"]
+    attached = next(msg.iter_attachments()).get_content()
+    assert attached == b"%PDF" + b"x" * 100
+
+
+def test_the_same_inputs_give_the_same_bytes() -> None:
+    files = [pdf("dossier-en.pdf", 100)]
+    assert build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST]) == build_messages(
+        ENVELOPE, PM, LETTER, files, [MANIFEST])
+
+
+def test_message_ids_differ_by_recipient_and_part() -> None:
+    other = Recipient(name="Migration Service", email="migration-service@example.org", language="en")
+    a = build_messages(ENVELOPE, PM, LETTER, [pdf("a.pdf", 10), pdf("b.pdf", 10)], [], budget=15)
+    b = build_messages(ENVELOPE, other, LETTER, [pdf("a.pdf", 10)], [])
+    ids = [m for m, _ in a] + [m for m, _ in b]
+    assert len(set(ids)) == 3
+
+
+def test_large_dossiers_are_split_within_the_budget() -> None:
+    files = [pdf(f"part{i}.pdf", 6_000_000) for i in range(1, 4)]
+    assert [len(g) for g in group_parts(files, 15_000_000)] == [2, 1]
+    messages = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], budget=15_000_000)
+    assert len(messages) == 2
+    second = email.message_from_bytes(messages[1][1], policy=email.policy.default)
+    assert second["Subject"] == "Petition: 1,000 signatures (2/2)"
+    assert [p.get_filename() for p in second.iter_attachments()] == ["part3.pdf", "manifest.json"]
+
+
+def test_the_letter_writes_the_count_as_the_recipients_language_does() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    campaign = parse_campaign((repo / "schedules" / "salman-mukaev.toml").read_text(), "test")
+    by_language = {r.language: r for r in campaign.recipients}
+    letters = {lang: render_letter(repo / "templates", campaign, by_language[lang],
+                                   dossier_id="SM-1", signer_count=81_200, milestone=80_000,
+                                   created_at=datetime(2026, 11, 24, tzinfo=UTC))
+               for lang in ("en", "hy")}
+    assert "81,200 signatures" in letters["en"].subject and "81,200" in letters["en"].body
+    assert "81 200" in letters["hy"].subject and "81 200" in letters["hy"].body
+    assert "81,200" not in letters["hy"].subject + letters["hy"].body

@@ -1,0 +1,1 @@
+"""Helpers the tests share: real servers (SMTP, serve), campaign files, PDFs and keys."""
