@@ -8,6 +8,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+# The attachment bytes one e-mail carries: the PDF is cut into parts of about this size, and the
+# parts are packed into e-mails by it. One figure for both, so a part always fits its e-mail.
+PART_BYTES = 15_000_000
+
 
 @dataclass(frozen=True)
 class UnsignedPdf:

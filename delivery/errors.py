@@ -6,9 +6,19 @@ printing `str(error)`: each message is one line a campaigner can act on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class DeliveryError(Exception):
     """Base of every error this package raises on purpose."""
+
+
+class BuildStopped(Exception):
+    """Raised inside a build (through its progress callback) when shutdown cannot wait any longer.
+
+    Not a DeliveryError on purpose: the service must not mark the delivery failed; its build
+    lease is handed back instead and another instance, or the next start, builds it again.
+    """
 
 
 class UsageError(DeliveryError):
@@ -23,6 +33,34 @@ class ConfigError(UsageError):
         self.key = key
         self.problem = problem
         super().__init__(f"{source}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class MissingPiece:
+    """One thing a recipient language lacks: which file (and key in it), for which language, why;
+    `needed_by` is the campaign file's key that asks for the language."""
+
+    file: str
+    key: str  # "" for a whole template file; "[ru] to, from" for fixed texts
+    language: str
+    problem: str
+    needed_by: str
+
+    def __str__(self) -> str:
+        return f"{self.file}{' ' + self.key if self.key else ''} ({self.problem})"
+
+
+class CampaignIncomplete(ConfigError):
+    """A campaign addresses a recipient in a language its templates do not fully have."""
+
+    def __init__(self, source: str, pieces: list[MissingPiece]) -> None:
+        self.pieces = pieces
+        first = pieces[0]
+        same = [p for p in pieces if p.language == first.language]
+        others = len(pieces) - len(same)
+        super().__init__(source, first.needed_by,
+                         f"language '{first.language}' lacks " + "; ".join(str(p) for p in same)
+                         + (f"; and {others} more for other languages" if others else ""))
 
 
 class InputRefused(UsageError):

@@ -1,7 +1,8 @@
 """Environment → Settings: everything that is not in a campaign file, secrets included.
 
-Secrets (SMTP password, signing passphrase) come only from the environment and are never part of
-`repr()`, so they cannot leak into logs or tracebacks.
+This is the one module that reads the environment (the README's table lists every variable).
+Secrets (SMTP password, signing passphrase, session key) come only from the environment and are
+never part of `repr()`, so they cannot leak into logs or tracebacks.
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
+from delivery.campaigns.config import parse_duration
 from delivery.errors import ConfigError
 
 BUILTIN = Path(__file__).parent / "_builtin"
 SOURCE_TREE = Path(__file__).resolve().parent.parent
 SECURITY_MODES = ("starttls", "tls", "none")
+COOKIE_MODES = ("auto", "always", "never")
+MIN_SECRET = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_DEADLINE = 30.0
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,15 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    secret_key: str | None = field(default=None, repr=False)  # None: a random key per process
+    # "always": every cookie Secure; "auto": Secure when the request came over TLS (directly or
+    # through a trusted proxy's X-Forwarded-Proto); "never": for plain-HTTP local use only.
+    secure_cookies: str = "auto"
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     database_url: str
@@ -46,6 +63,11 @@ class Settings:
     signing_cert: Path | None
     signing_passphrase: str | None = field(default=None, repr=False)
     timestamp_url: str | None = None
+    web: WebSettings = field(default_factory=WebSettings)
+    shutdown_deadline: float = DEFAULT_DEADLINE  # seconds a stop of `serve` may take
+    check_every: timedelta | None = None  # one tick interval for every campaign (operations, tests)
+    clock_file: Path | None = None  # test only: `serve` reads the time from this file
+    log_level: str = "INFO"
 
     @property
     def schedules_dir(self) -> Path:
@@ -81,7 +103,69 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         signing_cert=Path(cert) if cert else None,
         signing_passphrase=env.get("DELIVERY_SIGNING_PASSPHRASE"),
         timestamp_url=env.get("DELIVERY_TIMESTAMP_URL") or None,
+        web=_web_settings(env),
+        shutdown_deadline=_shutdown_deadline(env),
+        check_every=_check_every(env),
+        clock_file=Path(env["DELIVERY_CLOCK_FILE"]) if env.get("DELIVERY_CLOCK_FILE") else None,
+        log_level=_log_level(env),
     )
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("DELIVERY_LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError("environment", "DELIVERY_LOG_LEVEL",
+                          f"'{level[:20]}' is not one of: {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _web_settings(env: Mapping[str, str]) -> WebSettings:
+    secret = env.get("DELIVERY_SECRET_KEY") or ""
+    if secret and len(secret) < MIN_SECRET:
+        raise ConfigError("environment", "DELIVERY_SECRET_KEY",
+                          f"too short: use at least {MIN_SECRET} random characters (e.g. "
+                          "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+    secure = (env.get("DELIVERY_SECURE_COOKIES") or "auto").lower()
+    if secure not in COOKIE_MODES:
+        raise ConfigError("environment", "DELIVERY_SECURE_COOKIES",
+                          f"'{secure}' is not {', '.join(COOKIE_MODES[:-1])} or {COOKIE_MODES[-1]}")
+    proxies = []
+    for item in (env.get("DELIVERY_TRUSTED_PROXIES") or "").replace(",", " ").split():
+        try:
+            proxies.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError("environment", "DELIVERY_TRUSTED_PROXIES",
+                              f"'{item}' is not an IP address or network") from None
+    return WebSettings(secret_key=secret or None, secure_cookies=secure, trusted_proxies=tuple(proxies))
+
+
+def _shutdown_deadline(env: Mapping[str, str]) -> float:
+    raw = env.get("DELIVERY_SHUTDOWN_DEADLINE") or str(DEFAULT_DEADLINE)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError("environment", "DELIVERY_SHUTDOWN_DEADLINE",
+                          f"'{raw}' is not a number of seconds (0-3600]")
+    return value
+
+
+def _check_every(env: Mapping[str, str]) -> timedelta | None:
+    """'2s', '1m' or a number of seconds; unset: each campaign's own schedule.check_every."""
+    text = (env.get("DELIVERY_CHECK_EVERY") or "").strip()
+    if not text:
+        return None
+    value = parse_duration(text)
+    if value is None:
+        try:
+            value = timedelta(seconds=float(text))
+        except ValueError:
+            value = None
+    if value is None or value <= timedelta(0):
+        raise ConfigError("environment", "DELIVERY_CHECK_EVERY",
+                          f"'{text}' is not a duration like '2s' or '5m'")
+    return value
 
 
 def _smtp_settings(env: Mapping[str, str]) -> SmtpSettings | None:

@@ -11,16 +11,12 @@ import getpass
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TextIO
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any, TextIO
 
 from delivery.errors import UsageError
-from delivery.services import accounts
-from delivery.services.app import App
-from delivery.storage import audit
-from delivery.storage.db import transaction
-from delivery.storage.models import CampaignRow
+
+if TYPE_CHECKING:
+    from delivery.services.app import App
 
 Emit = Callable[[argparse.Namespace, Any, str], None]
 
@@ -67,6 +63,8 @@ def read_password(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
             raise UsageError("the two passwords differ; nothing changed")
     if not password:
         raise UsageError("empty password; nothing changed")
+    from delivery.services import accounts
+
     return accounts.check_password(password)
 
 
@@ -77,55 +75,46 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
 
 
 def _users(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: str) -> int:
+    from delivery.services import accounts
+
     action = args.users_command
     if action == "list":
-        with transaction(app.engine) as session:
-            users = accounts.list_users(session)
-        emit(args, users, "\n".join(f"{u['name']}  (since {u['created_at']})" for u in users) or "no users")
+        users = accounts.list_users(app)
+        lines = [f"{u.name}  (since {u.created_at:%Y-%m-%d %H:%M})" for u in users]
+        emit(args, users, "\n".join(lines) or "no users")
         return 0
     accounts.check_name(args.name, "user")
     if action == "add":
         password = read_password(args)
-        with transaction(app.engine) as session:
-            created = accounts.add_user(session, args.name, password, now=now, replace=args.reset_password)
-            audit.record(session, at=now, actor=actor, action="user.add" if created else "user.password",
-                         subject=args.name)
+        created = accounts.add_user(app, args.name, password, now=now, actor=actor,
+                                    replace=args.reset_password)
         emit(args, {"user": args.name, "created": created},
              f"user {args.name} {'created' if created else 'has a new password'}")
         return 0
-    with transaction(app.engine) as session:
-        accounts.remove_user(session, args.name)
-        audit.record(session, at=now, actor=actor, action="user.remove", subject=args.name)
+    accounts.remove_user(app, args.name, now=now, actor=actor)
     emit(args, {"user": args.name, "removed": True}, f"user {args.name} removed")
     return 0
 
 
 def _tokens(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: str) -> int:
+    from delivery.services import accounts
+
     action = args.tokens_command
     if action == "list":
-        with transaction(app.engine) as session:
-            tokens = accounts.list_tokens(session)
-            slugs: dict[object, str] = {row_id: slug for row_id, slug in session.execute(
-                select(CampaignRow.id, CampaignRow.slug))}
-        emit(args, tokens, "\n".join(
-            f"{t['name']}  campaign {slugs.get(t['campaign_id'], 'any')}  created {t['created_at']}"
-            + (f"  REVOKED {t['revoked_at']}" if t["revoked_at"] else "") for t in tokens) or "no tokens")
+        tokens = accounts.list_tokens(app)
+        lines = [f"{t.name}  campaign {t.campaign or 'any'}  created {t.created_at:%Y-%m-%d %H:%M}"
+                 + (f"  REVOKED {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "") for t in tokens]
+        emit(args, tokens, "\n".join(lines) or "no tokens")
         return 0
     if action == "add":
         slug = getattr(args, "campaign", None)
-        with transaction(app.engine) as session:
-            campaign_id = app.campaign_id(session, app.campaign(slug)) if slug else None
-            token = accounts.add_token(session, args.name, campaign_id=campaign_id, now=now)
-            audit.record(session, at=now, actor=actor, action="token.add", campaign_id=campaign_id,
-                         subject=args.name)
+        token = accounts.add_token(app, args.name, campaign=app.campaign(slug) if slug else None, now=now,
+                                   actor=actor)
         scope = f"campaign {slug}" if slug else "every campaign"
         emit(args, {"name": args.name, "campaign": slug, "token": token},
              f"{token}\n(token {args.name} for {scope}: copy it now, it is not shown again)")
         return 0
-    with transaction(app.engine) as session:
-        revoked = accounts.revoke_token(session, args.name, now=now)
-        if revoked:
-            audit.record(session, at=now, actor=actor, action="token.revoke", subject=args.name)
+    revoked = accounts.revoke_token(app, args.name, now=now, actor=actor)
     emit(args, {"name": args.name, "revoked": True},
          f"token {args.name} revoked" if revoked else f"token {args.name} was revoked already")
     return 0

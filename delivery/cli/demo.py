@@ -14,18 +14,13 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from delivery.bundle.sign import ensure_demo_identity
 from delivery.cli.progress import ProgressBar
-from delivery.services import deliveries, reports
+from delivery.services import deliveries, reports, signers
 from delivery.services.app import App, init, open_app
 from delivery.settings import load_settings
 from delivery.signers.intake import validate_signer
 from delivery.signers.samples import sample_rows
-from delivery.signers.store import add_signers
-from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryFileRow, DeliveryRow
 
 
 def demo_clock(real_now: datetime, timezone: str) -> datetime:
@@ -82,7 +77,7 @@ def _run(app: App, folder: Path, cert: Path, signers: int, real_now: datetime, j
                 f"created {report.created or '-'}; built {report.built or '-'}; "
                 f"sent {report.send.get('sent', 0)}")
     data = reports.deliveries(app, campaign)
-    _export_files(app, folder / "dossiers")
+    reports.export_files(app, campaign, folder / "dossiers")
     outbox = sorted((folder / "outbox").glob("*.eml"))
     summary = {"folder": str(folder), "outbox": [str(p) for p in outbox], "deliveries": data,
                "certificate": str(cert), "self_signed": True}
@@ -94,20 +89,9 @@ def _run(app: App, folder: Path, cert: Path, signers: int, real_now: datetime, j
     return 1 if failed or not outbox else 0
 
 
-def _export_files(app: App, target: Path) -> None:
-    with transaction(app.engine) as session:
-        for public_id, name, content in session.execute(
-                select(DeliveryRow.public_id, DeliveryFileRow.name, DeliveryFileRow.content)
-                .join(DeliveryFileRow, DeliveryFileRow.delivery_id == DeliveryRow.id)):
-            (target / public_id).mkdir(parents=True, exist_ok=True)
-            (target / public_id / name).write_bytes(content)
-
-
 def _add(app: App, rows: list[dict[str, object]], now: datetime) -> None:
-    with transaction(app.engine) as session:
-        campaign_id = app.campaign_id(session, app.campaign(None))
-        batch = [validate_signer(r, now=now, source="demo") for r in rows]
-        add_signers(session, campaign_id, batch, now=now)
+    batch = [validate_signer(r, now=now, source="demo") for r in rows]
+    signers.add_many(app, app.campaign(None), batch, now=now, actor="demo")
 
 
 def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Path], cert: Path) -> None:

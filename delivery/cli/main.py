@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -10,17 +11,17 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from delivery.errors import DeliveryError, UsageError
-from delivery.services import deliveries, reports
-from delivery.services.app import App, init, open_app
-from delivery.settings import load_settings
 
-Handler = Callable[[App, argparse.Namespace], int]
+if TYPE_CHECKING:
+    from delivery.services.app import App
 
+    Handler = Callable[[App, argparse.Namespace], int]
+
+# The services (and through them SQLAlchemy, the PDF stack, SMTP) are imported by the commands
+# that use them: `--help` and `verify` start in a fraction of a second.
 
 def _now(text: str | None) -> datetime:
     if not text:
@@ -32,11 +33,21 @@ def _now(text: str | None) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _json_value(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.json else text)
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=_json_value) if args.json else text)
 
 
 def cmd_init(app: App, args: argparse.Namespace) -> int:
+    from delivery.services.app import init
+
     slugs = init(app)
     _emit(args, {"campaigns": slugs, "database": app.engine.url.render_as_string()},
           f"database ready ({app.engine.url.render_as_string()}); campaigns: {', '.join(slugs)}")
@@ -45,6 +56,7 @@ def cmd_init(app: App, args: argparse.Namespace) -> int:
 
 def cmd_status(app: App, args: argparse.Namespace) -> int:
     from delivery.cli.textreport import status_text
+    from delivery.services import reports
 
     data = reports.status(app, app.campaign(args.campaign))
     _emit(args, data, status_text(data))
@@ -53,6 +65,7 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
 
 def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     from delivery.cli.textreport import deliveries_text
+    from delivery.services import deliveries, reports
 
     campaign = app.campaign(args.campaign)
     action = args.action
@@ -62,11 +75,9 @@ def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
         return 0
     if not args.ref:
         raise UsageError(f"deliveries {action} needs a delivery id")
-    fn = {"cancel": deliveries.cancel, "release": deliveries.release, "retry": deliveries.retry}[action]
     now = _now(None)
-    public_id = fn(app, campaign, args.ref, now=now, actor=_actor())
-    if action != "cancel":
-        # Do now what the next scheduler tick would do (it is idempotent, so `serve` may run too).
+    public_id = deliveries.change(app, campaign, action, args.ref, now=now, actor=_actor())
+    if deliveries.needs_work_now(action):
         deliveries.tick(app, campaign, now=now)
     record = next(d for d in reports.deliveries(app, campaign) if d["id"] == public_id)
     _emit(args, record, f"delivery {public_id} {PAST[action]}: now {record['status']}"
@@ -93,6 +104,8 @@ def _waiting_hint(data: dict[str, Any]) -> str:
 
 
 def cmd_run_due(app: App, args: argparse.Namespace) -> int:
+    from delivery.services import deliveries
+
     now = _now(args.now)
     campaigns = [app.campaign(args.campaign)] if args.campaign else list(app.campaigns.values())
     reports = [deliveries.tick(app, c, now=now) for c in campaigns]
@@ -123,6 +136,7 @@ def cmd_preview(app: App, args: argparse.Namespace) -> int:
 
 def cmd_send(app: App, args: argparse.Namespace) -> int:
     from delivery.cli.progress import ProgressBar
+    from delivery.services import deliveries, reports
 
     campaign = app.campaign(args.campaign)
     recipients = deliveries.pick_recipients(campaign, args.to or ())
@@ -145,6 +159,27 @@ def cmd_send(app: App, args: argparse.Namespace) -> int:
     _emit(args, data, f"delivery {public_id}: {data['status']}" + _message_lines(data)
           + _waiting_hint(data) + (f"\n{data['error']}" if data["error"] else ""))
     return 0 if data["status"] in ("done", "sending") else 1
+
+
+def cmd_smtp(app: App, args: argparse.Namespace) -> int:
+    from delivery.services import sending
+
+    if args.smtp_command == "status":
+        pauses = sending.paused_accounts(app)
+        _emit(args, pauses, "\n".join(f"PAUSED {p.account} since {p.since:%Y-%m-%d %H:%M} UTC: {p.reason}"
+                                      for p in pauses) or "sending is not paused")
+        return 0
+    resumed = sending.resume(app, args.account, now=_now(None), actor=_actor())
+    send = resumed.send
+    if resumed.paused_again:
+        _emit(args, resumed, f"sending through {resumed.account} is paused again: the server refused "
+              f"the login once more ({resumed.paused_again}); check DELIVERY_SMTP_USERNAME and "
+              "DELIVERY_SMTP_PASSWORD")
+        return 1
+    _emit(args, resumed, f"sending through {resumed.account} resumed (paused since "
+          f"{resumed.paused_since:%Y-%m-%d %H:%M} UTC); sent now: {send.get('sent', 0)}, "
+          f"to retry: {send.get('retried', 0)}, failed: {send.get('failed', 0)}")
+    return 1 if send.get("failed") else 0
 
 
 def cmd_signers(app: App, args: argparse.Namespace) -> int:
@@ -178,11 +213,6 @@ def cmd_serve(app: App, args: argparse.Namespace) -> int:
     from delivery.runtime.serve import serve
 
     return serve(app, host=args.host, port=args.port, log_format=args.log_format, campaign=args.campaign)
-
-
-def _first_line(exc: SQLAlchemyError) -> str:
-    original = getattr(exc, "orig", None) or exc
-    return (str(original).strip().splitlines() or [type(original).__name__])[0]
 
 
 def _actor() -> str:
@@ -243,6 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--log-format", choices=("text", "json"), default="text")
 
+    p = add("smtp", cmd_smtp, "whether sending is paused; resume it once the SMTP login is fixed")
+    smtp = p.add_subparsers(dest="smtp_command", required=True, metavar="ACTION")
+    smtp.add_parser("status", parents=[common], help="the paused SMTP accounts, since when and why")
+    resume = smtp.add_parser("resume", parents=[common],
+                             help="clear the pause (once the SMTP login is fixed) and send what waited")
+    resume.add_argument("--account", metavar="USER@HOST:PORT",
+                        help="the paused account, as `smtp status` shows it (default: the only one)")
     from delivery.cli.signers import add_parsers
 
     p = add("signers", cmd_signers, "import, add, count or remove signers")
@@ -267,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app: App | None = None
     try:
         if args.needs_app:
+            from delivery.services.app import open_app
+            from delivery.settings import load_settings
+
             app = open_app(load_settings())
         code: int = args.handler(app, args)
         return code
@@ -276,10 +316,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeliveryError as exc:
         print(f"petition-delivery: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:
-        print(f"petition-delivery: database error: {_first_line(exc)} (is DELIVERY_DATABASE_URL right, "
-              "and has `petition-delivery init` run?)", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("petition-delivery: interrupted", file=sys.stderr)
         return 1
@@ -287,6 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (`| head`) went away: stop quietly, as other command-line tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        from delivery.services.app import database_error
+
+        problem = database_error(exc)
+        if problem is None:
+            raise
+        print(f"petition-delivery: database error: {problem} (is DELIVERY_DATABASE_URL right, "
+              "and has `petition-delivery init` run?)", file=sys.stderr)
+        return 1
     finally:
         if app is not None:
             app.close()

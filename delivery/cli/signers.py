@@ -1,4 +1,4 @@
-"""`signers import|add|count|remove` → intake and store calls, with their reports."""
+"""`signers import|add|count|remove` → calls of delivery.services.signers, with their reports."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from delivery.errors import InputRefused, NotFound, RowRejected
-from delivery.services.app import App
-from delivery.storage import audit
-from delivery.storage.db import transaction
+from delivery.errors import InputRefused, RowRejected
+
+if TYPE_CHECKING:
+    from delivery.services.app import App
 
 Emit = Callable[[argparse.Namespace, Any, str], None]
 
@@ -40,22 +40,13 @@ def add_parsers(parser: argparse.ArgumentParser) -> None:
 
 
 def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: str) -> int:
-    from delivery.signers import store as signers
-    from delivery.signers.intake import validate_signer
+    from delivery.services import signers
 
     campaign = app.campaign(args.campaign)
-    with transaction(app.engine) as session:
-        campaign_id = app.campaign_id(session, campaign)
     action = args.signers_command
     if action == "import":
-        column_map = signers.parse_column_map(args.column_map) if args.column_map else None
-        report = signers.import_csv(app.engine, campaign_id, args.file, now=now, encoding=args.encoding,
-                                    column_map=column_map, dry_run=args.dry_run)
-        if not args.dry_run:
-            with transaction(app.engine) as session:
-                audit.record(session, at=now, actor=actor, action="signers.import", campaign_id=campaign_id,
-                             subject=args.file.name, imported=report.imported,
-                             duplicates=report.duplicates, rejected=report.rejected)
+        report = signers.import_file(app, campaign, args.file, now=now, actor=actor, encoding=args.encoding,
+                                     column_map=args.column_map, dry_run=args.dry_run)
         rejects = f"; rejected rows written to {report.rejects_file}" if report.rejects_file else ""
         prefix = "dry run, nothing written: would import" if args.dry_run else "imported"
         notes = ""
@@ -73,25 +64,16 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
         fields = {"name": args.name, "email": args.email, "city": args.city, "country": args.country,
                   "signed_at": args.signed_at, "consent": not args.no_consent}
         try:
-            signer = validate_signer(fields, now=now, source=actor)
+            added = signers.add_signer(app, campaign, fields, now=now, actor=actor)
         except RowRejected as exc:
             raise InputRefused("signers add", exc.reason) from exc
-        with transaction(app.engine) as session:
-            inserted, _ = signers.add_signers(session, campaign_id, [signer], now=now)
-            if inserted:
-                audit.record(session, at=now, actor=actor, action="signers.add", campaign_id=campaign_id,
-                             subject="1 signer")
-        emit(args, {"added": inserted}, "signer added" if inserted else
+        emit(args, {"added": int(added.stored)}, "signer added" if added.stored else
              "already signed: a signer with this e-mail is on the list (nothing changed)")
         return 0
     if action == "count":
-        with transaction(app.engine) as session:
-            count = signers.count_signers(session, campaign_id)
+        count = signers.count(app, campaign)
         emit(args, {"signers": count}, f"{count:,}")
         return 0
-    with transaction(app.engine) as session:
-        found = signers.withdraw_signer(session, campaign_id, args.email, now=now, actor=actor)
-    if not found:
-        raise NotFound("no signer with that e-mail address in this campaign")
+    signers.withdraw(app, campaign, args.email, now=now, actor=actor)
     emit(args, {"withdrawn": True}, "signer withdrawn: they will not appear in any later dossier")
     return 0

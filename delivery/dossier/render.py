@@ -30,13 +30,13 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 from markupsafe import Markup
 
+from delivery.campaigns.templates import I18N_FILE, letter_template
 from delivery.dossier import charts
 from delivery.dossier.compose import Dossier, Line, Volume
 from delivery.errors import RenderError
 
 FSI, PDI, FIGURE_SPACE = "\u2068", "\u2069", "\u2007"
 NUMBER_WIDTH = 7  # digits of the running number; padded with figure spaces to line up
-I18N_FILE = "i18n.toml"
 DOSSIER_DIR = "dossier"
 COUNTRY_ROWS = 10
 NEUTRAL_LANGUAGE = "und"  # volume bodies serve every language
@@ -155,7 +155,7 @@ def footer_text(dossier: Dossier) -> str:
 
 def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages: int) -> str:
     lang = texts.language
-    letter_name = f"{dossier.letter}/{lang}.html.j2"
+    letter_name = letter_template(dossier.letter, lang)
     try:
         env.get_template(letter_name)
     except TemplateNotFound as exc:

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, select
+from sqlalchemy import ColumnElement, Engine, and_, case, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -42,7 +42,7 @@ from delivery.dossier.compose import (
 )
 from delivery.errors import RenderError
 from delivery.storage.db import is_postgres, reading, transaction
-from delivery.storage.models import SignerRow, VolumeFactsRow
+from delivery.storage.models import DeliveryRow, SignerRow, VolumeFactsRow
 
 FACTS_FORMAT = "1"  # part of every fingerprint: a change to VolumeFacts or compose bumps it
 KEEP_UNUSED = timedelta(days=1)
@@ -59,6 +59,24 @@ class Frozen:
     campaign_id: int
     last_signer_id: int
     as_of: datetime
+
+    @classmethod
+    def of(cls, delivery: DeliveryRow) -> Frozen:
+        """The set a delivery froze when it was created: up to its last signer, withdrawals made
+        by its creation applied, so its dossier is the same however often it is built."""
+        return cls(delivery.campaign_id, delivery.last_signer_id, delivery.created_at)
+
+    def rows(self) -> ColumnElement[bool]:
+        """The campaign's rows up to the last signer, withdrawn or not (their numbers stay)."""
+        return and_(SignerRow.campaign_id == self.campaign_id, SignerRow.id <= self.last_signer_id)
+
+    def withdrawn(self) -> ColumnElement[bool]:
+        """Rows withdrawn by the set's time: they are left out of its dossier."""
+        return and_(SignerRow.withdrawn_at.is_not(None), SignerRow.withdrawn_at <= self.as_of)
+
+    def shown(self) -> ColumnElement[bool]:
+        """The signers the dossier counts."""
+        return and_(self.rows(), or_(SignerRow.withdrawn_at.is_(None), SignerRow.withdrawn_at > self.as_of))
 
 
 @dataclass(frozen=True)
@@ -137,11 +155,9 @@ def _ranges(session: Session, frozen: Frozen, size: int) -> list[_Range]:
     rows up to them still count exactly (rows are never deleted, so only a row committed late,
     with an id among them, could change them); then only the ids after them are read."""
     conn = session.connection()
-    in_set = and_(SignerRow.campaign_id == frozen.campaign_id,
-                  SignerRow.id <= frozen.last_signer_id)
-    withdrawn = conn.execute(select(SignerRow.id).where(
-        in_set, SignerRow.withdrawn_at.is_not(None), SignerRow.withdrawn_at <= frozen.as_of,
-    ).order_by(SignerRow.id)).scalars().all()
+    in_set = frozen.rows()
+    withdrawn = conn.execute(select(SignerRow.id).where(in_set, frozen.withdrawn())
+                             .order_by(SignerRow.id)).scalars().all()
     known = _known_bounds(session, frozen, size)
     if known and conn.execute(select(func.count()).select_from(SignerRow).where(
             in_set, SignerRow.id <= known[-1][1])).scalar_one() != len(known) * size:
@@ -175,7 +191,7 @@ def _known_bounds(session: Session, frozen: Frozen, size: int) -> list[tuple[int
 
 
 def _signers(session: Session, frozen: Frozen, first_id: int, last_id: int) -> Iterator[Signer]:
-    withdrawn = and_(SignerRow.withdrawn_at.is_not(None), SignerRow.withdrawn_at <= frozen.as_of)
+    withdrawn = frozen.withdrawn()
     rows = session.connection().execution_options(yield_per=4000).execute(
         select(SignerRow.name, SignerRow.city, SignerRow.country, SignerRow.signed_at,
                SignerRow.consent, case((withdrawn, True), else_=False))

@@ -15,10 +15,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 
-from delivery.artifacts import BundleFile
+from delivery.artifacts import PART_BYTES, BundleFile
 from delivery.campaigns.config import Recipient
-
-ATTACHMENT_BUDGET = 15_000_000
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ def message_id(dossier_id: str, recipient: str, part: int, sender_address: str) 
     return f"<{dossier_id}.{who}.{part}@{domain}>"
 
 
-def group_parts(pdfs: Sequence[BundleFile], budget: int = ATTACHMENT_BUDGET) -> list[list[BundleFile]]:
+def group_parts(pdfs: Sequence[BundleFile], budget: int = PART_BYTES) -> list[list[BundleFile]]:
     """PDFs in order, packed into e-mails of at most `budget` attachment bytes (one PDF at least)."""
     groups: list[list[BundleFile]] = []
     size = 0
@@ -63,7 +61,7 @@ def build_messages(
     pdfs: Sequence[BundleFile],
     shared: Sequence[BundleFile],
     *,
-    budget: int = ATTACHMENT_BUDGET,
+    budget: int = PART_BYTES,
 ) -> list[tuple[str, bytes]]:
     """(Message-ID, bytes) per e-mail. `shared` files (the manifest) go with every part."""
     groups = group_parts(pdfs, budget)

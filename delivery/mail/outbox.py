@@ -47,6 +47,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 WAITING = ("queued", "retry")
+FINAL = tuple(state for state, moves in TRANSITIONS.items() if not moves or moves == {"queued"})
 ANSWER_LIMIT = 2000
 CrashPoint = Callable[[str], None]
 
@@ -132,8 +133,11 @@ def build_alert(*, public_id: str, sender: str, organizer: str, reason_key: str,
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(
         f"Delivery {public_id} ran into a problem that will not fix itself:\n\n  {reason}\n\n"
-        "See `petition-delivery deliveries` for each recipient's status; after fixing the cause,\n"
-        "`petition-delivery` can retry the delivery (and clear an SMTP pause).\n")
+        "See `petition-delivery deliveries` (or the web admin's Deliveries page) for each\n"
+        "recipient's status. After fixing the cause:\n"
+        f"  - a failed delivery: `petition-delivery deliveries retry {public_id}`, or its Retry button;\n"
+        "  - a paused SMTP account: `petition-delivery smtp resume`, or the dashboard's\n"
+        "    Resume sending button.\n")
     return mid, msg.as_bytes(policy=SMTP)
 
 
@@ -191,6 +195,19 @@ def pause_account(session: Session, account: str, *, reason: str, now: datetime)
 def clear_pause(session: Session, account: str) -> bool:
     result = session.execute(delete(SmtpPauseRow).where(SmtpPauseRow.account == account))
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def pauses(session: Session) -> list[SmtpPauseRow]:
+    return list(session.scalars(select(SmtpPauseRow).order_by(SmtpPauseRow.since)))
+
+
+def expire_own_leases(session: Session, worker_id: str, *, now: datetime) -> int:
+    """This worker's messages in flight → their leases end now, for any instance to reclaim."""
+    result = session.execute(update(MessageRow).where(
+        MessageRow.status == "sending",
+        MessageRow.lease_owner.startswith(f"{worker_id[:80]}#", autoescape=True),
+        MessageRow.lease_until > now).values(lease_until=now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def is_paused(session: Session, account: str) -> bool:
@@ -268,7 +285,8 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
         if owned.rowcount != 1:  # type: ignore[attr-defined]
             return False
         if outcome.action == "pause" and account is not None:
-            pause_account(session, account, reason=outcome.text[:ANSWER_LIMIT], now=now)
+            answer = f"{outcome.code or ''} {outcome.text}".strip()
+            pause_account(session, account, reason=answer[:ANSWER_LIMIT], now=now)
             log.error("SMTP account %s paused, nothing is sent through it until cleared: %s",
                       account, outcome.text[:200])
         if outcome.action in ("pause", "failed") and claim.kind != "alert" and alert_to:

@@ -23,7 +23,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from delivery.artifacts import UnsignedPdf
+from delivery.artifacts import PART_BYTES, UnsignedPdf
 from delivery.dossier import render
 from delivery.dossier.compose import Dossier, Line, Volume, line_digest
 from delivery.dossier.render import Layout, Texts
@@ -59,7 +59,7 @@ class _Piece:
 
 def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequence[str],
                        cache_dir: Path | None = None, workers: int | None = None,
-                       part_budget: int = 15_000_000,
+                       part_budget: int = PART_BYTES,
                        progress: Callable[[int, int], None] | None = None,
                        layout: Layout | None = None, strict: bool = False,
                        time_limit: float = DEFAULT_TIME_LIMIT,

@@ -1,4 +1,4 @@
-"""Environment → Clock: the time the service ticks with (the system clock, or one a test controls).
+"""Settings → Clock: the time the service ticks with (the system clock, or one a test controls).
 
 `serve` never reads `datetime.now()` itself: every tick asks its Clock, so a test can move time
 past a hold period or into a send window by rewriting one file instead of sleeping for hours.
@@ -6,16 +6,12 @@ past a hold period or into a send window by rewriting one file instead of sleepi
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from delivery.errors import ConfigError
-
-CLOCK_FILE_ENV = "DELIVERY_CLOCK_FILE"
 
 
 class Clock(Protocol):
@@ -62,13 +58,12 @@ class FileClock:
         return parse_time(text, str(self.path))
 
 
-def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
-    """DELIVERY_CLOCK_FILE set: a FileClock (checked once here); otherwise the system clock."""
-    env = os.environ if env is None else env
-    path = env.get(CLOCK_FILE_ENV)
-    if not path:
+def clock_for(clock_file: Path | None) -> Clock:
+    """A clock file (DELIVERY_CLOCK_FILE, for tests): a FileClock, checked once here; otherwise
+    the system clock."""
+    if clock_file is None:
         return SystemClock()
-    clock = FileClock(Path(path))
+    clock = FileClock(clock_file)
     clock.now()  # fail at start, with the file named, rather than at the first tick
     return clock
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,50 +24,21 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import update
 
-from delivery.campaigns.config import Campaign, parse_duration
-from delivery.errors import ConfigError
+from delivery.campaigns.config import Campaign
+from delivery.errors import BuildStopped
+from delivery.logs import safe_error
 from delivery.runtime.clock import Clock
-from delivery.runtime.logs import safe_error
 from delivery.services import deliveries
 from delivery.services.app import App
-from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryRow, MessageRow
 
 log = logging.getLogger("delivery.runtime.scheduler")
-CHECK_EVERY_ENV = "DELIVERY_CHECK_EVERY"
 TickFn = Callable[..., deliveries.TickReport]
 Job = Callable[[str], Awaitable[None]]
 
 
-class TickAborted(Exception):
-    """Raised inside a build (through its progress callback) when shutdown cannot wait any longer.
-
-    Not a DeliveryError on purpose: the service must not mark the delivery failed; its build
-    lease is released instead and another instance, or the next start, builds it again.
-    """
-
-
 def job_id(slug: str) -> str:
     return f"tick:{slug}"
-
-
-def check_every_override(env: Mapping[str, str] | None = None) -> timedelta | None:
-    """DELIVERY_CHECK_EVERY ('2s', '1m' or seconds): one interval for every campaign (tests, ops)."""
-    env = os.environ if env is None else env
-    text = (env.get(CHECK_EVERY_ENV) or "").strip()
-    if not text:
-        return None
-    value = parse_duration(text)
-    if value is None:
-        try:
-            value = timedelta(seconds=float(text))
-        except ValueError:
-            value = None
-    if value is None or value <= timedelta(0):
-        raise ConfigError("environment", CHECK_EVERY_ENV, f"'{text}' is not a duration like '2s' or '5m'")
-    return value
 
 
 def add_tick_job(scheduler: AsyncIOScheduler, campaign: Campaign, job: Job, *,
@@ -149,8 +119,8 @@ class TickRunner:
         try:
             now = self.clock.now()
             report = await asyncio.to_thread(self._tick, slug, now)
-        except TickAborted:
-            released = release_own_leases(self.app, now=now or datetime.now(UTC))
+        except BuildStopped:
+            released = deliveries.release_own_leases(self.app, now=now or datetime.now(UTC))
             log.warning("tick %s stopped for shutdown; %d lease(s) released for another instance",
                         slug, released, extra={"campaign": slug})
             return
@@ -169,7 +139,7 @@ class TickRunner:
 
     def _progress(self, done: int, total: int) -> None:
         if self.abort.is_set():
-            raise TickAborted(f"stopped after {done} of {total} volumes")
+            raise BuildStopped(f"stopped after {done} of {total} volumes")
 
     async def drain(self, deadline: float) -> bool:
         """Wait for in-flight ticks; near the deadline, stop builds between volumes. True if none is left."""
@@ -202,18 +172,3 @@ def _log_report(report: deliveries.TickReport, *, now: datetime, seconds: float)
              send.get("retried", 0), send.get("failed", 0), seconds,
              extra={"campaign": c, "signers": report.signer_count, "send": send,
                     "now": now.isoformat(), "seconds": round(seconds, 3)})
-
-
-def release_own_leases(app: App, *, now: datetime) -> int:
-    """Give back what this process claimed but will not finish: its builds go back to the queue,
-    its sending messages' leases expire now (a reclaim counts them in crash_resends, as the server
-    may have accepted them)."""
-    with transaction(app.engine) as session:
-        builds = session.execute(update(DeliveryRow).where(
-            DeliveryRow.status == "building", DeliveryRow.lease_owner == app.worker_id).values(
-            status="queued", lease_owner=None, lease_until=None))
-        sends = session.execute(update(MessageRow).where(
-            MessageRow.status == "sending", MessageRow.lease_owner.startswith(f"{app.worker_id[:80]}#",
-                                                                              autoescape=True),
-            MessageRow.lease_until > now).values(lease_until=now))
-    return int(builds.rowcount) + int(sends.rowcount)  # type: ignore[attr-defined]

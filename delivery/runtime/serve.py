@@ -25,43 +25,25 @@ from typing import Any
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from delivery.campaigns.config import Campaign
-from delivery.errors import ConfigError, DeliveryError, UsageError
-from delivery.runtime.clock import Clock, clock_from_env
-from delivery.runtime.logs import configure_logging, safe_error
+from delivery.errors import DeliveryError
+from delivery.logs import configure_logging
+from delivery.runtime.clock import Clock, clock_for
 from delivery.runtime.scheduler import (
     TickRunner,
     build_scheduler,
-    check_every_override,
     job_id,
-    release_own_leases,
 )
-from delivery.services.app import App
-from delivery.storage.db import schema_revisions, transaction
+from delivery.services import deliveries
+from delivery.services.app import App, check_ready, database_problem
 
 log = logging.getLogger("delivery.runtime.serve")
-DEADLINE_ENV = "DELIVERY_SHUTDOWN_DEADLINE"
-DEFAULT_DEADLINE = 30.0
 DB_PROBE_TIMEOUT = 5.0
-
-
-def shutdown_deadline(env: dict[str, str] | None = None) -> float:
-    """Seconds a stop may take (DELIVERY_SHUTDOWN_DEADLINE, default 30)."""
-    raw = (os.environ if env is None else env).get(DEADLINE_ENV) or str(DEFAULT_DEADLINE)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise ConfigError("environment", DEADLINE_ENV, f"'{raw}' is not a number of seconds (0-3600]")
-    return value
 
 
 @dataclass
@@ -93,19 +75,12 @@ def health_report(service: Service, db_error: str | None) -> tuple[int, dict[str
 
 async def probe_database(service: Service) -> str | None:
     """None when `SELECT 1` answers in time; else the error's kind (details go to the log only)."""
-    def probe() -> None:
-        with service.app.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
     try:
-        await asyncio.wait_for(asyncio.to_thread(probe), timeout=DB_PROBE_TIMEOUT)
+        return await asyncio.wait_for(asyncio.to_thread(database_problem, service.app),
+                                      timeout=DB_PROBE_TIMEOUT)
     except TimeoutError:
         log.warning("health: the database did not answer within %.0f s", DB_PROBE_TIMEOUT)
         return "timeout"
-    except SQLAlchemyError as exc:
-        log.warning("health: the database is unreachable: %s", safe_error(exc))
-        return type(exc).__name__
-    return None
 
 
 def create_asgi_app(service: Service) -> Starlette:
@@ -207,7 +182,7 @@ async def run_service(app: App, campaigns: Sequence[Campaign], sock: socket.sock
     if clean:
         scheduler.shutdown(wait=False)  # (it cancels the tasks of ticks still running)
     else:
-        released = release_own_leases(app, now=clock.now())
+        released = deliveries.release_own_leases(app, now=clock.now())
         log.error("shutdown deadline passed with %d tick(s) still running: %d lease(s) expired for "
                   "another instance to take over", runner.in_flight, released)
     server.should_exit = True
@@ -237,24 +212,15 @@ async def _serve_http(server: uvicorn.Server, sock: socket.socket) -> None:
 
 
 def serve(app: App, *, host: str, port: int, log_format: str, campaign: str | None = None) -> int:
-    """`petition-delivery serve`. Environment: DELIVERY_CLOCK_FILE (a test clock),
-    DELIVERY_SHUTDOWN_DEADLINE (seconds), DELIVERY_CHECK_EVERY (one interval for all campaigns)."""
-    configure_logging(log_format)
-    clock = clock_from_env()
-    deadline = shutdown_deadline()
-    every = check_every_override()
+    """`petition-delivery serve`: the clock, the stop deadline and a tick interval for every
+    campaign come from the app's Settings."""
+    settings = app.settings
+    configure_logging(log_format, level=settings.log_level)
+    clock = clock_for(settings.clock_file)
+    deadline = settings.shutdown_deadline
+    every = settings.check_every
     campaigns = [app.campaign(campaign)] if campaign else list(app.campaigns.values())
-    try:
-        current, newest = schema_revisions(app.engine)
-        if current != newest:
-            raise UsageError(f"the database schema is at revision {current or '(none)'} and this "
-                             f"version needs {newest}: run `petition-delivery init` to upgrade it")
-        with transaction(app.engine) as session:
-            for c in campaigns:
-                app.campaign_id(session, c)  # registered by `init`, or a clear UsageError now
-    except SQLAlchemyError as exc:
-        raise DeliveryError(f"the database is unreachable or not initialised (run `petition-delivery "
-                            f"init`): {safe_error(exc)}") from exc
+    check_ready(app, campaigns)
     sock = bind(host, port)
     try:
         return asyncio.run(run_service(app, campaigns, sock, clock=clock, deadline=deadline, every=every))

@@ -6,20 +6,27 @@ them talks to the database or SMTP on its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from delivery.campaigns.config import Campaign, load_campaigns
-from delivery.errors import ConfigError, NotFound, UsageError
+from delivery.campaigns.templates import check_campaigns
+from delivery.errors import ConfigError, DeliveryError, NotFound, UsageError
+from delivery.logs import safe_error
 from delivery.settings import Settings
-from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.db import make_engine, reading, schema_revisions, transaction, upgrade_schema
 from delivery.storage.models import CampaignRow
+
+log = logging.getLogger("delivery.services.app")
 
 
 @dataclass
@@ -63,12 +70,7 @@ def open_app(settings: Settings) -> App:
     campaigns = load_campaigns(settings.schedules_dir)
     if not campaigns:
         raise ConfigError(str(settings.schedules_dir), "(folder)", "no campaign files (*.toml) found")
-    for campaign in campaigns.values():
-        for language in campaign.languages:
-            letter = settings.templates_dir / campaign.letter / f"{language}.html.j2"
-            if not letter.is_file():
-                raise ConfigError(campaign.source, "campaign.letter",
-                                  f"no letter template {letter} for the recipients in language '{language}'")
+    check_campaigns(campaigns, settings.templates_dir)
     return App(settings=settings, engine=make_engine(settings.database_url), campaigns=campaigns)
 
 
@@ -86,3 +88,35 @@ def init(app: App, *, now: datetime | None = None) -> list[str]:
             else:
                 row.title, row.goal = campaign.title, campaign.goal
     return sorted(app.campaigns)
+
+
+def check_ready(app: App, campaigns: Sequence[Campaign]) -> None:
+    """Refuse to run on a database that is unreachable, older than the code, or lacks a campaign:
+    UsageError (run `init`) or DeliveryError, each saying what to do."""
+    try:
+        current, newest = schema_revisions(app.engine)
+        if current != newest:
+            raise UsageError(f"the database schema is at revision {current or '(none)'} and this "
+                             f"version needs {newest}: run `petition-delivery init` to upgrade it")
+        with reading(app.engine) as session:
+            for campaign in campaigns:
+                app.campaign_id(session, campaign)  # registered by `init`, or a clear UsageError now
+    except SQLAlchemyError as exc:
+        raise DeliveryError(f"the database is unreachable or not initialised (run `petition-delivery "
+                            f"init`): {safe_error(exc)}") from exc
+
+
+def database_problem(app: App) -> str | None:
+    """None when the database answers `SELECT 1`; else the error's kind (details to the log only)."""
+    try:
+        with app.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        log.warning("health: the database is unreachable: %s", safe_error(exc))
+        return type(exc).__name__
+    return None
+
+
+def database_error(exc: BaseException) -> str | None:
+    """The first line of a database error, without its parameters; None for any other error."""
+    return safe_error(exc) if isinstance(exc, SQLAlchemyError) else None

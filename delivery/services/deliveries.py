@@ -2,7 +2,8 @@
 
 Every function takes ids and a clock, works in short transactions and is safe to run from any
 number of processes at once: uniqueness comes from constraints (milestones, messages), exclusive
-work from leased claims (building a delivery, sending a message).
+work from leased claims (building a delivery, sending a message). Status changes follow the one
+table in delivery.storage.states; leases are taken and handed back here, nowhere else.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from delivery.artifacts import BundleFile
 from delivery.campaigns.config import Campaign, Recipient
 from delivery.campaigns.milestones import crossing
 from delivery.campaigns.window import earliest_send
-from delivery.errors import NotFound, StateConflict, UsageError
+from delivery.dossier.stored import Frozen
+from delivery.errors import BuildStopped, DeliveryError, NotFound, StateConflict, UsageError
+from delivery.logs import safe_error
 from delivery.mail import outbox
 from delivery.services.app import App
+from delivery.services.states import DeliveryState, move
+from delivery.signers.store import count_signers
 from delivery.storage import audit
-from delivery.storage.db import transaction
+from delivery.storage.db import reading, transaction
 from delivery.storage.models import DeliveryRow, MessageRow, MilestoneRow, SignerRow
 
 log = logging.getLogger("delivery.services.deliveries")
@@ -50,18 +56,10 @@ class TickReport:
         return dict(self.__dict__)
 
 
-def active_signer_count(session: Session, campaign_id: int) -> int:
-    return session.scalar(select(func.count()).select_from(SignerRow).where(
-        SignerRow.campaign_id == campaign_id, SignerRow.withdrawn_at.is_(None))) or 0
-
-
-def frozen_signers_query(delivery: DeliveryRow):  # type: ignore[no-untyped-def]
-    """The signers a delivery was created with, in order; withdrawals after it do not change it."""
-    return (select(SignerRow)
-            .where(SignerRow.campaign_id == delivery.campaign_id,
-                   SignerRow.id <= delivery.last_signer_id,
-                   or_(SignerRow.withdrawn_at.is_(None), SignerRow.withdrawn_at > delivery.created_at))
-            .order_by(SignerRow.id))
+@dataclass(frozen=True)
+class DeliveryRef:
+    id: int
+    public_id: str
 
 
 def new_dossier_id(campaign: Campaign, now: datetime) -> str:
@@ -75,13 +73,14 @@ def _create_delivery(session: Session, app: App, campaign: Campaign, campaign_id
     last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
     delivery = DeliveryRow(
         campaign_id=campaign_id, public_id=new_dossier_id(campaign, now), trigger=trigger,
-        milestone=milestone, status="held" if hold_until and hold_until > now else "queued",
+        milestone=milestone,
+        status=DeliveryState.HELD if hold_until and hold_until > now else DeliveryState.QUEUED,
         created_at=now, created_by=actor, hold_until=hold_until, last_signer_id=last,
         signer_count=0, recipients=json.dumps([r.email for r in recipients]))
     session.add(delivery)
     session.flush()
     delivery.signer_count = session.scalar(
-        select(func.count()).select_from(frozen_signers_query(delivery).subquery())) or 0
+        select(func.count()).select_from(SignerRow).where(Frozen.of(delivery).shown())) or 0
     audit.record(session, at=now, actor=actor, action="delivery.create", campaign_id=campaign_id,
                  subject=delivery.public_id, trigger=trigger, milestone=milestone,
                  signer_count=delivery.signer_count, recipients=[r.email for r in recipients])
@@ -96,7 +95,7 @@ def detect_milestones(app: App, campaign: Campaign, *, now: datetime) -> tuple[i
     """
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        count = active_signer_count(session, campaign_id)
+        count = count_signers(session, campaign_id)
         reached = set(session.scalars(select(MilestoneRow.threshold).where(
             MilestoneRow.campaign_id == campaign_id)))
     found = crossing(count, campaign.thresholds, reached)
@@ -125,10 +124,10 @@ def release_due_holds(app: App, campaign: Campaign, *, now: datetime) -> list[st
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         rows = list(session.scalars(select(DeliveryRow).where(
-            DeliveryRow.campaign_id == campaign_id, DeliveryRow.status == "held",
+            DeliveryRow.campaign_id == campaign_id, DeliveryRow.status == DeliveryState.HELD,
             DeliveryRow.hold_until <= now)))
         for row in rows:
-            row.status = "queued"
+            row.status = move(row.public_id, row.status, DeliveryState.QUEUED, doing="release")
         return [r.public_id for r in rows]
 
 
@@ -138,8 +137,8 @@ def claim_build(app: App, campaign: Campaign, *, now: datetime) -> int | None:
         campaign_id = app.campaign_id(session, campaign)
         query = (select(DeliveryRow.id).where(
             DeliveryRow.campaign_id == campaign_id,
-            or_(DeliveryRow.status == "queued",
-                (DeliveryRow.status == "building") & (DeliveryRow.lease_until < now)))
+            or_(DeliveryRow.status == DeliveryState.QUEUED,
+                (DeliveryRow.status == DeliveryState.BUILDING) & (DeliveryRow.lease_until < now)))
             .order_by(DeliveryRow.id).limit(1))
         if app.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
@@ -147,14 +146,27 @@ def claim_build(app: App, campaign: Campaign, *, now: datetime) -> int | None:
         if delivery_id is None:
             return None
         session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(
-            status="building", lease_owner=app.worker_id, lease_until=now + BUILD_LEASE))
+            status=DeliveryState.BUILDING, lease_owner=app.worker_id, lease_until=now + BUILD_LEASE))
         return delivery_id
 
 
+def release_own_leases(app: App, *, now: datetime) -> int:
+    """Give back what this process claimed but will not finish: its builds go back to the queue,
+    its sending messages' leases expire now (a reclaim counts them in crash_resends, as the server
+    may have accepted them)."""
+    with transaction(app.engine) as session:
+        builds = session.execute(update(DeliveryRow).where(
+            DeliveryRow.status == DeliveryState.BUILDING, DeliveryRow.lease_owner == app.worker_id).values(
+            status=DeliveryState.QUEUED, lease_owner=None, lease_until=None))
+        sends = outbox.expire_own_leases(session, app.worker_id, now=now)
+    return int(builds.rowcount) + sends  # type: ignore[attr-defined]
+
+
 def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progress | None = None) -> bool:
-    """Build, sign and enqueue a claimed delivery. False (and the delivery failed) on a build error."""
-    from delivery.errors import DeliveryError
-    from delivery.services.pipeline import build_bundle_for_delivery, messages_for
+    """Build, sign and enqueue a claimed delivery. False (and the delivery failed, the organizers
+    alerted) when anything goes wrong in the build, an unexpected error included: a delivery never
+    sits in `building` for want of a failure."""
+    from delivery.services.pipeline import build_bundle_for_delivery
 
     with transaction(app.engine) as session:
         delivery = session.get(DeliveryRow, delivery_id)
@@ -163,20 +175,39 @@ def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progr
         campaign = app.campaign_by_id(session, delivery.campaign_id)
     try:
         files = build_bundle_for_delivery(app, campaign, delivery, now=now, progress=progress)
+        return _enqueue_built(app, campaign, delivery, files, now=now)
     except DeliveryError as exc:
         _fail_build(app, delivery_id, campaign, str(exc), now=now)
         return False
+    except BuildStopped:
+        raise  # a shutdown: the caller hands the lease back
+    except Exception as exc:
+        # Not a message of ours: it may hold anything, so the log gets its kind and first line
+        # (safe_error, without database parameters) and the traceback, the alert the kind only.
+        log.error("delivery %s: unexpected error while building: %s", delivery.public_id,
+                  safe_error(exc), exc_info=exc)
+        _fail_build(app, delivery_id, campaign, f"unexpected error while building the dossier "
+                    f"({type(exc).__name__}); the service log has the details", now=now)
+        return False
+
+
+def _enqueue_built(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
+                   now: datetime) -> bool:
+    """Store the built files and queue each recipient's e-mails, in one transaction with the move
+    to `sending` → False when another worker took the build over meanwhile."""
+    from delivery.services.pipeline import messages_for, store_files
+
+    delivery_id = delivery.id
     send_at = now if delivery.trigger == "manual" else earliest_send(
         now, campaign.schedule.send_window, campaign.schedule.timezone)
     with transaction(app.engine) as session:
         owned = session.execute(update(DeliveryRow).where(
-            DeliveryRow.id == delivery_id, DeliveryRow.status == "building",
+            DeliveryRow.id == delivery_id, DeliveryRow.status == DeliveryState.BUILDING,
             DeliveryRow.lease_owner == app.worker_id).values(
-            status="sending", built_at=now, lease_owner=None, lease_until=None))
+            status=DeliveryState.SENDING, built_at=now, lease_owner=None, lease_until=None))
         if owned.rowcount != 1:  # type: ignore[attr-defined]
             log.warning("delivery %s: build lease lost; another worker owns it", delivery.public_id)
             return False
-        from delivery.services.pipeline import store_files
         store_files(session, delivery_id, files)
         for recipient_email, parts in messages_for(app, campaign, delivery, files, send_at=send_at):
             outbox.enqueue(session, delivery_id=delivery_id, recipient=recipient_email, kind="dossier",
@@ -189,7 +220,11 @@ def _fail_build(app: App, delivery_id: int, campaign: Campaign, reason: str, *, 
     with transaction(app.engine) as session:
         delivery = session.get(DeliveryRow, delivery_id)
         assert delivery is not None
-        delivery.status, delivery.error = "failed", reason
+        if delivery.lease_owner != app.worker_id:
+            log.warning("delivery %s: build lease lost; another worker owns it", delivery.public_id)
+            return
+        delivery.status = move(delivery.public_id, delivery.status, DeliveryState.FAILED, doing="fail")
+        delivery.error = reason
         delivery.lease_owner = delivery.lease_until = None
         audit.record(session, at=now, actor="system", action="delivery.build_failed",
                      campaign_id=delivery.campaign_id, subject=delivery.public_id, reason=reason)
@@ -221,11 +256,13 @@ def send_due(app: App, *, now: datetime) -> dict[str, int]:
 def settle_deliveries(app: App) -> None:
     """A sending delivery is done when every dossier message is sent, failed when any failed."""
     with transaction(app.engine) as session:
-        for delivery in session.scalars(select(DeliveryRow).where(DeliveryRow.status == "sending")):
+        for delivery in session.scalars(select(DeliveryRow).where(
+                DeliveryRow.status == DeliveryState.SENDING)):
             states = set(session.scalars(select(MessageRow.status).where(
                 MessageRow.delivery_id == delivery.id, MessageRow.kind == "dossier")))
-            if states and states <= {"sent", "failed", "cancelled"}:
-                delivery.status = "done" if states == {"sent"} else "failed"
+            if states and states <= set(outbox.FINAL):
+                outcome = DeliveryState.DONE if states == {"sent"} else DeliveryState.FAILED
+                delivery.status = move(delivery.public_id, delivery.status, outcome, doing="settle")
 
 
 def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | None = None) -> TickReport:
@@ -235,7 +272,7 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
                         created=[created] if created else [])
     report.released = release_due_holds(app, campaign, now=now)
     while (delivery_id := claim_build(app, campaign, now=now)) is not None:
-        with transaction(app.engine) as session:
+        with reading(app.engine) as session:
             public_id = session.get(DeliveryRow, delivery_id).public_id  # type: ignore[union-attr]
         (report.built if build_delivery(app, delivery_id, now=now, progress=progress)
          else report.build_failures).append(public_id)
@@ -243,20 +280,34 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
     return report
 
 
-def send_now(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] = (), actor: str,
-             progress: Progress | None = None) -> str:
-    """A manual delivery to all recipients or the named ones: built and sent at once."""
+def create_manual(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] = (),
+                  actor: str) -> DeliveryRef:
+    """A manual delivery to all recipients or the named ones, created already claimed for building
+    by this process (so no scheduler tick builds it first): then `build_and_send` it."""
     recipients = pick_recipients(campaign, to)
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         delivery = _create_delivery(session, app, campaign, campaign_id, now=now, trigger="manual",
                                     milestone=None, recipients=recipients, actor=actor, hold_until=None)
-        delivery_id, public_id = delivery.id, delivery.public_id
-        delivery.status, delivery.lease_owner = "building", app.worker_id
-        delivery.lease_until = now + BUILD_LEASE
-    if build_delivery(app, delivery_id, now=now, progress=progress):
-        send_due(app, now=now)
-    return public_id
+        delivery.status = move(delivery.public_id, delivery.status, DeliveryState.BUILDING, doing="build")
+        delivery.lease_owner, delivery.lease_until = app.worker_id, now + BUILD_LEASE
+        return DeliveryRef(delivery.id, delivery.public_id)
+
+
+def build_and_send(app: App, delivery_id: int, *, now: datetime, progress: Progress | None = None) -> bool:
+    """Build a delivery this process has claimed, then send what is due. False if the build failed."""
+    if not build_delivery(app, delivery_id, now=now, progress=progress):
+        return False
+    send_due(app, now=now)
+    return True
+
+
+def send_now(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] = (), actor: str,
+             progress: Progress | None = None) -> str:
+    """A manual delivery, created, built and sent in this call (the CLI's `send`)."""
+    ref = create_manual(app, campaign, now=now, to=to, actor=actor)
+    build_and_send(app, ref.id, now=now, progress=progress)
+    return ref.public_id
 
 
 def pick_recipients(campaign: Campaign, to: Sequence[str]) -> list[Recipient]:
@@ -291,10 +342,8 @@ def find_delivery(session: Session, app: App, campaign: Campaign, ref: str) -> D
 def cancel(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str) -> str:
     with transaction(app.engine) as session:
         delivery = find_delivery(session, app, campaign, ref)
-        if delivery.status not in ("held", "queued", "sending"):
-            raise StateConflict(f"delivery {delivery.public_id} is {delivery.status}: nothing to cancel")
+        delivery.status = move(delivery.public_id, delivery.status, DeliveryState.CANCELLED, doing="cancel")
         cancelled = outbox.cancel_delivery_messages(session, delivery.id, now)
-        delivery.status = "cancelled"
         audit.record(session, at=now, actor=actor, action="delivery.cancel", campaign_id=delivery.campaign_id,
                      subject=delivery.public_id, messages_cancelled=cancelled)
         return delivery.public_id
@@ -303,9 +352,10 @@ def cancel(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str)
 def release(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str) -> str:
     with transaction(app.engine) as session:
         delivery = find_delivery(session, app, campaign, ref)
-        if delivery.status != "held":
+        if delivery.status != DeliveryState.HELD:
             raise StateConflict(f"delivery {delivery.public_id} is {delivery.status}, not held")
-        delivery.status, delivery.hold_until = "queued", now
+        delivery.status = move(delivery.public_id, delivery.status, DeliveryState.QUEUED, doing="release")
+        delivery.hold_until = now
         audit.record(session, at=now, actor=actor, action="delivery.release",
                      campaign_id=delivery.campaign_id, subject=delivery.public_id)
         return delivery.public_id
@@ -314,14 +364,36 @@ def release(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str
 def retry(app: App, campaign: Campaign, ref: str, *, now: datetime, actor: str) -> str:
     with transaction(app.engine) as session:
         delivery = find_delivery(session, app, campaign, ref)
-        if delivery.status == "failed" and delivery.built_at is None:
-            delivery.status, delivery.error = "queued", None  # the build failed: build again
-        elif delivery.status in ("failed", "sending"):
+        if delivery.status == DeliveryState.FAILED and delivery.built_at is None:
+            # the build failed: build again
+            delivery.status = move(delivery.public_id, delivery.status, DeliveryState.QUEUED, doing="retry")
+            delivery.error = None
+        elif delivery.status in (DeliveryState.FAILED, DeliveryState.SENDING):
             if outbox.retry_delivery(session, delivery.id, now) == 0:
                 raise StateConflict(f"delivery {delivery.public_id} has no failed message to retry")
-            delivery.status = "sending"
+            if delivery.status == DeliveryState.FAILED:
+                delivery.status = move(delivery.public_id, delivery.status, DeliveryState.SENDING,
+                                       doing="retry")
         else:
             raise StateConflict(f"delivery {delivery.public_id} is {delivery.status}: nothing to retry")
         audit.record(session, at=now, actor=actor, action="delivery.retry",
                      campaign_id=delivery.campaign_id, subject=delivery.public_id)
         return delivery.public_id
+
+
+ACTIONS: dict[str, Callable[..., str]] = {"cancel": cancel, "release": release, "retry": retry}
+
+
+def change(app: App, campaign: Campaign, action: str, ref: str, *, now: datetime, actor: str) -> str:
+    """An organizer's cancel, release or retry of a delivery → its public id (audited)."""
+    try:
+        fn = ACTIONS[action]
+    except KeyError:
+        raise UsageError(f"'{action}' is not one of {', '.join(ACTIONS)}") from None
+    return fn(app, campaign, ref, now=now, actor=actor)
+
+
+def needs_work_now(action: str) -> bool:
+    """A release or a retry is followed at once by the tick's work (`tick`, idempotent), from the
+    CLI and the web alike, instead of waiting for the scheduler's next check."""
+    return action in ("release", "retry")

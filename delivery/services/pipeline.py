@@ -21,6 +21,7 @@ from delivery.artifacts import BundleFile
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
 from delivery.bundle.sign import SigningIdentity, load_identity
 from delivery.campaigns.config import Campaign, Recipient
+from delivery.campaigns.templates import email_template, letter_template
 from delivery.dossier.render import load_texts, template_version
 from delivery.dossier.stored import Frozen, compose_stored
 from delivery.errors import SigningError
@@ -39,11 +40,6 @@ def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningI
         raise SigningError(f"campaign {campaign.slug} requires signed dossiers but DELIVERY_SIGNING_KEY "
                            "is not set (set it, or set signing = \"off\" in the campaign file)")
     return load_identity(app.settings, now=now)
-
-
-def frozen(delivery: DeliveryRow) -> Frozen:
-    """The signers a delivery shows: up to its last one, withdrawals made by its creation applied."""
-    return Frozen(delivery.campaign_id, delivery.last_signer_id, delivery.created_at)
 
 
 def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: str,
@@ -78,7 +74,7 @@ def _languages(recipients: Sequence[Recipient]) -> list[str]:
 def build_bundle_for_delivery(app: App, campaign: Campaign, delivery: DeliveryRow, *, now: datetime,
                               progress: Progress | None = None) -> list[BundleFile]:
     emails = json.loads(delivery.recipients)
-    return build_bundle(app, campaign, frozen(delivery), dossier_id=delivery.public_id,
+    return build_bundle(app, campaign, Frozen.of(delivery), dossier_id=delivery.public_id,
                         created_at=delivery.created_at, trigger=delivery.trigger,
                         milestone=delivery.milestone,
                         recipients=[campaign.recipient(e) for e in emails], now=now, progress=progress)
@@ -121,11 +117,11 @@ def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient,
     """
     count = load_texts(templates_dir, recipient.language).num(signer_count)  # "1,200", "1 200"
     html_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=True, undefined=StrictUndefined)
-    letter_html = html_env.get_template(f"{campaign.letter}/{recipient.language}.html.j2").render(
+    letter_html = html_env.get_template(letter_template(campaign.letter, recipient.language)).render(
         count=count, title=campaign.title)
     text_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
                            undefined=StrictUndefined, keep_trailing_newline=True)
-    text = text_env.get_template(f"email/dossier.{recipient.language}.txt.j2").render(
+    text = text_env.get_template(email_template(recipient.language)).render(
         campaign=campaign, recipient=recipient, dossier_id=dossier_id, signer_count=signer_count,
         count=count, milestone=milestone, created_at=created_at, letter_text=html_to_text(letter_html))
     subject, _, body = text.partition("\n")

@@ -10,11 +10,12 @@ from sqlalchemy import func, select
 
 from delivery.bundle.assemble import read_manifest
 from delivery.campaigns.config import Campaign
+from delivery.dossier.stored import Frozen
 from delivery.services.app import App
 from delivery.services.deliveries import new_dossier_id
-from delivery.services.pipeline import Progress, build_bundle, frozen
+from delivery.services.pipeline import Progress, build_bundle
 from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryRow, SignerRow
+from delivery.storage.models import SignerRow
 
 
 def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime,
@@ -24,9 +25,8 @@ def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime
         last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
     # Marked on every page (the footer carries the id) so a preview can never pass for a delivery.
     dossier_id = "PREVIEW-" + new_dossier_id(campaign, now)
-    # An unsaved delivery row stands for "what a delivery created now would freeze".
-    draft = DeliveryRow(campaign_id=campaign_id, public_id=dossier_id, created_at=now, last_signer_id=last)
-    files = build_bundle(app, campaign, frozen(draft), dossier_id=dossier_id, created_at=now,
+    # What a delivery created now would freeze.
+    files = build_bundle(app, campaign, Frozen(campaign_id, last, now), dossier_id=dossier_id, created_at=now,
                          trigger="preview", milestone=None, recipients=campaign.recipients, now=now,
                          progress=progress)
     folder = out_dir or app.settings.var_dir / "preview" / dossier_id

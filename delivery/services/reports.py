@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
 from delivery.services.app import App
-from delivery.services.deliveries import active_signer_count
+from delivery.signers.store import count_signers
 from delivery.storage.db import reading
 from delivery.storage.models import (
     DeliveryFileRow,
@@ -33,7 +34,7 @@ def _iso(value: datetime | None) -> str | None:
 def status(app: App, campaign: Campaign) -> dict[str, Any]:
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        count = active_signer_count(session, campaign_id)
+        count = count_signers(session, campaign_id)
         reached = session.execute(select(MilestoneRow.threshold, MilestoneRow.reached_at,
                                          DeliveryRow.public_id)
                                   .join(DeliveryRow, MilestoneRow.delivery_id == DeliveryRow.id, isouter=True)
@@ -96,3 +97,15 @@ def _answer(code: int | None, text: str | None) -> str | None:
     if code is None and not text:
         return None
     return f"{code or ''} {text or ''}".strip()
+
+
+def export_files(app: App, campaign: Campaign, target: Path) -> None:
+    """Every delivery's bundle files, as sent, under target/<dossier id>/."""
+    with reading(app.engine) as session:
+        campaign_id = app.campaign_id(session, campaign)
+        for public_id, name, content in session.execute(
+                select(DeliveryRow.public_id, DeliveryFileRow.name, DeliveryFileRow.content)
+                .join(DeliveryFileRow, DeliveryFileRow.delivery_id == DeliveryRow.id)
+                .where(DeliveryRow.campaign_id == campaign_id)):
+            (target / public_id).mkdir(parents=True, exist_ok=True)
+            (target / public_id / name).write_bytes(content)

@@ -118,7 +118,7 @@ class DeliveryRow(Base):
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
     trigger: Mapped[str] = mapped_column(String(20))  # milestone | manual
     milestone: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # held → queued → building → sending → done | failed; cancelled from held or queued
+    # a DeliveryState; the moves between them are delivery.services.states.TRANSITIONS
     status: Mapped[str] = mapped_column(String(20), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_by: Mapped[str] = mapped_column(String(200))

@@ -7,7 +7,7 @@ sign-up forms and dashboards. Both call the same service functions as the CLI.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from delivery.services.app import App
 from delivery.web import actions, api, auth, pages
 from delivery.web.common import WebState, css_path, error_page, template_env
-from delivery.web.config import WebConfig, load_web_config
+from delivery.web.config import WebConfig, web_config
 from delivery.web.middleware import WebSecurityMiddleware
 from delivery.web.ratelimit import LoginLimiter
 
@@ -64,10 +64,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Something went wrong; the error is in the service log.", status_code=500)
 
 
-def create_web_app(app: App, *, config: WebConfig | None = None,
-                   env: Mapping[str, str] | None = None) -> Starlette:
-    """The admin + API for this App. `config`/`env` default to the process environment."""
-    config = config or load_web_config(env)
+def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
+    """The admin + API for this App; `config` defaults to the one its settings make."""
+    config = config or web_config(app.settings.web)
     web = WebState(app=app, config=config, templates=template_env(app),
                    limiter=LoginLimiter(failures=config.login_failures, window=config.login_window))
     css = css_path(app)

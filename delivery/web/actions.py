@@ -1,10 +1,10 @@
 """Posted forms (CSRF-checked) → the same service calls as the CLI: preview, send now, cancel,
-release, retry, withdraw a signer. Each is audited by the service with actor "web:NAME".
+release, retry, withdraw a signer, resume a paused SMTP account. Each is audited by the service
+with actor "web:NAME".
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import shutil
@@ -20,9 +20,7 @@ from starlette.routing import Route
 
 from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
-from delivery.services import deliveries
-from delivery.storage.db import transaction
-from delivery.web import queries
+from delivery.services import deliveries, sending, signers
 from delivery.web.common import (
     WebState,
     actor,
@@ -40,10 +38,9 @@ from delivery.web.pages import REFRESH_SECONDS, file_response
 
 _REF = re.compile(r"[A-Za-z0-9-]{1,40}")
 EXPIRED = "This form has expired (or was not sent from this site). Go back, reload the page and try again."
-DELIVERY_ACTIONS = {"cancel": deliveries.cancel, "release": deliveries.release, "retry": deliveries.retry}
 DONE_TEXT = {"cancel": "cancelled: nothing more will be sent",
-             "release": "released: the scheduler builds and sends it at its next check",
-             "retry": "queued again: the scheduler retries it at its next check"}
+             "release": "released: it is being built and sent now",
+             "retry": "queued again: it is being retried now"}
 
 
 FormAction = Callable[[Request, str, FormData], Awaitable[Response]]
@@ -66,21 +63,28 @@ async def delivery_action(request: Request, user: str, form: FormData) -> Respon
     web = state(request)
     campaign = campaign_for(request)
     ref, action = request.path_params["ref"], request.path_params["action"]
-    fn = DELIVERY_ACTIONS.get(action)
-    if fn is None:
+    if action not in deliveries.ACTIONS:
         return error_page(request, 404, "No such action.")
     # deliveries.find_delivery reads an all-digit ref as a row id; keep those within an INTEGER.
     if not _REF.fullmatch(ref) or (ref.isdigit() and len(ref) > 9):
         return error_page(request, 404, "No such delivery.")
     try:
-        public_id = await blocking(fn, web.app, campaign, ref, now=web.clock(), actor=actor(user))
+        public_id = await blocking(deliveries.change, web.app, campaign, action, ref, now=web.clock(),
+                                   actor=actor(user))
     except NotFound as exc:
         return error_page(request, 404, str(exc))
     except (StateConflict, UsageError) as exc:
         flash(request, "error", str(exc))
         return RedirectResponse(f"/c/{campaign.slug}/deliveries/{ref}", status_code=303)
     flash(request, "ok", f"Delivery {public_id} {DONE_TEXT[action]}.")
-    return RedirectResponse(f"/c/{campaign.slug}/deliveries/{public_id}", status_code=303)
+    target = f"/c/{campaign.slug}/deliveries/{public_id}"
+    if deliveries.needs_work_now(action):
+        def work(job: Job) -> None:
+            deliveries.tick(web.app, campaign, now=web.clock(), progress=job.progress)
+
+        job = web.jobs.start("send", campaign.slug, actor(user), work)
+        target += f"?job={job.id}"
+    return RedirectResponse(target, status_code=303)
 
 
 async def preview_start(request: Request, user: str, form: FormData) -> Response:
@@ -129,11 +133,6 @@ async def send_page(request: Request, user: str) -> Response:
                   chosen={r.email for r in campaign.recipients})
 
 
-def _signer_count(web: WebState, campaign: Campaign) -> int:
-    with transaction(web.app.engine) as session:
-        return deliveries.active_signer_count(session, web.app.campaign_id(session, campaign))
-
-
 async def send(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
@@ -149,7 +148,7 @@ async def send(request: Request, user: str, form: FormData) -> Response:
     if form.get("step") != "confirm":
         nonce = secrets.token_urlsafe(16)
         request.session["send_nonce"] = nonce
-        count = await blocking(_signer_count, web, campaign)
+        count = await blocking(signers.count, web.app, campaign)
         return render(request, "send_confirm.html", title="Confirm sending", campaign=campaign,
                       recipients=recipients, signer_count=count, nonce=nonce)
     nonce = request.session.pop("send_nonce", None)
@@ -163,34 +162,32 @@ async def send(request: Request, user: str, form: FormData) -> Response:
 async def _start_send(request: Request, web: WebState, campaign: Campaign, to: list[str],
                       user: str) -> Response:
     who = actor(user)
+    ref = await blocking(deliveries.create_manual, web.app, campaign, now=web.clock(), to=to, actor=who)
 
-    def before() -> int:
-        with transaction(web.app.engine) as session:
-            return queries.max_delivery_id(session)
-
-    after_id = await blocking(before)
-
-    def work(job: Job) -> str:
-        return deliveries.send_now(web.app, campaign, now=web.clock(), to=to, actor=who,
-                                    progress=job.progress)
+    def work(job: Job) -> bool:
+        return deliveries.build_and_send(web.app, ref.id, now=web.clock(), progress=job.progress)
 
     job = web.jobs.start("send", campaign.slug, who, work)
+    return RedirectResponse(f"/c/{campaign.slug}/deliveries/{ref.public_id}?job={job.id}", status_code=303)
 
-    def created() -> str | None:
-        with transaction(web.app.engine) as session:
-            return queries.latest_delivery_by(session, web.app.campaign_id(session, campaign), who, after_id)
 
-    # send_now creates the delivery first, then builds and sends it: wait for the row, then show it.
-    for _ in range(300):
-        public_id = await blocking(created)
-        if public_id:
-            target = f"/c/{campaign.slug}/deliveries/{public_id}?job={job.id}"
-            return RedirectResponse(target, status_code=303)
-        if job.finished:
-            break
-        await asyncio.sleep(0.1)
-    flash(request, "error", f"Sending did not start: {job.error}" if job.error else
-          "The delivery is being prepared; it appears below in a moment.")
+async def smtp_resume(request: Request, user: str, form: FormData) -> Response:
+    """The dashboard's Resume sending: the pause cleared now, the waiting mail sent in a job."""
+    web = state(request)
+    campaign = campaign_for(request)
+    account = str(form.get("account") or "")[:400] or None
+    try:
+        resumed = await blocking(sending.resume, web.app, account, now=web.clock(), actor=actor(user),
+                                 send=False)
+    except DeliveryError as exc:
+        flash(request, "error", str(exc))
+        return RedirectResponse(f"/c/{campaign.slug}/", status_code=303)
+
+    def work(job: Job) -> None:
+        deliveries.send_due(web.app, now=web.clock())
+
+    web.jobs.start("send", campaign.slug, actor(user), work)
+    flash(request, "ok", f"Sending through {resumed.account} resumed: the waiting e-mails go out now.")
     return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
 
 
@@ -202,22 +199,15 @@ async def withdraw(request: Request, user: str, form: FormData) -> Response:
         flash(request, "error", "Enter the signer's e-mail address.")
         return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
 
-    def run() -> bool:
-        from delivery.signers.store import withdraw_signer
-
-        with transaction(web.app.engine) as session:
-            return withdraw_signer(session, web.app.campaign_id(session, campaign), email, now=web.clock(),
-                                   actor=actor(user))
-
     try:
-        found = await blocking(run)
+        await blocking(signers.withdraw, web.app, campaign, email, now=web.clock(), actor=actor(user))
+    except NotFound:
+        # The address is not repeated back: pages never show a signer's e-mail.
+        flash(request, "error", "No signer with that e-mail address in this campaign; nothing changed.")
     except DeliveryError as exc:
         flash(request, "error", str(exc))
-        return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
-    # The address is not repeated back: pages never show a signer's e-mail.
-    flash(request, "ok" if found else "error",
-          "Signer withdrawn: they will not appear in any later dossier." if found else
-          "No signer with that e-mail address in this campaign; nothing changed.")
+    else:
+        flash(request, "ok", "Signer withdrawn: they will not appear in any later dossier.")
     return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
 
 
@@ -225,6 +215,7 @@ routes = [
     Route("/c/{slug}/deliveries/{ref}/{action}", login_required(csrf_checked(delivery_action)),
           methods=["POST"]),
     Route("/c/{slug}/preview", login_required(csrf_checked(preview_start)), methods=["POST"]),
+    Route("/c/{slug}/smtp/resume", login_required(csrf_checked(smtp_resume)), methods=["POST"]),
     Route("/c/{slug}/preview/{job}", login_required(preview_page), methods=["GET"]),
     Route("/c/{slug}/preview/{job}/files/{name}", login_required(preview_file), methods=["GET"]),
     Route("/c/{slug}/send", login_required(send_page), methods=["GET"]),

@@ -15,10 +15,9 @@ from starlette.routing import Route
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
 from delivery.errors import RowRejected
-from delivery.services import accounts, reports
+from delivery.services import accounts, reports, signers
 from delivery.services.accounts import TokenInfo
-from delivery.storage import audit
-from delivery.storage.db import transaction
+from delivery.services.signers import Added
 from delivery.web.common import WebState, blocking, state
 from delivery.web.openapi import SCHEMAS, document
 
@@ -44,13 +43,7 @@ def _token(web: WebState, header: str) -> TokenInfo | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
-    with transaction(web.app.engine) as session:
-        return accounts.verify_token(session, value.strip())
-
-
-def _campaign_id(web: WebState, campaign: Campaign) -> int:
-    with transaction(web.app.engine) as session:
-        return web.app.campaign_id(session, campaign)
+    return accounts.verify_token(web.app, value.strip())
 
 
 def endpoint(handler: Handler, query: tuple[str, ...] = ()) -> Callable[[Request], Awaitable[Response]]:
@@ -69,8 +62,7 @@ def endpoint(handler: Handler, query: tuple[str, ...] = ()) -> Callable[[Request
             campaign = web.app.campaigns.get(request.path_params["slug"])
             if campaign is None:
                 raise ApiError(404, "no such campaign")
-            scoped = info.campaign_id
-            if scoped is not None and scoped != await blocking(_campaign_id, web, campaign):
+            if info.campaign is not None and info.campaign != campaign.slug:
                 raise ApiError(403, "this token is for another campaign")
             return await handler(request, campaign, info)
         except ApiError as exc:
@@ -132,24 +124,13 @@ def signature_fields(data: object) -> dict[str, object]:
     return dict(data)
 
 
-def _store(web: WebState, campaign: Campaign, info: TokenInfo, fields: dict[str, object]) -> tuple[bool, int]:
-    from delivery.signers.intake import validate_signer
-    from delivery.signers.store import add_signers, count_signers
-
-    now = web.clock()
+def _store(web: WebState, campaign: Campaign, info: TokenInfo, fields: dict[str, object]) -> Added:
     try:
-        signer = validate_signer(fields, now=now, source=f"api:{info.name}")
+        return signers.add_signer(web.app, campaign, fields, now=web.clock(), actor=f"api:{info.name}")
     except RowRejected as exc:
         raise ApiError(422, exc.reason) from None
     except (OverflowError, ValueError):  # e.g. year 1 at +14:00 has no UTC time; intake should say so
         raise ApiError(422, "a value is out of range (check signed_at)") from None
-    with transaction(web.app.engine) as session:
-        campaign_id = web.app.campaign_id(session, campaign)
-        inserted, _ = add_signers(session, campaign_id, [signer], now=now)
-        if inserted:
-            audit.record(session, at=now, actor=f"api:{info.name}", action="signers.add",
-                         campaign_id=campaign_id, subject="1 signer")
-        return bool(inserted), count_signers(session, campaign_id)
 
 
 async def post_signature(request: Request, campaign: Campaign, info: TokenInfo) -> Response:
@@ -158,9 +139,9 @@ async def post_signature(request: Request, campaign: Campaign, info: TokenInfo) 
     fields = signature_fields(data)
     if not str(fields["email"]).strip():  # intake would key a blank address by name and place instead
         raise ApiError(422, "'email' is required", "email")
-    stored, count = await blocking(_store, web, campaign, info, fields)
-    return JSONResponse({"stored": stored, "duplicate": not stored, "signers": count},
-                        status_code=201 if stored else 200)
+    added = await blocking(_store, web, campaign, info, fields)
+    return JSONResponse({"stored": added.stored, "duplicate": not added.stored, "signers": added.signers},
+                        status_code=201 if added.stored else 200)
 
 
 async def get_status(request: Request, campaign: Campaign, info: TokenInfo) -> Response:

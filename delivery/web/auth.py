@@ -10,8 +10,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from delivery.services import accounts
-from delivery.storage import audit
-from delivery.storage.db import transaction
 from delivery.web.common import (
     actor,
     blocking,
@@ -35,12 +33,7 @@ async def login_page(request: Request) -> Response:
 
 def _check(request: Request, name: str, password: str) -> bool:
     web = state(request)
-    with transaction(web.app.engine) as session:
-        ok = accounts.authenticate(session, name, password)
-        if ok:
-            audit.record(session, at=web.clock(), actor=actor(name), action="user.login",
-                         subject=name, ip=client_ip(request))
-    return ok
+    return accounts.log_in(web.app, name, password, now=web.clock(), actor=actor(name), ip=client_ip(request))
 
 
 async def login(request: Request) -> Response:

@@ -23,7 +23,6 @@ from delivery.campaigns.config import Campaign
 from delivery.services import accounts
 from delivery.services.app import App
 from delivery.settings import BUILTIN, SOURCE_TREE
-from delivery.storage.db import transaction
 from delivery.web.config import WebConfig
 from delivery.web.jobs import Jobs
 from delivery.web.ratelimit import LoginLimiter
@@ -148,8 +147,7 @@ def safe_next(target: str | None) -> str:
 def _current_user(web: WebState, name: object) -> str | None:
     if not isinstance(name, str) or not name:
         return None
-    with transaction(web.app.engine) as session:
-        return name if accounts.user_exists(session, name) else None
+    return name if accounts.user_exists(web.app, name) else None
 
 
 def login_required(page: Page) -> Callable[[Request], Awaitable[Response]]:

@@ -13,12 +13,11 @@ from starlette.routing import Route
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
 from delivery.dossier import charts
-from delivery.services import reports
-from delivery.storage.db import transaction
-from delivery.web import queries
+from delivery.errors import UsageError
+from delivery.services import queries, reports, signers
+from delivery.services.states import ACTIVE, organizer_actions
 from delivery.web.common import WebState, blocking, campaign_for, error_page, login_required, render, state
 
-ACTIVE = ("queued", "building", "sending")
 REFRESH_SECONDS = 3
 
 
@@ -33,23 +32,18 @@ async def home(request: Request, user: str) -> Response:
 
 def _overview(web: WebState) -> list[dict[str, Any]]:
     out = []
-    with transaction(web.app.engine) as session:
-        from delivery.services.deliveries import active_signer_count
-
-        for campaign in sorted(web.app.campaigns.values(), key=lambda c: c.title):
-            try:
-                count: int | None = active_signer_count(session, web.app.campaign_id(session, campaign))
-            except Exception:  # a campaign file not loaded into the database yet (`init` not rerun)
-                count = None
-            out.append({"campaign": campaign, "signers": count})
+    for campaign in sorted(web.app.campaigns.values(), key=lambda c: c.title):
+        try:
+            count: int | None = signers.count(web.app, campaign)
+        except UsageError:  # a campaign file not loaded into the database yet (`init` not rerun)
+            count = None
+        out.append({"campaign": campaign, "signers": count})
     return out
 
 
 def _dashboard_data(web: WebState, campaign: Campaign) -> dict[str, Any]:
     status = reports.status(web.app, campaign)
-    with transaction(web.app.engine) as session:
-        campaign_id = web.app.campaign_id(session, campaign)
-        points = queries.growth(session, campaign_id)
+    points = queries.growth(web.app, campaign)
     reached = {m["threshold"]: m for m in status["milestones_reached"]}
     milestones = [{"threshold": t, "reached": reached.get(t)} for t in sorted(campaign.thresholds)]
     return {"status": status, "milestones": milestones,
@@ -84,19 +78,16 @@ async def delivery(request: Request, user: str) -> Response:
     dossiers = [m for m in found["messages"] if m["kind"] == "dossier"]
     alerts = [m for m in found["messages"] if m["kind"] != "dossier"]
     return render(request, "delivery.html", title=f"Delivery {ref}", campaign=campaign, d=found, job=job,
-                  refresh=REFRESH_SECONDS if refresh else None, dossiers=dossiers, alerts=alerts)
+                  refresh=REFRESH_SECONDS if refresh else None, dossiers=dossiers, alerts=alerts,
+                  can=organizer_actions(found["status"]))
 
 
 async def delivery_file(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
 
-    def load() -> queries.FileContent | None:
-        with transaction(web.app.engine) as session:
-            return queries.delivery_file(session, web.app.campaign_id(session, campaign),
-                                         request.path_params["ref"], request.path_params["name"])
-
-    found = await blocking(load)
+    found = await blocking(queries.delivery_file, web.app, campaign, request.path_params["ref"],
+                           request.path_params["name"])
     if found is None:
         return error_page(request, 404, "No such file in this delivery.")
     return file_response(found.name, found.data, download=request.query_params.get("download") == "1")
@@ -121,11 +112,9 @@ async def signers_page(request: Request, user: str) -> Response:
     text = request.query_params.get("q", "").strip()[:100]
 
     def load() -> dict[str, Any]:
-        with transaction(web.app.engine) as session:
-            campaign_id = web.app.campaign_id(session, campaign)
-            by_country = queries.countries(session, campaign_id)
-            found = queries.search_signers(session, campaign_id, text) if text else None
-            withdrawn = queries.withdrawn_count(session, campaign_id)
+        by_country = queries.countries(web.app, campaign)
+        found = queries.search_signers(web.app, campaign, text) if text else None
+        withdrawn = queries.withdrawn_count(web.app, campaign)
         return {"by_country": by_country, "found": found, "withdrawn": withdrawn,
                 "total": sum(n for _, n in by_country),
                 "chart": charts.bar_chart(charts.top_rows(by_country, 15, "Other"), fmt=lambda n: f"{n:,}")}
@@ -141,13 +130,8 @@ async def audit_log(request: Request, user: str) -> Response:
     before_text = request.query_params.get("before", "")
     before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
 
-    def load() -> list[dict[str, Any]]:
-        with transaction(web.app.engine) as session:
-            campaign_id = web.app.campaign_id(session, campaign)
-            return queries.audit_page(session, campaign_id=campaign_id, before=before)
-
-    rows = await blocking(load)
-    older = rows[-1]["id"] if len(rows) == queries.AUDIT_PAGE else None
+    rows = await blocking(queries.audit_page, web.app, campaign, before=before)
+    older = rows[-1].id if len(rows) == queries.AUDIT_PAGE else None
     return render(request, "audit.html", title=f"Audit log · {campaign.title}", campaign=campaign, rows=rows,
                   older=older)
 

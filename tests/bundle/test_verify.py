@@ -183,10 +183,10 @@ def test_an_incremental_edit_adding_an_annotation_fails(folder: Path, trust: Pat
     path = folder / "dossier-en-1.pdf"
     writer = IncrementalPdfFileWriter(BytesIO(path.read_bytes()))
     page_ref = writer.root["/Pages"]["/Kids"][0]
-    annot = writer.add_object(generic.DictionaryObject({
+    annot = writer.add_object(generic.DictionaryObject({  # type: ignore[no-untyped-call]
         generic.NameObject("/Type"): generic.NameObject("/Annot"),
         generic.NameObject("/Subtype"): generic.NameObject("/Text"),
-        generic.NameObject("/Rect"): generic.ArrayObject([generic.NumberObject(n) for n in
+        generic.NameObject("/Rect"): generic.ArrayObject([generic.NumberObject(n) for n in  # type: ignore[no-untyped-call]
                                                          (10, 10, 30, 30)]),
         generic.NameObject("/Contents"): generic.TextStringObject("9,999 signers"),
     }))
@@ -194,7 +194,7 @@ def test_an_incremental_edit_adding_an_annotation_fails(folder: Path, trust: Pat
     page[generic.NameObject("/Annots")] = generic.ArrayObject([annot])
     writer.update_container(page)
     out = BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     path.write_bytes(out.getvalue())
     report = verify_path(path, trust=trust)
     reason = _reasons(report)["dossier-en-1.pdf"]
@@ -207,7 +207,7 @@ def test_a_second_signature_fails(folder: Path, trust: Path,
     writer = IncrementalPdfFileWriter(BytesIO(path.read_bytes()))
     meta = signers.PdfSignatureMetadata(field_name="Second", md_algorithm="sha256")
 
-    class Careless(signers.PdfSigner):  # type: ignore[misc]
+    class Careless(signers.PdfSigner):
         """pyHanko refuses to sign a 'no changes' document; an attacker's tool would not."""
 
         def _enforce_certification_constraints(self, reader: object) -> None:

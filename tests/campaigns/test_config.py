@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import time, timedelta
 from pathlib import Path
 
@@ -116,12 +117,13 @@ def test_a_campaign_without_its_letter_template_is_refused_at_start(tmp_path: Pa
     from delivery.services.app import open_app
 
     (tmp_path / "schedules").mkdir()
-    (tmp_path / "templates").mkdir()
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
     (tmp_path / "schedules" / "c.toml").write_text(GOOD.replace("letters/salman-mukaev", "letters/nope"),
                                                    encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         open_app(load_settings({"DELIVERY_HOME": str(tmp_path)}))
-    assert caught.value.key == "campaign.letter" and "letters/nope/en.html.j2" in caught.value.problem
+    assert caught.value.key == "campaign.letter" and "letters/nope (the letter's folder does not exist)" \
+        in caught.value.problem
 
 
 @pytest.mark.parametrize(("url", "problem"), [

@@ -30,7 +30,7 @@ def build(signers: list[Signer], *, volume_size: int = 10, omit: bool = False) -
 
 
 def numbers(dossier: Dossier) -> list[list[int]]:
-    return [[line.number for line in v.lines] for v in dossier.volumes]
+    return [[line.number for line in v.printed_lines()] for v in dossier.volumes]
 
 
 def test_every_signer_once_in_order_in_volumes_of_fixed_size() -> None:
@@ -38,7 +38,7 @@ def test_every_signer_once_in_order_in_volumes_of_fixed_size() -> None:
     assert numbers(dossier) == [list(range(1, 11)), list(range(11, 21)), list(range(21, 26))]
     assert [(v.number, v.total, v.first, v.last) for v in dossier.volumes] == [
         (1, 3, 1, 10), (2, 3, 11, 20), (3, 3, 21, 25)]
-    assert [line.name for line in dossier.volumes[0].lines][:2] == ["Signer 1", "Signer 2"]
+    assert [line.name for line in dossier.volumes[0].printed_lines()][:2] == ["Signer 1", "Signer 2"]
     assert dossier.signer_count == dossier.listed_count == 25
 
 
@@ -62,7 +62,7 @@ def test_withdrawals_at_the_end_and_a_whole_volume_withdrawn() -> None:
 
 def test_withheld_names_are_listed_anonymously_or_omitted_keeping_their_numbers() -> None:
     anonymous = build(rows(12, withheld={2, 11}))
-    assert [line.name is None for line in anonymous.volumes[0].lines][:3] == [False, True, False]
+    assert [line.name is None for line in anonymous.volumes[0].printed_lines()][:3] == [False, True, False]
     assert anonymous.withheld_count == 2 and anonymous.listed_count == 12
     omitted = build(rows(12, withheld={2, 11}), omit=True)
     assert numbers(omitted) == [[1, *range(3, 11)], [12]]

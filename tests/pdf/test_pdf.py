@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
+from fontTools.ttLib import TTFont
 
 from delivery.dossier import render
 from delivery.dossier.compose import Line, Volume

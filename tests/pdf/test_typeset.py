@@ -118,7 +118,7 @@ def test_every_script_is_drawn_and_reads_back(tmp_path: Path) -> None:
         descriptor = font.DescendantFonts[0].FontDescriptor
         program = descriptor.get("/FontFile2") or descriptor.get("/FontFile3")
         # the fonts are 0.7 MB (DejaVu) to 19 MB (the CJK collection): only used glyphs go in
-        assert len(program.read_raw_bytes()) < 150_000
+        assert program is not None and len(program.read_raw_bytes()) < 150_000
     images = [x for x in pdf.pages[0].Resources.XObject.values() if x.Subtype == "/Image"]
     assert len(images) == 2  # 🌍 and ✨, as bitmaps
 

@@ -14,18 +14,15 @@ from pathlib import Path
 import pytest
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
 from delivery.campaigns.config import load_campaigns, parse_campaign
-from delivery.errors import ConfigError
 from delivery.runtime.clock import FileClock, FixedClock
 from delivery.runtime.scheduler import (
     TickRunner,
     add_tick_job,
     build_scheduler,
-    check_every_override,
     job_id,
-    release_own_leases,
 )
 from delivery.services import deliveries
 from delivery.services.app import App, init
@@ -91,19 +88,6 @@ def test_adding_a_campaign_again_replaces_its_job() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("", None), ("2s", timedelta(seconds=2)), ("1m", timedelta(minutes=1)), ("0.5", timedelta(seconds=0.5)),
-])
-def test_check_every_override(text: str, expected: timedelta | None) -> None:
-    assert check_every_override({"DELIVERY_CHECK_EVERY": text}) == expected
-
-
-@pytest.mark.parametrize("text", ["soon", "-3", "0", "5x"])
-def test_check_every_override_refuses_nonsense(text: str) -> None:
-    with pytest.raises(ConfigError, match="DELIVERY_CHECK_EVERY"):
-        check_every_override({"DELIVERY_CHECK_EVERY": text})
-
-
 def collect_leaked_engines() -> None:
     """tests/conftest.py's postgres_url leaves its migration engine undisposed; collect it here,
     quietly, rather than have its ResourceWarning fail whichever test the GC happens to run in."""
@@ -152,7 +136,7 @@ def test_the_scheduler_runs_real_ticks_in_a_worker_thread(app: App) -> None:
 
 def test_a_failing_tick_is_recorded_and_logged(app: App, caplog: pytest.LogCaptureFixture) -> None:
     with transaction(app.engine) as session:  # the campaign was never registered by `init`
-        session.execute(CampaignRow.__table__.delete())
+        session.execute(delete(CampaignRow))
     runner = TickRunner(app, FixedClock(NOW))
     with caplog.at_level(logging.ERROR, logger="delivery.runtime.scheduler"):
         asyncio.run(runner.run(SLUG))
@@ -221,7 +205,7 @@ def test_release_own_leases_gives_back_only_this_workers_claims(app: App) -> Non
                                    lease_owner=f"{owner}#0a0b0c", lease_until=NOW + timedelta(minutes=10),
                                    crash_resends=0))
             rows.append(row.id)
-    assert release_own_leases(app, now=NOW) == 2
+    assert deliveries.release_own_leases(app, now=NOW) == 2
     with transaction(app.engine) as session:
         mine, theirs = (session.get(DeliveryRow, i) for i in rows)
         assert mine is not None and theirs is not None

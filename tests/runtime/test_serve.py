@@ -4,6 +4,7 @@ PostgreSQL and a real SMTP server: hold and send window, two instances, SIGKILL 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -28,11 +29,11 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from delivery.campaigns.config import load_campaigns
-from delivery.errors import ConfigError, DeliveryError
+from delivery.errors import DeliveryError
+from delivery.logs import JsonFormatter, TextFormatter, safe_error
 from delivery.runtime.clock import FixedClock
-from delivery.runtime.logs import JsonFormatter, TextFormatter, safe_error
 from delivery.runtime.scheduler import TickRunner, build_scheduler
-from delivery.runtime.serve import Service, bind, create_asgi_app, run_service, shutdown_deadline
+from delivery.runtime.serve import Service, bind, create_asgi_app, run_service
 from delivery.services.app import App, init
 from delivery.settings import load_settings
 from delivery.storage.db import make_engine, transaction
@@ -212,14 +213,6 @@ def test_a_web_server_that_cannot_start_stops_the_service_with_exit_1(
     assert any("could not start" in r.getMessage() for r in caplog.records)
 
 
-def test_shutdown_deadline_from_environment() -> None:
-    assert shutdown_deadline({}) == 30.0
-    assert shutdown_deadline({"DELIVERY_SHUTDOWN_DEADLINE": "2.5"}) == 2.5
-    for bad in ("0", "-1", "soon", "99999"):
-        with pytest.raises(ConfigError, match="DELIVERY_SHUTDOWN_DEADLINE"):
-            shutdown_deadline({"DELIVERY_SHUTDOWN_DEADLINE": bad})
-
-
 def test_a_taken_port_fails_at_once_with_a_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -335,7 +328,7 @@ def test_two_instances_deliver_each_of_three_milestones_once(
         with serving(env, tmp_path / "a.log") as a, serving(env, tmp_path / "b.log") as b:
             for milestone in (1, 2, 3):  # one milestone per tick; their builds may overlap
                 sign(engine, 3 * milestone - 2, 3, now=WED_NOON, name=SECRET_NAME)
-                wait_for(lambda m=milestone: len(deliveries(engine)) == m, timeout=30,
+                wait_for(functools.partial(lambda m: len(deliveries(engine)) == m, milestone), timeout=30,
                          what=f"milestone {milestone} detected")
             wait_for(lambda: [d.status for d in deliveries(engine)] == ["done"] * 3, timeout=90,
                      what="three deliveries done")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from delivery.cli import admin
 from delivery.errors import NotFound, StateConflict, UsageError
 from delivery.services import accounts
 from delivery.services.app import App
-from delivery.storage.db import transaction
+from delivery.storage.db import reading
 from delivery.storage.models import ApiTokenRow, AuditRow, UserRow
 from tests.web.test_web import NOW, SLUG, _gc_after, make_app
 
@@ -38,48 +40,67 @@ def test_passwords_are_argon2_hashed_and_checked() -> None:
 
 
 def test_add_user_and_authenticate(app: App) -> None:
-    with transaction(app.engine) as session:
-        assert accounts.add_user(session, "maria", "a long enough password", now=NOW)
-    with transaction(app.engine) as session:
-        assert accounts.authenticate(session, "maria", "a long enough password")
-        assert not accounts.authenticate(session, "maria", "wrong password here")
-        assert not accounts.authenticate(session, "nobody", "a long enough password")
-        assert not accounts.authenticate(session, "maria", "x" * 5000)
-    with transaction(app.engine) as session, pytest.raises(StateConflict):
-        accounts.add_user(session, "maria", "another long password", now=NOW)
-    with transaction(app.engine) as session:
-        assert accounts.add_user(session, "maria", "another long password", now=NOW, replace=True) is False
-    with transaction(app.engine) as session:
-        assert accounts.authenticate(session, "maria", "another long password")
+    assert accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    assert accounts.authenticate(app, "maria", "a long enough password")
+    assert not accounts.authenticate(app, "maria", "wrong password here")
+    assert not accounts.authenticate(app, "nobody", "a long enough password")
+    assert not accounts.authenticate(app, "maria", "x" * 5000)
+    with pytest.raises(StateConflict):
+        accounts.add_user(app, "maria", "another long password", now=NOW, actor="cli:tester")
+    assert accounts.add_user(app, "maria", "another long password", now=NOW, actor="cli:tester",
+                             replace=True) is False
+    assert accounts.authenticate(app, "maria", "another long password")
+    with reading(app.engine) as session:
+        assert list(session.execute(select(AuditRow.action, AuditRow.actor).order_by(AuditRow.id))) == [
+            ("user.add", "cli:tester"), ("user.password", "cli:tester")]
+
+
+def test_a_login_is_audited_with_its_address_and_a_failed_one_changes_nothing(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    assert not accounts.log_in(app, "maria", "wrong password here", now=NOW, actor="web:maria", ip="10.0.0.9")
+    assert accounts.log_in(app, "maria", "a long enough password", now=NOW, actor="web:maria", ip="10.0.0.7")
+    with reading(app.engine) as session:
+        logins = [(actor, json.loads(detail)["ip"]) for actor, detail in session.execute(
+            select(AuditRow.actor, AuditRow.detail).where(AuditRow.action == "user.login"))]
+    assert logins == [("web:maria", "10.0.0.7")]
 
 
 @pytest.mark.parametrize(("name", "password"), [("maria", "short"), ("", "a long enough password"),
                                                 ("has space", "a long enough password"),
                                                 ("-dash", "a long enough password")])
 def test_bad_names_and_short_passwords_are_refused(app: App, name: str, password: str) -> None:
-    with transaction(app.engine) as session, pytest.raises(UsageError):
-        accounts.add_user(session, name, password, now=NOW)
+    with pytest.raises(UsageError):
+        accounts.add_user(app, name, password, now=NOW, actor="cli:tester")
+    assert accounts.list_users(app) == []
 
 
 def test_tokens_are_stored_as_sha256_and_can_be_revoked(app: App) -> None:
-    with transaction(app.engine) as session:
-        token = accounts.add_token(session, "website", campaign_id=None, now=NOW)
+    token = accounts.add_token(app, "website", campaign=None, now=NOW, actor="cli:tester")
     assert token.startswith("pd_") and len(token) > 40
-    with transaction(app.engine) as session:
+    with reading(app.engine) as session:
         row = session.scalars(select(ApiTokenRow)).one()
         assert row.token_hash == accounts.token_hash(token) and token not in row.token_hash
-        assert accounts.verify_token(session, token) == accounts.TokenInfo("website", None)
-        assert accounts.verify_token(session, token + "x") is None
-        assert accounts.verify_token(session, "website") is None
-    with transaction(app.engine) as session:
-        assert accounts.revoke_token(session, "website", now=NOW)
-        assert not accounts.revoke_token(session, "website", now=NOW)
-    with transaction(app.engine) as session:
-        assert accounts.verify_token(session, token) is None
-        with pytest.raises(NotFound):
-            accounts.revoke_token(session, "nothing", now=NOW)
-        with pytest.raises(StateConflict):
-            accounts.add_token(session, "website", campaign_id=None, now=NOW)
+    assert accounts.verify_token(app, token) == accounts.TokenInfo("website", None)
+    assert accounts.verify_token(app, token + "x") is None
+    assert accounts.verify_token(app, "website") is None
+    assert accounts.revoke_token(app, "website", now=NOW, actor="cli:tester")
+    assert not accounts.revoke_token(app, "website", now=NOW, actor="cli:tester")
+    assert accounts.verify_token(app, token) is None
+    with pytest.raises(NotFound):
+        accounts.revoke_token(app, "nothing", now=NOW, actor="cli:tester")
+    with pytest.raises(StateConflict):
+        accounts.add_token(app, "website", campaign=None, now=NOW, actor="cli:tester")
+    assert [(t.name, t.revoked_at) for t in accounts.list_tokens(app)] == [("website", NOW)]
+
+
+def test_importing_the_accounts_service_computes_no_hash() -> None:
+    """The login's stand-in hash costs about a second: made at import, every command would pay it."""
+    code = ("import time, argon2; calls = []; real = argon2.PasswordHasher.hash\n"
+            "argon2.PasswordHasher.hash = lambda self, p: calls.append(p) or real(self, p)\n"
+            "import delivery.services.accounts, delivery.cli.main\n"
+            "delivery.cli.main.build_parser(); print(len(calls))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "0"
 
 
 # --- the commands, parsed as cli.py wires them ----------------------------------------------------------
@@ -118,8 +139,8 @@ def run(app: App, argv: list[str], stdin: io.StringIO | None = None, text: str =
 def test_users_add_with_password_stdin(app: App, stdin: io.StringIO) -> None:
     code, out = run(app, ["users", "add", "maria", "--password-stdin"], stdin, "a long enough password\n")
     assert code == 0 and out == ["user maria created"]
-    with transaction(app.engine) as session:
-        assert accounts.authenticate(session, "maria", "a long enough password")
+    assert accounts.authenticate(app, "maria", "a long enough password")
+    with reading(app.engine) as session:
         assert session.scalars(select(AuditRow.action)).all() == ["user.add"]
     with pytest.raises(StateConflict):
         run(app, ["users", "add", "maria", "--password-stdin"], stdin, "another long password\n")
@@ -127,9 +148,9 @@ def test_users_add_with_password_stdin(app: App, stdin: io.StringIO) -> None:
                     "another long password\n")
     assert out == ["user maria has a new password"]
     code, out = run(app, ["users", "list", "--json"])
-    assert [u["name"] for u in out[0]] == ["maria"]
+    assert [u.name for u in out[0]] == ["maria"]
     code, out = run(app, ["users", "remove", "maria"])
-    with transaction(app.engine) as session:
+    with reading(app.engine) as session:
         assert session.scalars(select(UserRow)).all() == []
 
 
@@ -137,7 +158,7 @@ def test_users_add_with_password_stdin(app: App, stdin: io.StringIO) -> None:
 def test_users_add_refuses_empty_or_short_passwords(app: App, stdin: io.StringIO, text: str) -> None:
     with pytest.raises(UsageError):
         run(app, ["users", "add", "maria", "--password-stdin"], stdin, text)
-    with transaction(app.engine) as session:
+    with reading(app.engine) as session:
         assert session.scalars(select(UserRow)).all() == []
 
 
@@ -150,17 +171,16 @@ def test_tokens_add_prints_the_token_once_and_revoke(app: App) -> None:
     code, out = run(app, ["tokens", "add", "website", "--campaign", SLUG, "--json"])
     assert code == 0
     token = out[0]["token"]
-    with transaction(app.engine) as session:
-        info = accounts.verify_token(session, token)
-        assert info is not None and info.campaign_id == app.campaign_id(session, app.campaigns[SLUG])
+    info = accounts.verify_token(app, token)
+    assert info is not None and info.campaign == SLUG
     _, out = run(app, ["tokens", "list", "--json"])
-    assert token not in json.dumps(out) and out[0][0]["name"] == "website"
+    assert token not in repr(out) and out[0][0].name == "website"
     _, out = run(app, ["tokens", "add", "global"])
     assert out[0].splitlines()[0].startswith("pd_") and "not shown again" in out[0]
     _, out = run(app, ["tokens", "revoke", "website"])
     assert out == ["token website revoked"]
-    with transaction(app.engine) as session:
-        assert accounts.verify_token(session, token) is None
+    assert accounts.verify_token(app, token) is None
+    with reading(app.engine) as session:
         actions = list(session.scalars(select(AuditRow.action)))
         assert actions == ["token.add", "token.add", "token.revoke"]
     with pytest.raises(NotFound):

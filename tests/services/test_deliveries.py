@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -61,6 +62,7 @@ def attachments(msg: EmailMessage) -> dict[str, bytes]:
 
 
 AppFactory = Callable[..., App]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_milestone_waits_for_hold_then_reaches_each_recipient_once(
@@ -280,6 +282,35 @@ def test_signing_required_without_a_key_sends_nothing_and_alerts(
     assert delivery["status"] == "failed" and "DELIVERY_SIGNING_KEY" in delivery["error"]
     assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
     assert not any(p.get_filename() for p in smtp_server.received[0].message.iter_attachments())
+
+
+@pytest.mark.parametrize("template", ["letters/salman-mukaev/en.html.j2", "email/dossier.en.txt.j2"])
+def test_an_unexpected_error_in_a_build_fails_the_delivery_and_alerts_once(
+        make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path, template: str) -> None:
+    """A template edited on a running server to use an unknown value makes Jinja raise its own
+    UndefinedError: while rendering the cover page, or while writing the e-mails after the build."""
+    home = tmp_path / "home"
+    shutil.copytree(REPO / "templates", home / "templates")
+    app = make_app({**smtp_server.env(), "DELIVERY_HOME": str(home)},
+                   campaign_toml(hold="0s"))
+    campaign = app.campaign(None)
+    add(app, NAMES[:5], TUESDAY_10)
+    path = home / "templates" / template
+    path.write_text(path.read_text(encoding="utf-8") + "{{ no_such_value }}\n", encoding="utf-8")
+
+    report = deliveries.tick(app, campaign, now=TUESDAY_10)
+    assert report.build_failures and not report.built
+    [delivery] = reports.deliveries(app, campaign)
+    assert delivery["status"] == "failed"
+    assert delivery["error"] == ("unexpected error while building the dossier (UndefinedError); "
+                                 "the service log has the details")
+    later = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1))
+    assert later.built == later.build_failures == []
+    assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
+    assert delivery["id"] in str(smtp_server.received[0].message["Subject"])
+    with transaction(app.engine) as session:
+        assert session.scalar(select(func.count()).select_from(MessageRow)
+                              .where(MessageRow.kind != "alert")) == 0
 
 
 def _kill_render_workers(stop: threading.Event, killed: list[int]) -> None:

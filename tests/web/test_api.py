@@ -26,9 +26,8 @@ SIGNATURE = {"name": "Lilit Hakobyan", "email": "lilit@example.net", "city": "Va
 
 
 def make_token(app: App, name: str = "site", slug: str | None = None) -> str:
-    with transaction(app.engine) as session:
-        campaign_id = app.campaign_id(session, app.campaigns[slug]) if slug else None
-        return accounts.add_token(session, name, campaign_id=campaign_id, now=NOW)
+    return accounts.add_token(app, name, campaign=app.campaigns[slug] if slug else None, now=NOW,
+                              actor="cli:tester")
 
 
 @pytest.fixture
@@ -155,8 +154,7 @@ def test_missing_or_unknown_token_gets_401(app: App, header: str | None) -> None
 
 def test_a_revoked_token_gets_401(app: App, client: TestClient) -> None:
     assert client.get(f"{BASE}/status").status_code == 200
-    with transaction(app.engine) as session:
-        assert accounts.revoke_token(session, "site", now=NOW)
+    assert accounts.revoke_token(app, "site", now=NOW, actor="cli:tester")
     assert client.get(f"{BASE}/status").status_code == 401
     assert client.post(f"{BASE}/signatures", json=SIGNATURE).status_code == 401
     assert signer_rows(app) == 4

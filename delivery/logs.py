@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -19,7 +18,6 @@ from typing import Any
 from sqlalchemy.exc import StatementError
 
 FORMATS = ("text", "json")
-LEVEL_ENV = "DELIVERY_LOG_LEVEL"
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message", "asctime", "taskName", "color_message"}
@@ -108,7 +106,7 @@ def make_formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
-def configure_logging(fmt: str, *, level: str | None = None) -> None:
+def configure_logging(fmt: str, *, level: str = "INFO") -> None:
     """Route every logger (ours, uvicorn's, APScheduler's) through one stderr handler."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -116,7 +114,7 @@ def configure_logging(fmt: str, *, level: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(make_formatter(fmt))
     root.addHandler(handler)
-    root.setLevel((level or os.environ.get(LEVEL_ENV) or "INFO").upper())
+    root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
