@@ -18,6 +18,7 @@ from delivery.bundle.sign import ensure_demo_identity
 from delivery.cli.progress import ProgressBar
 from delivery.services import deliveries, reports, signers
 from delivery.services.app import App, init, open_app
+from delivery.services.reports import DeliveryReport
 from delivery.settings import load_settings
 from delivery.signers.intake import validate_signer
 from delivery.signers.samples import sample_rows
@@ -79,13 +80,14 @@ def _run(app: App, folder: Path, cert: Path, signers: int, real_now: datetime, j
     data = reports.deliveries(app, campaign)
     reports.export_files(app, campaign, folder / "dossiers")
     outbox = sorted((folder / "outbox").glob("*.eml"))
-    summary = {"folder": str(folder), "outbox": [str(p) for p in outbox], "deliveries": data,
+    summary = {"folder": str(folder), "outbox": [str(p) for p in outbox],
+               "deliveries": [d.to_dict() for d in data],
                "certificate": str(cert), "self_signed": True}
     if json_output:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
         _print_summary(folder, data, outbox, cert)
-    failed = [d for d in data if d["status"] != "done"]
+    failed = [d for d in data if d.status != "done"]
     return 1 if failed or not outbox else 0
 
 
@@ -94,19 +96,15 @@ def _add(app: App, rows: list[dict[str, object]], now: datetime) -> None:
     signers.add_many(app, app.campaign(None), batch, now=now, actor="demo")
 
 
-def _print_summary(folder: Path, data: list[dict[str, object]], outbox: list[Path], cert: Path) -> None:
+def _print_summary(folder: Path, data: list[DeliveryReport], outbox: list[Path], cert: Path) -> None:
     print(f"\n{'delivery':<20} {'trigger':<17} {'signers':>7}  {'status':<7} recipients")
     for d in data:
-        msgs = d["messages"]
-        assert isinstance(msgs, list)
-        sent = sum(1 for m in msgs if m["kind"] == "dossier" and m["status"] == "sent")
-        print(f"{d['id']:<20} {'milestone ' + format(d['milestone'], ','):<17} {d['signer_count']:>7,}  "
-              f"{d['status']:<7} {sent} sent")
-        files = d["files"]
-        assert isinstance(files, list)
-        for f in files:
-            pages = f"{f['pages']:>5} pages" if f["pages"] else ""
-            print(f"    {f['name']:<44} {f['size']:>10,} bytes {pages}")
+        sent = sum(1 for m in d.dossier_messages if m.status == "sent")
+        print(f"{d.id:<20} {'milestone ' + format(d.milestone or 0, ','):<17} {d.signer_count:>7,}  "
+              f"{d.status:<7} {sent} sent")
+        for f in d.files:
+            pages = f"{f.pages:>5} pages" if f.pages else ""
+            print(f"    {f.name:<44} {f.size:>10,} bytes {pages}")
     print(f"\ndossier files (as attached to the e-mails): {folder / 'dossiers'}")
     print(f"\ne-mails in the outbox ({len(outbox)}):")
     for p in outbox:

@@ -17,6 +17,7 @@ from delivery.errors import DeliveryError, UsageError
 
 if TYPE_CHECKING:
     from delivery.services.app import App
+    from delivery.services.reports import DeliveryReport
 
     Handler = Callable[[App, argparse.Namespace], int]
 
@@ -79,8 +80,9 @@ def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     public_id = deliveries.change(app, campaign, action, args.ref, now=now, actor=_actor())
     if deliveries.needs_work_now(action):
         deliveries.tick(app, campaign, now=now)
-    record = next(d for d in reports.deliveries(app, campaign) if d["id"] == public_id)
-    _emit(args, record, f"delivery {public_id} {PAST[action]}: now {record['status']}"
+    record = reports.delivery(app, campaign, public_id)
+    assert record is not None  # change() just found it, and deliveries are never deleted
+    _emit(args, record, f"delivery {public_id} {PAST[action]}: now {record.status}"
           + _message_lines(record) + _waiting_hint(record))
     return 0
 
@@ -88,17 +90,17 @@ def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
 PAST = {"cancel": "cancelled", "release": "released", "retry": "retried"}
 
 
-def _message_lines(data: dict[str, Any]) -> str:
-    return "".join(f"\n  {m['recipient']} part {m['part']}: {m['status']} "
-                   f"({m['last_answer'] or 'no answer yet'})"
-                   for m in data["messages"] if m["kind"] == "dossier")
+def _message_lines(data: DeliveryReport) -> str:
+    return "".join(f"\n  {m.recipient} part {m.part}: {m.status} ({m.last_answer or 'no answer yet'})"
+                   for m in data.dossier_messages)
 
 
-def _waiting_hint(data: dict[str, Any]) -> str:
-    waiting = [m for m in data["messages"] if m["kind"] == "dossier" and m["status"] in ("queued", "retry")]
+def _waiting_hint(data: DeliveryReport) -> str:
+    # next_attempt_at is set exactly while a message waits (queued or retry)
+    waiting = [m.next_attempt_at for m in data.dossier_messages if m.next_attempt_at]
     if not waiting:
         return ""
-    first = min(m["next_attempt_at"] for m in waiting if m["next_attempt_at"])
+    first = min(waiting)
     return (f"\n{len(waiting)} message(s) wait until {first} (send window or retry backoff); "
             "`petition-delivery serve` sends them then, or run `petition-delivery run-due` later")
 
@@ -155,10 +157,11 @@ def cmd_send(app: App, args: argparse.Namespace) -> int:
     with ProgressBar("rendering volumes", enabled=not args.json) as bar:
         public_id = deliveries.send_now(app, campaign, now=_now(None), to=args.to or (), actor=_actor(),
                                      progress=bar.update)
-    data = next(d for d in reports.deliveries(app, campaign, limit=20) if d["id"] == public_id)
-    _emit(args, data, f"delivery {public_id}: {data['status']}" + _message_lines(data)
-          + _waiting_hint(data) + (f"\n{data['error']}" if data["error"] else ""))
-    return 0 if data["status"] in ("done", "sending") else 1
+    data = reports.delivery(app, campaign, public_id)
+    assert data is not None  # send_now just made it
+    _emit(args, data, f"delivery {public_id}: {data.status}" + _message_lines(data)
+          + _waiting_hint(data) + (f"\n{data.error}" if data.error else ""))
+    return 0 if data.status in ("done", "sending") else 1
 
 
 def cmd_smtp(app: App, args: argparse.Namespace) -> int:

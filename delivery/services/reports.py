@@ -1,4 +1,4 @@
-"""Database → plain dicts for `status` and `deliveries`: what the CLI prints and the web shows.
+"""Database → typed read models for `status` and `deliveries`: what the CLI prints and the web shows.
 
 No signer data leaves through here: counts, countries and delivery facts only.
 """
@@ -6,14 +6,15 @@ No signer data leaves through here: counts, countries and delivery facts only.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
+from delivery.mail.outbox import WAITING
 from delivery.services.app import App
 from delivery.signers.store import count_signers
 from delivery.storage.db import reading
@@ -31,7 +32,95 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
 
 
-def status(app: App, campaign: Campaign) -> dict[str, Any]:
+@dataclass(frozen=True)
+class FileReport:
+    name: str
+    size: int
+    sha256: str
+    pages: int | None
+
+
+@dataclass(frozen=True)
+class MessageReport:
+    recipient: str
+    kind: str  # dossier | alert
+    part: str  # "2/3"
+    status: str  # a MessageState
+    attempts: int
+    last_answer: str | None
+    next_attempt_at: str | None
+    sent_at: str | None
+    crash_resends: int
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    id: str
+    trigger: str
+    milestone: int | None
+    status: str  # a DeliveryState
+    created_at: str
+    created_by: str
+    hold_until: str | None
+    signer_count: int
+    recipients: list[str]
+    error: str | None
+    files: list[FileReport]
+    messages: list[MessageReport]
+
+    @property
+    def dossier_messages(self) -> list[MessageReport]:
+        return [m for m in self.messages if m.kind == "dossier"]
+
+    @property
+    def alert_messages(self) -> list[MessageReport]:
+        return [m for m in self.messages if m.kind != "dossier"]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MilestoneReached:
+    threshold: int
+    reached_at: str
+    delivery: str | None
+
+
+@dataclass(frozen=True)
+class CountryCount:
+    country: str
+    signers: int
+
+
+@dataclass(frozen=True)
+class PauseReport:
+    account: str
+    since: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    campaign: str
+    title: str
+    signers: int
+    goal: int
+    percent: float
+    milestones_reached: list[MilestoneReached]
+    next_milestone: int | None
+    # Passed but not yet recorded: the next scheduler tick creates their delivery.
+    milestones_pending: list[int]
+    top_countries: list[CountryCount]
+    smtp_paused: list[PauseReport]
+    deliveries: list[DeliveryReport]
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def status(app: App, campaign: Campaign) -> CampaignStatus:
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         count = count_signers(session, campaign_id)
@@ -45,52 +134,53 @@ def status(app: App, campaign: Campaign) -> dict[str, Any]:
                 SignerRow.campaign_id == campaign_id, SignerRow.withdrawn_at.is_(None))
             .group_by(SignerRow.country).order_by(func.count().desc(), SignerRow.country).limit(10)).all()
         pauses = session.execute(select(SmtpPauseRow.account, SmtpPauseRow.since, SmtpPauseRow.reason)).all()
-    recent = deliveries(app, campaign, limit=10)
-    return {
-        "campaign": campaign.slug,
-        "title": campaign.title,
-        "signers": count,
-        "goal": campaign.goal,
-        "percent": round(100 * count / campaign.goal, 1),
-        "milestones_reached": [{"threshold": t, "reached_at": _iso(at), "delivery": d}
-                               for t, at, d in reached],
-        "next_milestone": next_milestone(count, campaign.thresholds),
-        # Passed but not yet recorded: the next scheduler tick creates their delivery.
-        "milestones_pending": [t for t in campaign.thresholds
-                               if t <= count and t not in {r[0] for r in reached}],
-        "top_countries": [{"country": c, "signers": n} for c, n in by_country],
-        "smtp_paused": [{"account": a, "since": _iso(s), "reason": r} for a, s, r in pauses],
-        "deliveries": recent,
-    }
+    recorded = {t for t, _, _ in reached}
+    return CampaignStatus(
+        campaign=campaign.slug, title=campaign.title, signers=count, goal=campaign.goal,
+        percent=round(100 * count / campaign.goal, 1),
+        milestones_reached=[MilestoneReached(t, at.isoformat(timespec="seconds"), d) for t, at, d in reached],
+        next_milestone=next_milestone(count, campaign.thresholds),
+        milestones_pending=[t for t in campaign.thresholds if t <= count and t not in recorded],
+        top_countries=[CountryCount(c, n) for c, n in by_country],
+        smtp_paused=[PauseReport(a, s.isoformat(timespec="seconds"), r) for a, s, r in pauses],
+        deliveries=deliveries(app, campaign, limit=10))
 
 
-def deliveries(app: App, campaign: Campaign, *, limit: int | None = None) -> list[dict[str, Any]]:
+def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
+               public_id: str | None = None) -> list[DeliveryReport]:
+    """The campaign's deliveries, newest first (only `public_id`'s, when given)."""
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         query = (select(DeliveryRow).where(DeliveryRow.campaign_id == campaign_id)
                  .order_by(DeliveryRow.id.desc()))
+        if public_id is not None:
+            query = query.where(DeliveryRow.public_id == public_id)
         rows = list(session.scalars(query.limit(limit) if limit else query))
         ids = [r.id for r in rows]
-        files: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+        files: dict[int, list[FileReport]] = {i: [] for i in ids}
         for f in session.execute(select(DeliveryFileRow.delivery_id, DeliveryFileRow.name,
                                         DeliveryFileRow.size, DeliveryFileRow.sha256, DeliveryFileRow.pages)
                                  .where(DeliveryFileRow.delivery_id.in_(ids)).order_by(DeliveryFileRow.id)):
-            files[f.delivery_id].append({"name": f.name, "size": f.size, "sha256": f.sha256,
-                                         "pages": f.pages})
-        messages: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+            files[f.delivery_id].append(FileReport(f.name, f.size, f.sha256, f.pages))
+        messages: dict[int, list[MessageReport]] = {i: [] for i in ids}
         for m in session.scalars(select(MessageRow).where(MessageRow.delivery_id.in_(ids))
                                  .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.part)):
-            messages[m.delivery_id].append({
-                "recipient": m.recipient, "kind": m.kind, "part": f"{m.part}/{m.parts}", "status": m.status,
-                "attempts": m.attempts, "last_answer": _answer(m.last_code, m.last_answer),
-                "next_attempt_at": _iso(m.next_attempt_at) if m.status in ("queued", "retry") else None,
-                "sent_at": _iso(m.sent_at), "crash_resends": m.crash_resends, "message_id": m.message_id})
-    return [{
-        "id": r.public_id, "trigger": r.trigger, "milestone": r.milestone, "status": r.status,
-        "created_at": _iso(r.created_at), "created_by": r.created_by, "hold_until": _iso(r.hold_until),
-        "signer_count": r.signer_count, "recipients": json.loads(r.recipients), "error": r.error,
-        "files": files[r.id], "messages": messages[r.id],
-    } for r in rows]
+            messages[m.delivery_id].append(MessageReport(
+                recipient=m.recipient, kind=m.kind, part=f"{m.part}/{m.parts}", status=m.status,
+                attempts=m.attempts, last_answer=_answer(m.last_code, m.last_answer),
+                next_attempt_at=_iso(m.next_attempt_at) if m.status in WAITING else None,
+                sent_at=_iso(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id))
+    return [DeliveryReport(
+        id=r.public_id, trigger=r.trigger, milestone=r.milestone, status=r.status,
+        created_at=r.created_at.isoformat(timespec="seconds"), created_by=r.created_by,
+        hold_until=_iso(r.hold_until), signer_count=r.signer_count, recipients=json.loads(r.recipients),
+        error=r.error, files=files[r.id], messages=messages[r.id],
+    ) for r in rows]
+
+
+def delivery(app: App, campaign: Campaign, public_id: str) -> DeliveryReport | None:
+    found = deliveries(app, campaign, public_id=public_id)
+    return found[0] if found else None
 
 
 def _answer(code: int | None, text: str | None) -> str | None:

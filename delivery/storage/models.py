@@ -113,6 +113,8 @@ class VolumeFactsRow(Base):
 
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "request_key", name="uq_deliveries_campaign_request_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -131,6 +133,8 @@ class DeliveryRow(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     built_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The key of the manual send request that made it: a replay finds this delivery again.
+    request_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class MilestoneRow(Base):

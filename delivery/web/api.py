@@ -5,8 +5,9 @@ the campaign's status, milestones and deliveries as JSON. Every error is a 4xx w
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import asdict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -146,36 +147,40 @@ async def post_signature(request: Request, campaign: Campaign, info: TokenInfo) 
 
 async def get_status(request: Request, campaign: Campaign, info: TokenInfo) -> Response:
     s = await blocking(reports.status, state(request).app, campaign)
-    return JSONResponse({"campaign": s["campaign"], "title": s["title"], "signers": s["signers"],
-                         "goal": s["goal"], "percent": s["percent"], "next_milestone": s["next_milestone"],
-                         "milestones_reached": [m["threshold"] for m in s["milestones_reached"]],
-                         "top_countries": s["top_countries"]})
+    return JSONResponse({"campaign": s.campaign, "title": s.title, "signers": s.signers,
+                         "goal": s.goal, "percent": s.percent, "next_milestone": s.next_milestone,
+                         "milestones_reached": [m.threshold for m in s.milestones_reached],
+                         "top_countries": [asdict(c) for c in s.top_countries]})
 
 
 async def get_milestones(request: Request, campaign: Campaign, info: TokenInfo) -> Response:
     s = await blocking(reports.status, state(request).app, campaign)
-    reached = {m["threshold"]: m for m in s["milestones_reached"]}
-    rows = [{"threshold": t, "reached": t in reached, "reached_at": reached.get(t, {}).get("reached_at"),
-             "delivery": reached.get(t, {}).get("delivery")}
+    reached = {m.threshold: m for m in s.milestones_reached}
+    rows = [{"threshold": t, "reached": t in reached,
+             "reached_at": reached[t].reached_at if t in reached else None,
+             "delivery": reached[t].delivery if t in reached else None}
             for t in sorted(set(campaign.thresholds) | set(reached))]
-    return JSONResponse({"campaign": campaign.slug, "signers": s["signers"],
-                         "next_milestone": next_milestone(s["signers"], campaign.thresholds),
+    return JSONResponse({"campaign": campaign.slug, "signers": s.signers,
+                         "next_milestone": next_milestone(s.signers, campaign.thresholds),
                          "milestones": rows})
 
 
-_MESSAGE_KEYS = ("recipient", "kind", "part", "status", "attempts", "last_answer", "next_attempt_at",
-                 "sent_at")
+# What a token holder sees of a message: its Message-ID and crash counts stay in the admin.
+_HIDDEN_MESSAGE_KEYS = ("crash_resends", "message_id")
 
 
 async def get_deliveries(request: Request, campaign: Campaign, info: TokenInfo) -> Response:
     text = request.query_params.get("limit", "20")
-    if not text.isdigit() or not 1 <= int(text) <= 100:
+    # ASCII digits only: str.isdigit() admits "²" and "①", which int() then refuses
+    if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= 100:
         raise ApiError(400, "limit must be a whole number from 1 to 100", "limit")
     rows = await blocking(reports.deliveries, state(request).app, campaign, limit=int(text))
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, object]] = []
     for d in rows:
-        messages = [{k: m[k] for k in _MESSAGE_KEYS} for m in d["messages"]]
-        out.append({**{k: v for k, v in d.items() if k != "messages"}, "messages": messages})
+        record = d.to_dict()
+        record["messages"] = [{k: v for k, v in asdict(m).items() if k not in _HIDDEN_MESSAGE_KEYS}
+                              for m in d.messages]
+        out.append(record)
     return JSONResponse({"campaign": campaign.slug, "deliveries": out})
 
 

@@ -44,11 +44,11 @@ def _overview(web: WebState) -> list[dict[str, Any]]:
 def _dashboard_data(web: WebState, campaign: Campaign) -> dict[str, Any]:
     status = reports.status(web.app, campaign)
     points = queries.growth(web.app, campaign)
-    reached = {m["threshold"]: m for m in status["milestones_reached"]}
+    reached = {m.threshold: m for m in status.milestones_reached}
     milestones = [{"threshold": t, "reached": reached.get(t)} for t in sorted(campaign.thresholds)]
     return {"status": status, "milestones": milestones,
             "chart": charts.line_chart(points, fmt=lambda n: f"{n:,}"),
-            "next": next_milestone(status["signers"], campaign.thresholds)}
+            "next": next_milestone(status.signers, campaign.thresholds)}
 
 
 async def dashboard(request: Request, user: str) -> Response:
@@ -69,17 +69,14 @@ async def delivery(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     ref = request.path_params["ref"]
-    rows = await blocking(reports.deliveries, web.app, campaign)
-    found = next((d for d in rows if d["id"] == ref), None)
+    found = await blocking(reports.delivery, web.app, campaign, ref)
     if found is None:
         return error_page(request, 404, f"There is no delivery {ref[:40]} in this campaign.")
     job = web.jobs.get(request.query_params.get("job", ""), "send", campaign.slug)
-    refresh = found["status"] in ACTIVE or bool(job and not job.finished)
-    dossiers = [m for m in found["messages"] if m["kind"] == "dossier"]
-    alerts = [m for m in found["messages"] if m["kind"] != "dossier"]
+    refresh = found.status in ACTIVE or bool(job and not job.finished)
     return render(request, "delivery.html", title=f"Delivery {ref}", campaign=campaign, d=found, job=job,
-                  refresh=REFRESH_SECONDS if refresh else None, dossiers=dossiers, alerts=alerts,
-                  can=organizer_actions(found["status"]))
+                  refresh=REFRESH_SECONDS if refresh else None, dossiers=found.dossier_messages,
+                  alerts=found.alert_messages, can=organizer_actions(found.status))
 
 
 async def delivery_file(request: Request, user: str) -> Response:

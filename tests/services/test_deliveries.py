@@ -76,7 +76,7 @@ def test_milestone_waits_for_hold_then_reaches_each_recipient_once(
     assert len(first.created) == 1
     assert smtp_server.received == []
     [held] = reports.deliveries(app, campaign)
-    assert held["status"] == "held"
+    assert held.status == "held"
 
     again = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=5))
     assert again.created == [] and smtp_server.received == []
@@ -107,8 +107,8 @@ def test_milestone_waits_for_hold_then_reaches_each_recipient_once(
         assert text.count(name) == 1, name
     assert "@example.net" not in text
     [record] = reports.deliveries(app, campaign)
-    assert record["status"] == "done"
-    assert {m["status"] for m in record["messages"] if m["kind"] == "dossier"} == {"sent"}
+    assert record.status == "done"
+    assert {m.status for m in record.messages if m.kind == "dossier"} == {"sent"}
 
 
 def test_outside_the_send_window_the_dossier_waits_for_monday(
@@ -138,7 +138,7 @@ def test_several_milestones_at_once_make_one_delivery_for_the_highest(
     report = deliveries.tick(app, campaign, now=TUESDAY_10)
     assert report.milestones == [5, 10]
     [delivery] = reports.deliveries(app, campaign)
-    assert delivery["milestone"] == 10 and delivery["signer_count"] == 11
+    assert delivery.milestone == 10 and delivery.signer_count == 11
     with transaction(app.engine) as session:
         rows = session.execute(select(MilestoneRow.threshold, MilestoneRow.delivery_id)).all()
     assert sorted(t for t, _ in rows) == [5, 10]
@@ -222,7 +222,7 @@ def test_manual_send_to_one_recipient(make_app: AppFactory, smtp_server: SmtpSer
                                  actor="test")
     assert [r.rcpt_tos for r in smtp_server.received] == [["prime-minister@example.org"]]
     [delivery] = reports.deliveries(app, campaign)
-    assert delivery["id"] == public_id and delivery["trigger"] == "manual" and delivery["status"] == "done"
+    assert delivery.id == public_id and delivery.trigger == "manual" and delivery.status == "done"
 
 
 def test_unknown_recipient_is_refused(make_app: AppFactory) -> None:
@@ -242,7 +242,7 @@ def test_cancelled_held_delivery_is_never_sent(make_app: AppFactory, smtp_server
     deliveries.cancel(app, campaign, public_id, now=TUESDAY_10, actor="test")
     deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=3))
     assert smtp_server.received == []
-    assert reports.deliveries(app, campaign)[0]["status"] == "cancelled"
+    assert reports.deliveries(app, campaign)[0].status == "cancelled"
 
 
 def test_released_delivery_goes_before_its_hold_ends(make_app: AppFactory, smtp_server: SmtpServer) -> None:
@@ -279,7 +279,7 @@ def test_signing_required_without_a_key_sends_nothing_and_alerts(
     report = deliveries.tick(app, campaign, now=TUESDAY_10)
     assert report.build_failures and not report.built
     [delivery] = reports.deliveries(app, campaign)
-    assert delivery["status"] == "failed" and "DELIVERY_SIGNING_KEY" in delivery["error"]
+    assert delivery.status == "failed" and "DELIVERY_SIGNING_KEY" in (delivery.error or "")
     assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
     assert not any(p.get_filename() for p in smtp_server.received[0].message.iter_attachments())
 
@@ -301,13 +301,13 @@ def test_an_unexpected_error_in_a_build_fails_the_delivery_and_alerts_once(
     report = deliveries.tick(app, campaign, now=TUESDAY_10)
     assert report.build_failures and not report.built
     [delivery] = reports.deliveries(app, campaign)
-    assert delivery["status"] == "failed"
-    assert delivery["error"] == ("unexpected error while building the dossier (UndefinedError); "
+    assert delivery.status == "failed"
+    assert delivery.error == ("unexpected error while building the dossier (UndefinedError); "
                                  "the service log has the details")
     later = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1))
     assert later.built == later.build_failures == []
     assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
-    assert delivery["id"] in str(smtp_server.received[0].message["Subject"])
+    assert delivery.id in str(smtp_server.received[0].message["Subject"])
     with transaction(app.engine) as session:
         assert session.scalar(select(func.count()).select_from(MessageRow)
                               .where(MessageRow.kind != "alert")) == 0
@@ -352,8 +352,8 @@ def test_a_killed_render_worker_fails_the_build_and_nothing_is_sent(
         killer.join()
     assert killed and report.build_failures and not report.built
     [delivery] = reports.deliveries(app, campaign)
-    assert delivery["status"] == "failed"
-    assert re.search(r"(volume \d+|front|stamp).*: the worker process died", delivery["error"])
+    assert delivery.status == "failed"
+    assert re.search(r"(volume \d+|front|stamp).*: the worker process died", delivery.error or "")
     assert [r.rcpt_tos for r in smtp_server.received] == [["organizers@example.org"]]
     assert "the worker process died" in smtp_server.received[0].message.get_content()
     with transaction(app.engine) as session:
