@@ -191,7 +191,7 @@ def test_status_milestones_and_deliveries(app: App, client: TestClient) -> None:
     listed = client.get(f"{BASE}/deliveries", params={"limit": 5}).json()["deliveries"]
     assert [d["id"] for d in listed] == [public_id]
     assert listed[0]["status"] == "held" and listed[0]["signer_count"] == 4
-    for bad in ("0", "101", "x", "-1", "1e3"):
+    for bad in ("0", "101", "x", "-1", "1e3", "²", "①", "٣", "9" * 5000):
         response = client.get(f"{BASE}/deliveries", params={"limit": bad})
         assert response.status_code == 400 and response.json()["field"] == "limit"
 
