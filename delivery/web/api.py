@@ -78,7 +78,7 @@ async def read_json(request: Request, limit: int) -> object:
     if content_type != "application/json":
         raise ApiError(415, "send the body as application/json")
     length = request.headers.get("content-length")
-    if length is not None and not length.isdigit():
+    if length is not None and not re.fullmatch(r"[0-9]{1,18}", length):
         raise ApiError(400, "the Content-Length header is not a number")
     if length is not None and int(length) > limit:
         raise ApiError(413, f"the body is larger than {limit // 1024} KB")
@@ -94,6 +94,8 @@ async def read_json(request: Request, limit: int) -> object:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise ApiError(400, f"the body is not valid JSON: {exc.msg} at {where}") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ApiError(400, "the body holds a number too long to read") from None
     except RecursionError:
         raise ApiError(400, "the body is nested too deeply") from None
 
@@ -104,7 +106,8 @@ def signature_fields(data: object) -> dict[str, object]:
         raise ApiError(422, "the body must be a JSON object")
     for key in data:
         if key not in FIELDS:
-            raise ApiError(422, f"unknown field '{str(key)[:40]}'", str(key)[:40])
+            shown = _printable(str(key)[:40])
+            raise ApiError(422, f"unknown field '{shown}'", shown)
     for key in REQUIRED:
         if key not in data:
             raise ApiError(422, f"'{key}' is required", key)
@@ -123,6 +126,11 @@ def signature_fields(data: object) -> dict[str, object]:
                 raise ApiError(422, f"'{key}' must be {spec.get('minLength', 0)}–{spec['maxLength']} "
                                     "characters long", key)
     return dict(data)
+
+
+def _printable(text: str) -> str:
+    """Text to echo back in an answer: a lone surrogate (valid in JSON, not in UTF-8) as \\udxxx."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _store(web: WebState, campaign: Campaign, info: TokenInfo, fields: dict[str, object]) -> Added:

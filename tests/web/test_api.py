@@ -93,6 +93,7 @@ def test_consent_false_and_signed_at_are_kept(app: App, client: TestClient) -> N
     ({**SIGNATURE, "signed_at": "2999-01-01T00:00:00Z"}, 422, "future"),
     ({**SIGNATURE, "signed_at": "yesterday-ish"}, 422, "unreadable date"),
     ({**SIGNATURE, "phone": "123"}, 422, "unknown field 'phone'"),
+    ({**SIGNATURE, "\udc00": "x"}, 422, "unknown field '\\udc00'"),
     ([SIGNATURE], 422, "must be a JSON object"),
     ({**SIGNATURE, "city": "c" * 101}, 422, "'city' must be"),
     ({**SIGNATURE, "country": "\ud800"}, 422, "not valid Unicode"),
@@ -113,6 +114,9 @@ def test_bad_json_wrong_type_and_oversize_bodies(app: App, client: TestClient) -
     bad = client.post(f"{BASE}/signatures", content=b'{"name": ', headers=headers)
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
     assert client.post(f"{BASE}/signatures", content=b"\xff\xfe", headers=headers).status_code == 400
+    long_number = client.post(f"{BASE}/signatures", content=b'{"name": ' + b"9" * 5000 + b"}",
+                              headers=headers)
+    assert long_number.status_code == 400 and "number too long" in long_number.json()["error"]
     deep = client.post(f"{BASE}/signatures", content=b"[" * 30000 + b"]" * 30000, headers=headers)
     assert deep.status_code == 400
     form = client.post(f"{BASE}/signatures", data=SIGNATURE)
