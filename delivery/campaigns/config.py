@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time, timedelta
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -121,6 +122,9 @@ def parse_campaign(text: str, source: str) -> Campaign:
         raise ConfigError(source, "campaign.slug", "use lowercase letters, digits and '-' only")
     goal = f.positive_int(camp, "campaign.goal")
     sender = f.string(camp, "campaign.sender")
+    if len(getaddresses([sender])) != 1:
+        raise ConfigError(source, "campaign.sender", "must be exactly one address, like "
+                                                     "'Campaign name <petitions@example.org>'")
     f.address(parseaddr(sender)[1], "campaign.sender", whole=sender)
     organizers = tuple(f.address(a, "campaign.organizers")
                        for a in f.string_list(camp, "campaign.organizers", default=[]))
@@ -248,6 +252,10 @@ def parse_send_window(text: str, source: str) -> SendWindow:
     return SendWindow(frozenset(days), start, end)
 
 
+def _breaks_a_line(text: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
+
+
 def validate_address(address: str) -> str | None:
     """The problem with one bare e-mail address, or None: one ASCII address, no header injection."""
     if any(c in address for c in "\r\n\0"):
@@ -284,6 +292,11 @@ class _Fields:
             raise self.fail(key, "must be a string")
         if default is None and not value.strip():
             raise self.fail(key, "must not be empty")
+        if _breaks_a_line(value.strip()):
+            # Titles, names and the sender go into Subject, To and From: a line break there would
+            # make every build of every delivery fail (or, unchecked, inject a header).
+            raise self.fail(key, "contains a line break or another control character; "
+                                 "campaign values are one line each")
         return value.strip()
 
     def string_list(self, data: Mapping[str, Any], key: str, default: list[str]) -> list[str]:

@@ -49,6 +49,15 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
     ('language = "hy"', 'language = "xx"', "recipients[1].language", "not one of"),
     ('signing = "required"', 'signing = "maybe"', "campaign.signing", "not one of"),
     ('slug = "salman-mukaev"', 'slug = "Salman Mukaev"', "campaign.slug", "lowercase"),
+    ('name = "Nikol Pashinyan"', 'name = "Nikol\\r\\nPashinyan"', "recipients[0].name", "line break"),
+    ('title = "Armenia: Save', 'title = "Armenia:\\rSave', "campaign.title", "line break"),
+    ('title = "Armenia: Save', 'title = "Armenia:\\u2028Save', "campaign.title", "line break"),
+    ('sender = "Save Salman', 'sender = "Save\\rSalman', "campaign.sender", "line break"),
+    ('location = "Yerevan"', 'location = "Yere\\u0000van"', "campaign.location", "control character"),
+    ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
+     'sender = "Campaign <campaign@example.org>, other@example.org"', "campaign.sender", "exactly one"),
+    ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
+     'sender = "Campaign <campaign@example.org> <other@example.org>"', "campaign.sender", "exactly one"),
 ])
 def test_config_errors_name_file_key_and_problem(old: str, new: str, key: str, problem: str) -> None:
     assert old in GOOD
