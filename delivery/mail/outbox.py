@@ -287,7 +287,10 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
         if outcome.action == "pause" and account is not None:
             answer = f"{outcome.code or ''} {outcome.text}".strip()
             pause_account(session, account, reason=answer[:ANSWER_LIMIT], now=now)
-            log.error("SMTP account %s paused, nothing is sent through it until cleared: %s",
+            # Alerts to the organizers would wait behind this very pause: the log and /healthz say it.
+            log.error("SMTP account %s paused, nothing is sent through it (alerts included) until a "
+                      "person clears it: %s. Fix DELIVERY_SMTP_USERNAME/DELIVERY_SMTP_PASSWORD, then run "
+                      "`petition-delivery smtp resume` or press Resume sending on the dashboard",
                       account, outcome.text[:200])
         if outcome.action in ("pause", "failed") and claim.kind != "alert" and alert_to:
             public_id = session.scalar(select(DeliveryRow.public_id)

@@ -39,7 +39,7 @@ from delivery.runtime.scheduler import (
     build_scheduler,
     job_id,
 )
-from delivery.services import deliveries
+from delivery.services import deliveries, reports
 from delivery.services.app import App, check_ready, database_problem
 
 log = logging.getLogger("delivery.runtime.serve")
@@ -56,8 +56,10 @@ class Service:
     stopping: bool = False
 
 
-def health_report(service: Service, db_error: str | None) -> tuple[int, dict[str, Any]]:
-    """200 when the database answers, the scheduler runs and no stop is under way; else 503."""
+def health_report(service: Service, db_error: str | None,
+                  attention: reports.Attention | None = None) -> tuple[int, dict[str, Any]]:
+    """200 when the database answers, the scheduler runs and no stop is under way; else 503.
+    "degraded" (still 200: a restart would not help) when a delivery or an SMTP account needs a person."""
     running = service.scheduler.state == STATE_RUNNING
     campaigns = {}
     for slug, health in service.runner.health.items():
@@ -66,10 +68,15 @@ def health_report(service: Service, db_error: str | None) -> tuple[int, dict[str
         campaigns[slug] = {**health.to_dict(),
                            "next_tick": next_run.isoformat(timespec="seconds") if next_run else None}
     ok = db_error is None and running and not service.stopping
-    body = {"status": "ok" if ok else "stopping" if service.stopping else "unhealthy",
+    problems = attention.problems if attention else []
+    body = {"status": ("degraded" if problems else "ok") if ok else
+                      "stopping" if service.stopping else "unhealthy",
             "database": {"ok": db_error is None, "error": db_error},
             "scheduler": {"running": running, "ticks_in_flight": service.runner.in_flight},
-            "campaigns": campaigns}
+            "campaigns": campaigns,
+            "problems": problems}
+    if attention is not None:
+        body["attention"] = attention.to_dict()
     return (200 if ok else 503), body
 
 
@@ -83,9 +90,22 @@ async def probe_database(service: Service) -> str | None:
         return "timeout"
 
 
+async def probe_attention(service: Service) -> reports.Attention | None:
+    """Stuck builds and SMTP pauses, or None when the database cannot say in time."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(reports.attention, service.app,
+                                                        now=service.runner.clock.now()),
+                                      timeout=DB_PROBE_TIMEOUT)
+    except Exception:  # the database probe reports the reason; health must answer regardless
+        log.warning("health: could not read stuck deliveries and SMTP pauses", exc_info=True)
+        return None
+
+
 def create_asgi_app(service: Service) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
-        status, body = health_report(service, await probe_database(service))
+        db_error = await probe_database(service)
+        attention = await probe_attention(service) if db_error is None else None
+        status, body = health_report(service, db_error, attention)
         return JSONResponse(body, status_code=status)
 
     routes: list[BaseRoute] = [Route("/healthz", healthz)]

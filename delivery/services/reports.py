@@ -16,9 +16,11 @@ from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
 from delivery.mail.outbox import WAITING
 from delivery.services.app import App
+from delivery.services.states import DeliveryState
 from delivery.signers.store import count_signers
 from delivery.storage.db import reading
 from delivery.storage.models import (
+    CampaignRow,
     DeliveryFileRow,
     DeliveryRow,
     MessageRow,
@@ -181,6 +183,45 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
 def delivery(app: App, campaign: Campaign, public_id: str) -> DeliveryReport | None:
     found = deliveries(app, campaign, public_id=public_id)
     return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class StuckBuild:
+    campaign: str
+    delivery: str
+    lease_until: str
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What needs a person although the service runs: for `/healthz` and monitoring."""
+
+    stuck_builds: list[StuckBuild]  # building, but the builder's lease ran out
+    smtp_paused: list[PauseReport]
+
+    @property
+    def problems(self) -> list[str]:
+        return ([f"delivery {b.delivery} ({b.campaign}) has been building without a live builder since "
+                 f"{b.lease_until}; the next tick takes it over" for b in self.stuck_builds]
+                + [f"sending through {p.account} is paused since {p.since} ({p.reason}): fix the "
+                   "password, then run `petition-delivery smtp resume` or press Resume sending"
+                   for p in self.smtp_paused])
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def attention(app: App, *, now: datetime) -> Attention:
+    with reading(app.engine) as session:
+        stuck = session.execute(
+            select(CampaignRow.slug, DeliveryRow.public_id, DeliveryRow.lease_until)
+            .join(CampaignRow, CampaignRow.id == DeliveryRow.campaign_id)
+            .where(DeliveryRow.status == DeliveryState.BUILDING, DeliveryRow.lease_until < now)
+            .order_by(DeliveryRow.id)).all()
+        pauses = session.execute(select(SmtpPauseRow.account, SmtpPauseRow.since, SmtpPauseRow.reason)).all()
+    return Attention(
+        stuck_builds=[StuckBuild(slug, public_id, _iso(until) or "") for slug, public_id, until in stuck],
+        smtp_paused=[PauseReport(a, s.isoformat(timespec="seconds"), r) for a, s, r in pauses])
 
 
 def _answer(code: int | None, text: str | None) -> str | None:

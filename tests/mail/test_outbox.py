@@ -4,6 +4,7 @@ Every test runs on SQLite and on PostgreSQL (the `engine` fixture)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -149,12 +150,16 @@ def test_552_fails_with_reason_and_is_never_offered_again(engine: Engine, tmp_pa
 
 
 def test_535_pauses_the_account_burns_no_attempt_and_resumes_after_clear(
-        engine: Engine, tmp_path: Path) -> None:
+        engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     queue(engine, make_delivery(engine), [PM, MS])
     with faulty_server(auth=True) as server:
         wrong = settings_for(tmp_path, server.port, username="campaign", password="wrong")
-        report = send(engine, wrong)
+        with caplog.at_level(logging.ERROR, logger="delivery"):
+            report = send(engine, wrong)
         assert (report.paused, report.sent, report.account_paused) == (1, 0, True)
+        # the alert below waits behind this very pause: the error log names the remedy meanwhile
+        [logged] = [r.getMessage() for r in caplog.records if "paused" in r.getMessage()]
+        assert "alerts included" in logged and "petition-delivery smtp resume" in logged
         assert [(r.status, r.attempts) for r in rows(engine)] == [("queued", 0), ("queued", 0)]
         assert rows(engine)[0].last_code == 535
         with transaction(engine) as session:

@@ -28,13 +28,16 @@ from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from delivery.campaigns.config import load_campaigns
+from delivery.campaigns.config import Campaign, load_campaigns
 from delivery.errors import DeliveryError
 from delivery.logs import JsonFormatter, TextFormatter, safe_error
+from delivery.mail import outbox
 from delivery.runtime.clock import FixedClock
 from delivery.runtime.scheduler import TickRunner, build_scheduler
 from delivery.runtime.serve import Service, bind, create_asgi_app, run_service
+from delivery.services import deliveries as service_deliveries
 from delivery.services.app import App, init
+from delivery.services.deliveries import TickReport
 from delivery.settings import load_settings
 from delivery.storage.db import make_engine, transaction
 from delivery.storage.models import CampaignRow, SignerRow
@@ -178,6 +181,39 @@ def test_healthz_is_200_when_database_and_scheduler_are_up_and_503_otherwise(app
     assert (s2, b2["status"]) == (503, "stopping")
     assert (s3, b3["status"], b3["database"]["ok"]) == (503, "unhealthy", False)
     assert "nobody" not in json.dumps(b3)  # connection details stay in the log
+
+
+def test_healthz_names_a_stuck_build_and_a_paused_smtp_account_with_their_remedies(app: App) -> None:
+    campaign = app.campaigns[SLUG]
+    # A builder that claimed this delivery an hour ago and died: its 30-minute lease has run out.
+    ref = service_deliveries.create_manual(app, campaign, now=WED_NOON - timedelta(hours=1), actor="test")
+    with transaction(app.engine) as session:
+        outbox.pause_account(session, "organizer@smtp.example.org:587", reason="535 5.7.8 bad credentials",
+                             now=WED_NOON)
+
+    def no_tick(app: App, campaign: Campaign, **_: object) -> TickReport:  # leaves the stuck build be
+        return TickReport(campaign=campaign.slug, signer_count=0)
+
+    async def main() -> tuple[int, dict[str, Any]]:
+        runner = TickRunner(app, FixedClock(WED_NOON), tick=no_tick)
+        scheduler = build_scheduler(app.campaigns.values(), runner.run, every=timedelta(seconds=60))
+        scheduler.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_asgi_app(
+                    Service(app, runner, scheduler))), base_url="http://t") as client:
+                response = await client.get("/healthz")
+                return response.status_code, response.json()
+        finally:
+            scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+
+    status, body = asyncio.run(main())
+    assert (status, body["status"]) == (200, "degraded")
+    assert [b["delivery"] for b in body["attention"]["stuck_builds"]] == [ref.public_id]
+    assert [p["account"] for p in body["attention"]["smtp_paused"]] == ["organizer@smtp.example.org:587"]
+    stuck, paused = body["problems"]
+    assert ref.public_id in stuck and "takes it over" in stuck
+    assert "535 5.7.8" in paused and "petition-delivery smtp resume" in paused
 
 
 def test_stopping_the_server_runs_the_admins_shutdown_which_removes_job_files(
