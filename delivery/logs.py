@@ -106,6 +106,20 @@ def make_formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn's access lines without the query string: a client may put a token or a password
+    there (`?token=…` is refused, but it was already logged). The path stays, the query becomes `?…`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            path = str(args[2])
+            if "?" in path:
+                args[2] = path.split("?", 1)[0] + "?…"
+                record.args = tuple(args)
+        return True
+
+
 def configure_logging(fmt: str, *, level: str = "INFO") -> None:
     """Route every logger (ours, uvicorn's, APScheduler's) through one stderr handler."""
     root = logging.getLogger()
@@ -113,6 +127,7 @@ def configure_logging(fmt: str, *, level: str = "INFO") -> None:
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(make_formatter(fmt))
+    handler.addFilter(WithoutQueryStrings())
     root.addHandler(handler)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -494,6 +494,25 @@ def test_healthz_turns_503_when_the_database_goes_away(tmp_path: Path) -> None:
             assert child.wait(timeout=30) == 0
 
 
+def test_a_token_or_password_in_a_query_string_never_reaches_the_log(tmp_path: Path) -> None:
+    home = make_home(tmp_path / "home", thresholds=[3])
+    clock = tmp_path / "clock"
+    set_clock(clock, WED_NOON)
+    with fresh_database(PG_ADMIN_URL) as url:
+        env = service_env(home, url, clock, DELIVERY_SECRET_KEY="k" * 40)
+        init_database(env).dispose()
+        with serving(env, tmp_path / "serve.log") as child:
+            base = f"http://127.0.0.1:{child.port}"
+            refused = httpx.get(f"{base}/api/v1/campaigns/{SLUG}/status?token=Sekrit-Token-4242", timeout=10)
+            assert refused.status_code in (400, 401), refused.text
+            httpx.get(f"{base}/login?user=admin&password=Sekrit-Password-4242", timeout=10)
+            child.signal(signal.SIGTERM)
+            assert child.wait(timeout=30) == 0
+        log = child.log_text()
+    assert "Sekrit" not in log
+    assert f"/api/v1/campaigns/{SLUG}/status?…" in log  # the access line itself is kept
+
+
 @pytest.mark.slow
 def test_a_second_signal_stops_a_build_and_gives_it_back(
         tmp_path: Path, pg_url: str, smtp: SmtpServer) -> None:
