@@ -3,7 +3,7 @@
 Every function takes ids and a clock, works in short transactions and is safe to run from any
 number of processes at once: uniqueness comes from constraints (milestones, messages), exclusive
 work from leased claims (building a delivery, sending a message). Status changes follow the one
-table in delivery.storage.states; leases are taken and handed back here, nowhere else.
+table in delivery.services.states; leases are taken, kept alive and handed back here, nowhere else.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,7 +40,10 @@ from delivery.storage.db import reading, transaction
 from delivery.storage.models import DeliveryRow, MessageRow, MilestoneRow, SignerRow
 
 log = logging.getLogger("delivery.services.deliveries")
-BUILD_LEASE = timedelta(minutes=30)
+# A build renews its lease every HEARTBEAT seconds while it runs, however long it takes; a builder
+# that dies (kill -9, a lost database connection) is taken over once BUILD_LEASE has passed.
+BUILD_LEASE = timedelta(minutes=3)
+HEARTBEAT = 30.0
 Progress = Callable[[int, int], None]
 
 
@@ -174,7 +180,8 @@ def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progr
             raise NotFound(f"no delivery #{delivery_id}")
         campaign = app.campaign_by_id(session, delivery.campaign_id)
     try:
-        files = build_bundle_for_delivery(app, campaign, delivery, now=now, progress=progress)
+        with _lease_kept(app, delivery_id, now=now):
+            files = build_bundle_for_delivery(app, campaign, delivery, now=now, progress=progress)
         return _enqueue_built(app, campaign, delivery, files, now=now)
     except DeliveryError as exc:
         _fail_build(app, delivery_id, campaign, str(exc), now=now)
@@ -189,6 +196,33 @@ def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progr
         _fail_build(app, delivery_id, campaign, f"unexpected error while building the dossier "
                     f"({type(exc).__name__}); the service log has the details", now=now)
         return False
+
+
+@contextmanager
+def _lease_kept(app: App, delivery_id: int, *, now: datetime) -> Iterator[None]:
+    """While the body runs, a thread moves the build's lease on every HEARTBEAT seconds (from the
+    tick's `now` plus the time the build has taken), as long as this worker still holds it."""
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT):
+            until = now + timedelta(seconds=time.monotonic() - started) + BUILD_LEASE
+            try:
+                with transaction(app.engine) as session:
+                    session.execute(update(DeliveryRow).where(
+                        DeliveryRow.id == delivery_id, DeliveryRow.status == DeliveryState.BUILDING,
+                        DeliveryRow.lease_owner == app.worker_id).values(lease_until=until))
+            except Exception as exc:  # the lease then runs out and another worker takes the build over
+                log.warning("delivery #%d: could not renew the build lease: %s", delivery_id, safe_error(exc))
+
+    thread = threading.Thread(target=beat, name=f"lease-{delivery_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _enqueue_built(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
