@@ -66,6 +66,8 @@ class TickReport:
 class DeliveryRef:
     id: int
     public_id: str
+    # True when the request's key had made this delivery already: nothing was created now.
+    replayed: bool = False
 
 
 def new_dossier_id(campaign: Campaign, now: datetime) -> str:
@@ -75,11 +77,11 @@ def new_dossier_id(campaign: Campaign, now: datetime) -> str:
 
 def _create_delivery(session: Session, app: App, campaign: Campaign, campaign_id: int, *, now: datetime,
                      trigger: str, milestone: int | None, recipients: Sequence[Recipient], actor: str,
-                     hold_until: datetime | None) -> DeliveryRow:
+                     hold_until: datetime | None, request_key: str | None = None) -> DeliveryRow:
     last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
     delivery = DeliveryRow(
         campaign_id=campaign_id, public_id=new_dossier_id(campaign, now), trigger=trigger,
-        milestone=milestone,
+        milestone=milestone, request_key=request_key,
         status=DeliveryState.HELD if hold_until and hold_until > now else DeliveryState.QUEUED,
         created_at=now, created_by=actor, hold_until=hold_until, last_signer_id=last,
         signer_count=0, recipients=json.dumps([r.email for r in recipients]))
@@ -315,17 +317,54 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
 
 
 def create_manual(app: App, campaign: Campaign, *, now: datetime, to: Sequence[str] = (),
-                  actor: str) -> DeliveryRef:
+                  actor: str, request_key: str | None = None) -> DeliveryRef:
     """A manual delivery to all recipients or the named ones, created already claimed for building
-    by this process (so no scheduler tick builds it first): then `build_and_send` it."""
+    by this process (so no scheduler tick builds it first): then `build_and_send` it.
+
+    `request_key` (1 to 64 characters; a fresh one when None, as for each CLI `send`) names the
+    request: a second call with the same key in this campaign (a replay, a double click, at the
+    same moment in another process too) creates nothing, whatever recipients it names, and returns
+    the first call's delivery with `replayed` set; its caller must not build that one. The unique
+    constraint on (campaign, key) decides, so two racing calls cannot both pass a look-up first.
+    """
     recipients = pick_recipients(campaign, to)
+    key = secrets.token_urlsafe(24) if request_key is None else request_key
+    if not 0 < len(key) <= 64:
+        raise UsageError("a send request's key has 1 to 64 characters")
+    try:
+        with transaction(app.engine) as session:
+            campaign_id = app.campaign_id(session, campaign)
+            delivery = _create_delivery(session, app, campaign, campaign_id, now=now, trigger="manual",
+                                        milestone=None, recipients=recipients, actor=actor, hold_until=None,
+                                        request_key=key)
+            delivery.status = move(delivery.public_id, delivery.status, DeliveryState.BUILDING,
+                                   doing="build")
+            delivery.lease_owner, delivery.lease_until = app.worker_id, now + BUILD_LEASE
+            return DeliveryRef(delivery.id, delivery.public_id)
+    except IntegrityError:
+        first = _replayed_request(app, campaign, key, now=now, actor=actor)
+        if first is None:  # another constraint than the key's
+            raise
+        return first
+
+
+def _replayed_request(app: App, campaign: Campaign, key: str, *, now: datetime,
+                      actor: str) -> DeliveryRef | None:
+    """The delivery an earlier request with this key made, the replay audited; None without one.
+
+    The replay gets its own audit row: the log then shows that the second click or resubmission
+    reached the service and that nothing was sent for it, instead of leaving an organizer's
+    "I pressed Send twice" unanswerable; only a logged-in organizer's valid form can add one.
+    """
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        delivery = _create_delivery(session, app, campaign, campaign_id, now=now, trigger="manual",
-                                    milestone=None, recipients=recipients, actor=actor, hold_until=None)
-        delivery.status = move(delivery.public_id, delivery.status, DeliveryState.BUILDING, doing="build")
-        delivery.lease_owner, delivery.lease_until = app.worker_id, now + BUILD_LEASE
-        return DeliveryRef(delivery.id, delivery.public_id)
+        first = session.scalar(select(DeliveryRow).where(DeliveryRow.campaign_id == campaign_id,
+                                                         DeliveryRow.request_key == key))
+        if first is None:
+            return None
+        audit.record(session, at=now, actor=actor, action="delivery.create_replayed", campaign_id=campaign_id,
+                     subject=first.public_id, status=first.status)
+        return DeliveryRef(first.id, first.public_id, replayed=True)
 
 
 def build_and_send(app: App, delivery_id: int, *, now: datetime, progress: Progress | None = None) -> bool:

@@ -5,6 +5,9 @@ with actor "web:NAME".
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import shutil
@@ -27,6 +30,7 @@ from delivery.web.common import (
     blocking,
     campaign_for,
     checked_form,
+    csrf_token,
     error_page,
     flash,
     login_required,
@@ -37,11 +41,17 @@ from delivery.web.jobs import Job
 from delivery.web.pages import REFRESH_SECONDS, file_response
 
 _REF = re.compile(r"[A-Za-z0-9-]{1,40}")
+_SEND_KEY = re.compile(r"([A-Za-z0-9_-]{24})\.[0-9a-f]{64}")
+SEND_REPLAYED = ("This confirmation was used already: nothing was sent twice. "
+                 "This is the delivery it made.")
 EXPIRED = "This form has expired (or was not sent from this site). Go back, reload the page and try again."
 DONE_TEXT = {"cancel": "cancelled: nothing more will be sent",
              "release": "released: it is being built and sent now",
              "retry": "queued again: it is being retried now"}
 
+
+# Request key → its send job, for a replay to show the first request's progress.
+MAX_REMEMBERED_SENDS = 1000
 
 FormAction = Callable[[Request, str, FormData], Awaitable[Response]]
 
@@ -145,30 +155,63 @@ async def send(request: Request, user: str, form: FormData) -> Response:
     if not recipients:
         return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
                       chosen=set(), error="Choose at least one recipient.")
+    emails = [r.email for r in recipients]
     if form.get("step") != "confirm":
-        nonce = secrets.token_urlsafe(16)
-        request.session["send_nonce"] = nonce
+        key = _send_key(request, web, campaign, user, emails, secrets.token_urlsafe(18))
         count = await blocking(signers.count, web.app, campaign)
         return render(request, "send_confirm.html", title="Confirm sending", campaign=campaign,
-                      recipients=recipients, signer_count=count, nonce=nonce)
-    nonce = request.session.pop("send_nonce", None)
-    if not nonce or form.get("nonce") != nonce:
+                      recipients=recipients, signer_count=count, nonce=key)
+    request_key = _checked_send_key(request, web, campaign, user, emails, form.get("nonce"))
+    if request_key is None:
         flash(request, "error", "This confirmation was used already or has expired: nothing was sent twice. "
                                 "See the deliveries below.")
         return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
-    return await _start_send(request, web, campaign, [r.email for r in recipients], user)
+    return await _start_send(request, web, campaign, emails, user, request_key)
+
+
+def _send_key(request: Request, web: WebState, campaign: Campaign, user: str, emails: list[str],
+              nonce: str) -> str:
+    """A confirmation's key: a server-made nonce and its MAC over this session's CSRF token, the
+    user, the campaign and the recipients shown. The nonce alone is the delivery's request_key; the
+    MAC keeps a client from choosing it (and so from landing on, or blocking, another's request)
+    and from confirming other recipients than those it was shown. Nothing is kept on the server:
+    a replay of the form, from any instance, checks out the same and finds the first delivery."""
+    bound = json.dumps(["send-request", campaign.slug, user, csrf_token(request), nonce, emails])
+    mac = hmac.new(web.config.secret_key.encode(), bound.encode(), hashlib.sha256).hexdigest()
+    return f"{nonce}.{mac}"
+
+
+def _checked_send_key(request: Request, web: WebState, campaign: Campaign, user: str, emails: list[str],
+                      sent: object) -> str | None:
+    """The request key (the nonce) of a confirmation made for this session and these recipients."""
+    match = _SEND_KEY.fullmatch(sent) if isinstance(sent, str) else None
+    if match is None:
+        return None
+    expected = _send_key(request, web, campaign, user, emails, match.group(1))
+    return match.group(1) if hmac.compare_digest(expected.encode(), match.group(0).encode()) else None
 
 
 async def _start_send(request: Request, web: WebState, campaign: Campaign, to: list[str],
-                      user: str) -> Response:
+                      user: str, request_key: str) -> Response:
     who = actor(user)
-    ref = await blocking(deliveries.create_manual, web.app, campaign, now=web.clock(), to=to, actor=who)
+    ref = await blocking(deliveries.create_manual, web.app, campaign, now=web.clock(), to=to, actor=who,
+                         request_key=request_key)
+    target = f"/c/{campaign.slug}/deliveries/{ref.public_id}"
+    if ref.replayed:
+        # The first request builds and sends it; this one only shows it, with the first's job
+        # when that runs in this process (a replay landing on another instance shows the page).
+        flash(request, "ok", SEND_REPLAYED)
+        job = web.jobs.get(web.send_nonces.get(request_key, ""), "send", campaign.slug)
+        return RedirectResponse(target + (f"?job={job.id}" if job else ""), status_code=303)
 
     def work(job: Job) -> bool:
         return deliveries.build_and_send(web.app, ref.id, now=web.clock(), progress=job.progress)
 
     job = web.jobs.start("send", campaign.slug, who, work)
-    return RedirectResponse(f"/c/{campaign.slug}/deliveries/{ref.public_id}?job={job.id}", status_code=303)
+    web.send_nonces[request_key] = job.id
+    while len(web.send_nonces) > MAX_REMEMBERED_SENDS:  # the oldest first: only replays look here
+        del web.send_nonces[next(iter(web.send_nonces))]
+    return RedirectResponse(f"{target}?job={job.id}", status_code=303)
 
 
 async def smtp_resume(request: Request, user: str, form: FormData) -> Response:
