@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,6 +33,15 @@ EMBEDDED_NAME = "dossier.json"
 MANIFEST_FORMAT = "petition-delivery/manifest"
 EMBEDDED_FORMAT = "petition-delivery/dossier"
 FORMAT_VERSION = 1
+
+# A received manifest or dossier.json is hostile until its signature is checked, and is parsed
+# before that: its size, depth and numbers are bounded so that parsing cannot exhaust memory,
+# overflow the stack, or hit Python's 4,300-digit int limit (a ValueError from deep inside json).
+MAX_JSON_BYTES = 1_000_000  # a manifest lists one short entry per PDF part: kilobytes
+MAX_JSON_DEPTH = 16  # both documents nest three levels deep
+MAX_INT_DIGITS = 18  # counts, page numbers and byte sizes
+MAX_TEXT = 1_000  # characters in any field: ids, names, titles, digests
+_JSON_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -165,17 +176,40 @@ def _embed_in_full(pdf: pikepdf.Pdf, payload: bytes, pdf_date: str) -> bytes:
 
 
 def read_embedded_dossier(data: bytes) -> dict[str, Any] | None:
-    """The dossier.json embedded in a PDF, or None when there is none or it is not JSON."""
+    """The dossier.json embedded in a PDF, or None when the PDF names none; InputRefused (source
+    dossier.json) when the PDF or the attachment cannot be read, or it is not a bounded JSON object."""
     try:
         with pikepdf.open(BytesIO(data)) as pdf:
             spec = pdf.attachments.get(EMBEDDED_NAME)
             if spec is None:
                 return None
-            raw = spec.get_file().read_bytes()
-        doc = json.loads(raw.decode("utf-8"))
-    except (pikepdf.PdfError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
+            raw = _attachment_bytes(spec.get_file().obj)
+    except InputRefused:
+        raise
+    except Exception as exc:  # qpdf and pikepdf raise several kinds on a damaged file
+        raise InputRefused(EMBEDDED_NAME, f"cannot be read ({_first_line(exc)})") from exc
+    doc = _load_json(raw, EMBEDDED_NAME)
+    if not isinstance(doc, dict):
+        raise InputRefused(EMBEDDED_NAME, "is not a JSON object")
+    return doc
+
+
+def _attachment_bytes(stream: pikepdf.Object) -> bytes:
+    """The decoded bytes of an attachment stream, never more than MAX_JSON_BYTES + 1 of them."""
+    filters = stream.get("/Filter")
+    names = ([] if filters is None else [str(f) for f in filters]
+             if isinstance(filters, pikepdf.Array) else [str(filters)])
+    raw = bytes(stream.read_raw_bytes())
+    if not names:
+        return raw[:MAX_JSON_BYTES + 1]
+    if names != ["/FlateDecode"] or "/DecodeParms" in stream:
+        raise InputRefused(EMBEDDED_NAME, f"is encoded with {' '.join(names)}, which "
+                                          "petition-delivery never writes")
+    try:
+        # bounded output: a few kilobytes of deflate can inflate to gigabytes
+        return zlib.decompressobj().decompress(raw, MAX_JSON_BYTES + 1)
+    except zlib.error as exc:
+        raise InputRefused(EMBEDDED_NAME, f"is damaged ({exc})") from exc
 
 
 def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
@@ -220,10 +254,9 @@ _FILE: dict[str, type | tuple[type, ...]] = {
 
 def read_manifest(data: bytes) -> dict[str, object]:
     """Parse manifest.json and check its shape; InputRefused naming the first problem."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputRefused(MANIFEST_NAME, f"not valid UTF-8 JSON ({exc})") from exc
+    doc = _load_json(data, MANIFEST_NAME)
+    if not isinstance(doc, dict):
+        raise InputRefused(MANIFEST_NAME, "document is not an object")
     _shape(doc, _TOP, "")
     if doc["format"] != MANIFEST_FORMAT:
         raise InputRefused(MANIFEST_NAME, f"format is {doc['format']!r}, not {MANIFEST_FORMAT!r}")
@@ -231,19 +264,27 @@ def read_manifest(data: bytes) -> dict[str, object]:
         raise InputRefused(MANIFEST_NAME, f"format_version {doc['format_version']} is not supported")
     _shape(doc["campaign"], {"slug": str, "title": str}, "campaign.")
     _shape(doc["last_signer"], {"number": int, "signed_on": (str, type(None))}, "last_signer.")
+    if doc["signed_by"] is not None:
+        _shape(doc["signed_by"], {"subject": str, "sha256": str}, "signed_by.")
     if not doc["files"]:
         raise InputRefused(MANIFEST_NAME, "lists no files")
     names: set[str] = set()
     for i, entry in enumerate(doc["files"]):
         _shape(entry, _FILE, f"files[{i}].")
         name = entry["name"]
-        if "/" in name or "\\" in name or name in names:
+        if not _plain_pdf_name(name) or name in names:
             raise InputRefused(MANIFEST_NAME, f"files[{i}].name {name!r} is not a unique plain name")
         names.add(name)
         sha = entry["sha256"]
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             raise InputRefused(MANIFEST_NAME, f"files[{i}].sha256 is not a SHA-256 hex digest")
     return dict(doc)
+
+
+def _plain_pdf_name(name: str) -> bool:
+    """What _check_names lets into a bundle: no folder, no hidden or control-character name."""
+    return (name.lower().endswith(".pdf") and not name.startswith(".")
+            and "/" not in name and "\\" not in name and name.isprintable())
 
 
 def _shape(obj: object, spec: Mapping[str, type | tuple[type, ...]], where: str) -> None:
@@ -256,3 +297,50 @@ def _shape(obj: object, spec: Mapping[str, type | tuple[type, ...]], where: str)
         # bool is an int in Python; a count of `true` is still wrong
         if isinstance(value, bool) or not isinstance(value, kind):
             raise InputRefused(MANIFEST_NAME, f"{where}{key} has the wrong type")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise InputRefused(MANIFEST_NAME, f"{where}{key} is longer than {MAX_TEXT} characters")
+
+
+# ---------------------------------------------------------------- bounded JSON
+
+def _load_json(data: bytes, source: str) -> object:
+    if len(data) > MAX_JSON_BYTES:
+        raise InputRefused(source, f"is larger than {MAX_JSON_BYTES:,} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputRefused(source, f"is not valid UTF-8 JSON ({exc})") from exc
+    if _too_deep(text):
+        raise InputRefused(source, f"nests deeper than {MAX_JSON_DEPTH} levels")
+
+    def bounded_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+            raise InputRefused(source, f"holds a number of more than {MAX_INT_DIGITS} digits")
+        return int(digits)
+
+    def no_constant(name: str) -> object:
+        raise InputRefused(source, f"is not valid UTF-8 JSON ({name} is not a JSON value)")
+
+    try:
+        return json.loads(text, parse_int=bounded_int, parse_constant=no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise InputRefused(source, f"is not valid UTF-8 JSON ({_first_line(exc)})") from exc
+
+
+def _too_deep(text: str) -> bool:
+    """Whether brackets outside strings nest deeper than MAX_JSON_DEPTH."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif bracket in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

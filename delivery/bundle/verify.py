@@ -12,18 +12,27 @@ What must hold for `ok`:
   (or, for a PDF alone, in its embedded dossier.json), and the embedded dossier.json agrees;
 - with a manifest.json: its detached signature manifest.json.p7s is present, intact and made by the
   same certificate as the PDFs, and every listed file is present with its size and SHA-256, and no
-  unlisted PDF is present.
+  unlisted PDF is present;
+- nothing is a preview: neither manifest.json nor any embedded dossier.json says trigger
+  "preview" or a dossier id starting "PREVIEW-", whether a PDF comes alone or with its manifest.
 Validation time is now: a certificate that has expired since signing fails with --trust.
+
+Received files are hostile until checked: sizes, JSON depth and numbers are bounded, and whatever
+cannot be read or checked is a FAIL line, never an exception. Only a path that holds nothing to
+check (or a --trust file that is no certificate) raises InputRefused.
 """
 
 from __future__ import annotations
 
 import email
+import email.errors
 import email.policy
 import hashlib
 import importlib
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -37,7 +46,16 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from delivery.bundle.assemble import MANIFEST_NAME, SIGNATURE_NAME, read_embedded_dossier, read_manifest
+from delivery.artifacts import PART_BYTES
+from delivery.bundle.assemble import (
+    EMBEDDED_NAME,
+    MANIFEST_NAME,
+    MAX_JSON_BYTES,
+    MAX_TEXT,
+    SIGNATURE_NAME,
+    read_embedded_dossier,
+    read_manifest,
+)
 from delivery.bundle.pagetext import page_texts
 from delivery.bundle.sign import run_sync
 from delivery.errors import InputRefused
@@ -50,6 +68,20 @@ logging.getLogger("pyhanko_certvalidator").addHandler(logging.NullHandler())
 cms = importlib.import_module("asn1crypto.cms")
 KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"},
                                 match_all_key_usages=False)
+
+# Everything read is held in memory at once. A PDF part, and the e-mail carrying parts, is about
+# PART_BYTES; the bounds leave room for any real dossier and none for a disk-filling file.
+MAX_FILE_BYTES = 16 * PART_BYTES
+MAX_SIGNATURE_BYTES = 1_000_000  # a CMS signature and its certificate chain: kilobytes
+MAX_BUNDLE_BYTES = 4 * 2**30
+MAX_FILES = 1_000
+# services.preview marks every preview so; the layers keep bundle from importing it from there
+PREVIEW_TRIGGER = "preview"
+PREVIEW_ID_PREFIX = "PREVIEW-"
+PREVIEW_PROBLEM = "this is a preview built by the organizers, never a delivered dossier"
+_BASE64_DEFECTS = (email.errors.InvalidBase64CharactersDefect,
+                   email.errors.InvalidBase64PaddingDefect,
+                   email.errors.InvalidBase64LengthDefect)
 
 
 @dataclass
@@ -75,7 +107,8 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         """What the CLI prints: one line per file, then the overall verdict."""
-        out = [f"{'OK  ' if v.ok else 'FAIL'} {v.name}: {v.reason}" for v in self.verdicts]
+        out = [f"{'OK  ' if v.ok else 'FAIL'} {_shown(v.name)}: {_shown(v.reason)}"
+               for v in self.verdicts]
         out.append("VERIFIED: every check holds" if self.ok else "NOT VERIFIED: see FAIL lines")
         return out
 
@@ -94,56 +127,130 @@ class _Signature:
 
 # ---------------------------------------------------------------- input
 
-def _collect(path: Path) -> tuple[dict[str, bytes], list[FileVerdict]]:
-    """name → bytes of the bundle's files; verdicts for clashes found on the way."""
+class _Refused(Exception):
+    """A file that is not used, and why: its FAIL line."""
+
+
+@dataclass
+class _Bundle:
+    """The files collected (name → bytes); FAIL verdicts and names of files refused on the way."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    verdicts: list[FileVerdict] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)
+    size: int = 0
+
+    def add(self, name: str, data: bytes) -> None:
+        if name in self.files:
+            if self.files[name] != data:
+                self.fail(name, "two different files carry this name")
+            return
+        if len(data) > _limit(name):
+            self.fail(name, f"is larger than {_limit(name):,} bytes")
+        elif self.size + len(data) > MAX_BUNDLE_BYTES:
+            self.fail(name, f"not checked: the files given exceed {MAX_BUNDLE_BYTES:,} bytes in all")
+        elif len(self.files) >= MAX_FILES:
+            self.fail(name, f"not checked: more than {MAX_FILES:,} files are given")
+        else:
+            self.files[name] = data
+            self.size += len(data)
+
+    def fail(self, name: str, reason: str) -> None:
+        self.verdicts.append(FileVerdict(name, False, reason))
+        self.refused.add(name)
+
+
+def _limit(name: str) -> int:
+    return {MANIFEST_NAME: MAX_JSON_BYTES, SIGNATURE_NAME: MAX_SIGNATURE_BYTES}.get(
+        name, MAX_FILE_BYTES)
+
+
+def _collect(path: Path) -> _Bundle:
+    """The bundle's files; InputRefused when `path` holds nothing to check."""
     if not path.exists():
         raise InputRefused(str(path), "no such file or folder")
     if path.is_file() and path.name in (MANIFEST_NAME, SIGNATURE_NAME):
         path = path.parent
-    files: dict[str, bytes] = {}
-    clashes: list[FileVerdict] = []
-
-    def add(name: str, data: bytes) -> None:
-        if name in files and files[name] != data:
-            clashes.append(FileVerdict(name, False, "two different files carry this name"))
-        files.setdefault(name, data)
-
-    def take(p: Path) -> None:
-        if p.suffix.lower() == ".eml":
-            for name, data in _attachments(p.read_bytes()):
-                add(name, data)
-        elif p.suffix.lower() == ".pdf" or p.name in (MANIFEST_NAME, SIGNATURE_NAME):
-            add(p.name, p.read_bytes())
-
+    bundle = _Bundle()
     if path.is_dir():
-        for p in sorted(path.iterdir()):
-            if p.is_file():
-                take(p)
-    elif path.suffix.lower() in (".eml", ".pdf"):
-        take(path)
+        try:
+            entries = sorted(p for p in path.iterdir() if p.is_file())
+        except OSError as exc:
+            raise InputRefused(str(path), f"cannot be read ({exc.strerror or exc})") from exc
+        for p in entries:
+            _take(bundle, p)
+    elif path.is_file() and path.suffix.lower() in (".eml", ".pdf"):
+        _take(bundle, path)
     else:
         raise InputRefused(str(path), "give a .pdf, an .eml, or a folder holding the dossier")
-    if not any(n.lower().endswith(".pdf") or n == MANIFEST_NAME for n in files):
+    if not bundle.verdicts and not any(n.lower().endswith(".pdf") or n == MANIFEST_NAME
+                                       for n in bundle.files):
         raise InputRefused(str(path), "holds no PDF and no manifest.json")
-    return files, clashes
+    return bundle
 
 
-def _attachments(raw: bytes) -> list[tuple[str, bytes]]:
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    found: list[tuple[str, bytes]] = []
-    for part in msg.walk():
-        name = part.get_filename()
-        payload = part.get_payload(decode=True)
-        if name and isinstance(payload, bytes):
-            found.append((Path(name).name, payload))
-    return found
+def _take(bundle: _Bundle, path: Path) -> None:
+    eml = path.suffix.lower() == ".eml"
+    if not (eml or path.suffix.lower() == ".pdf" or path.name in (MANIFEST_NAME, SIGNATURE_NAME)):
+        return
+    try:
+        data = _read(path, MAX_FILE_BYTES if eml else _limit(path.name))
+    except _Refused as exc:
+        bundle.fail(path.name, str(exc))
+        return
+    if eml:
+        _take_attachments(bundle, path.name, data)
+    else:
+        bundle.add(path.name, data)
+
+
+def _read(path: Path, limit: int) -> bytes:
+    """The file's bytes; _Refused when it cannot be read or holds more than `limit`."""
+    try:
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size > limit:
+                raise _Refused(f"is larger than {limit:,} bytes: not read")
+            data = f.read(limit + 1)  # the size may lie (a file still growing, a /proc file)
+    except OSError as exc:
+        raise _Refused(f"cannot be read ({exc.strerror or exc})") from exc
+    if len(data) > limit:
+        raise _Refused(f"is larger than {limit:,} bytes: not read")
+    return data
+
+
+def _take_attachments(bundle: _Bundle, source: str, raw: bytes) -> None:
+    try:
+        parts = list(email.message_from_bytes(raw, policy=email.policy.default).walk())
+        found = [(part, part.get_filename(), part.get_payload(decode=True)) for part in parts]
+    except Exception as exc:  # the parser raises on hostile input, RecursionError on deep nesting
+        bundle.fail(source, f"not a readable e-mail ({_first_line(exc)})")
+        return
+    for part, filename, payload in found:
+        name = _plain_name(filename or "")
+        if not name or not isinstance(payload, bytes):
+            continue
+        # decoding notes damaged base64 as a defect of the part and returns what it could decode
+        if any(isinstance(d, _BASE64_DEFECTS) for d in part.defects):
+            bundle.fail(name, f"its attachment in {source} is damaged (invalid base64)")
+        else:
+            bundle.add(name, payload)
+
+
+def _plain_name(filename: str) -> str:
+    """The last component of an attachment's file name, whichever slash its sender used."""
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _trust_roots(trust: Path | None) -> list[Any]:
     if trust is None:
         return []
     try:
-        roots = list(load_certs_from_pemder_data(trust.read_bytes()))
+        with trust.open("rb") as f:
+            raw = f.read(MAX_SIGNATURE_BYTES + 1)
+        if len(raw) > MAX_SIGNATURE_BYTES:
+            raise InputRefused(str(trust), f"is larger than {MAX_SIGNATURE_BYTES:,} bytes: no "
+                                           "certificate chain is")
+        roots = list(load_certs_from_pemder_data(raw))
     except OSError as exc:
         raise InputRefused(str(trust), f"cannot read the trust certificate: {exc.strerror}") from exc
     except ValueError as exc:
@@ -261,7 +368,13 @@ def _check_cms(manifest: bytes, p7s: bytes, trust: _Trust) -> _Signature:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _shown(text: str) -> str:
+    """`text` with control and format characters escaped: no name can forge a report line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 # ---------------------------------------------------------------- page text
@@ -298,53 +411,92 @@ def _check_pdf(name: str, data: bytes, manifest: dict[str, Any] | None, trust: _
                             "from another dossier)")
         else:
             notes.append(f"SHA-256 matches {MANIFEST_NAME}")
-        signed_by = manifest.get("signed_by") or {}
+        signed_by = manifest["signed_by"] or {}
         if sig.fingerprint and signed_by.get("sha256") not in (None, sig.fingerprint):
             problems.append(f"signed by another certificate than {MANIFEST_NAME} names")
     if not sig.readable:
         return FileVerdict(name, False, "; ".join(problems)), sig
-    embedded = read_embedded_dossier(data)
-    facts: dict[str, Any] | None = manifest or embedded
-    if embedded is None:
-        problems.append("has no embedded dossier.json")
+    embedded: dict[str, Any] | None = None
+    read = _embedded_facts(data)
+    if isinstance(read, str):
+        problems.append(read)
     else:
+        embedded = read
         problems += _compare_embedded(embedded, manifest, entry, name)
+        problems += _preview_problems(embedded)
+    facts = manifest or embedded
     if facts is not None:
-        problems += _check_pages(data, facts, entry or (embedded or {}).get("file") or {})
-        notes.append(f"footer '{facts['dossier_id']} · {facts['signer_count']:,}' on every page")
+        pages = entry["pages"] if entry else embedded["file"]["pages"] if embedded else None
+        found = _check_pages(data, facts["dossier_id"], facts["signer_count"], pages)
+        problems += found
+        if not found:
+            notes.append(f"footer '{facts['dossier_id']} · {facts['signer_count']:,}' on every page")
     ok = not problems
     return FileVerdict(name, ok, "; ".join(problems if not ok else notes)), sig
+
+
+# What verify reads of an embedded dossier.json; assemble.dossier_json writes all of it.
+_EMBEDDED_FACTS: dict[str, type] = {"dossier_id": str, "signer_count": int, "trigger": str,
+                                    "file": dict}
+_EMBEDDED_FILE: dict[str, type] = {"name": str, "language": str, "part": int, "pages": int}
+
+
+def _embedded_facts(data: bytes) -> dict[str, Any] | str:
+    """The PDF's embedded dossier.json when it has the facts verify reads, else the problem."""
+    try:
+        doc = read_embedded_dossier(data)
+    except InputRefused as exc:
+        return f"its embedded {EMBEDDED_NAME} {exc.problem}"
+    if doc is None:
+        return f"has no embedded {EMBEDDED_NAME}"
+    wrong = _wrong_field(doc, _EMBEDDED_FACTS, "") or _wrong_field(doc["file"], _EMBEDDED_FILE,
+                                                                   "file.")
+    return f"its embedded {EMBEDDED_NAME}: {wrong}" if wrong else doc
+
+
+def _wrong_field(doc: Mapping[str, Any], spec: Mapping[str, type], where: str) -> str | None:
+    for key, kind in spec.items():
+        value = doc.get(key)
+        # bool is an int in Python; a count of `true` is still wrong
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"{where}{key} is missing or has the wrong type"
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            return f"{where}{key} is longer than {MAX_TEXT} characters"
+    return None
+
+
+def _preview_problems(facts: Mapping[str, Any]) -> list[str]:
+    """[the problem] when manifest.json's or a dossier.json's facts are those of a preview."""
+    dossier_id = facts.get("dossier_id")
+    marked_id = isinstance(dossier_id, str) and dossier_id.upper().startswith(PREVIEW_ID_PREFIX)
+    return [PREVIEW_PROBLEM] if facts.get("trigger") == PREVIEW_TRIGGER or marked_id else []
 
 
 def _compare_embedded(embedded: dict[str, Any], manifest: dict[str, Any] | None,
                       entry: dict[str, Any] | None, name: str) -> list[str]:
     problems: list[str] = []
-    own: dict[str, Any] = embedded["file"] if isinstance(embedded.get("file"), dict) else {}
-    if own.get("name") != name:
-        problems.append(f"its embedded dossier.json names it {own.get('name')!r}")
+    own: dict[str, Any] = embedded["file"]
+    if own["name"] != name:
+        problems.append(f"its embedded dossier.json names it {own['name']!r}")
     if manifest is not None:
-        for key in ("dossier_id", "signer_count"):
-            if embedded.get(key) != manifest.get(key):
-                problems.append(f"its embedded dossier.json says {key} {embedded.get(key)!r}, "
-                                f"{MANIFEST_NAME} says {manifest.get(key)!r}")
-    if entry is not None and (own.get("part"), own.get("language")) != (entry["part"],
-                                                                         entry["language"]):
-        problems.append(f"it is part {own.get('part')} ({own.get('language')}), "
+        for key in ("dossier_id", "signer_count", "trigger"):
+            if embedded[key] != manifest[key]:
+                problems.append(f"its embedded dossier.json says {key} {embedded[key]!r}, "
+                                f"{MANIFEST_NAME} says {manifest[key]!r}")
+    if entry is not None and (own["part"], own["language"]) != (entry["part"], entry["language"]):
+        problems.append(f"it is part {own['part']} ({own['language']}), "
                         f"{MANIFEST_NAME} lists part {entry['part']} ({entry['language']})")
     return problems
 
 
-def _check_pages(data: bytes, facts: dict[str, Any], entry: dict[str, Any]) -> list[str]:
-    dossier_id, count = facts.get("dossier_id"), facts.get("signer_count")
-    if not isinstance(dossier_id, str) or not isinstance(count, int):
-        return ["the dossier facts lack dossier_id or signer_count"]
+def _check_pages(data: bytes, dossier_id: str, count: int, pages: int | None) -> list[str]:
     try:
         texts = page_texts(data)
     except Exception as exc:  # damaged files make extractors fail in many ways
         return [f"cannot read the page text ({_first_line(exc)})"]
     problems = []
-    if isinstance(entry.get("pages"), int) and entry["pages"] != len(texts):
-        problems.append(f"has {len(texts)} pages, the dossier facts say {entry['pages']}")
+    if pages is not None and pages != len(texts):
+        problems.append(f"has {len(texts)} pages, the dossier facts say {pages}")
     footer = footer_problem(texts, dossier_id, count)
     if footer:
         problems.append(footer)
@@ -355,8 +507,9 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_manifest(files: dict[str, bytes], trust: _Trust,
+def _check_manifest(bundle: _Bundle, trust: _Trust,
                     ) -> tuple[dict[str, Any] | None, list[FileVerdict], _Signature | None]:
+    files = bundle.files
     raw = files[MANIFEST_NAME]
     try:
         manifest: dict[str, Any] = read_manifest(raw)
@@ -364,21 +517,22 @@ def _check_manifest(files: dict[str, bytes], trust: _Trust,
         return None, [FileVerdict(MANIFEST_NAME, False, exc.problem)], None
     verdicts: list[FileVerdict] = []
     # Each recipient receives the edition in their language: a received dossier is complete when
-    # every file of each edition it contains is present; other editions are only noted.
-    present = {f["language"] for f in manifest["files"] if f["name"] in files}
+    # every file of each edition it contains is present; other editions are only noted. A file
+    # given but refused (too large, damaged in its e-mail) has its own FAIL line: not "missing".
+    given = files.keys() | bundle.refused
+    present = {f["language"] for f in manifest["files"] if f["name"] in given}
     missing = [f["name"] for f in manifest["files"]
-               if f["name"] not in files and (f["language"] in present or not present)]
+               if f["name"] not in given and (f["language"] in present or not present)]
     other = sorted({f["language"] for f in manifest["files"]} - present) if present else []
     verdicts += [FileVerdict(n, False, f"listed in {MANIFEST_NAME} but missing") for n in missing]
     sig = None
     problems = [f"{len(missing)} listed file(s) missing"] if missing else []
-    if manifest.get("trigger") == "preview":
-        problems.append("this is a preview built by the organizers, never a delivered dossier")
+    problems += _preview_problems(manifest)
     if SIGNATURE_NAME not in files:
         problems.append(f"not signed: {SIGNATURE_NAME} is missing")
     else:
         sig = _check_cms(raw, files[SIGNATURE_NAME], trust)
-        signed_by = manifest.get("signed_by") or {}
+        signed_by = manifest["signed_by"] or {}
         if sig.fingerprint and signed_by.get("sha256") not in (None, sig.fingerprint):
             sig.problems.append(f"made by another certificate than {MANIFEST_NAME} names")
         verdicts.append(FileVerdict(SIGNATURE_NAME, not sig.problems,
@@ -393,20 +547,40 @@ def _check_manifest(files: dict[str, bytes], trust: _Trust,
     return manifest, [FileVerdict(MANIFEST_NAME, not problems, reason), *verdicts], sig
 
 
+# The last resort around each file's checks: pyHanko, pikepdf, pypdf and asn1crypto raise many
+# kinds of exception on hostile bytes, and each must become that file's FAIL line.
+
+def _guarded_manifest(bundle: _Bundle, trust: _Trust,
+                      ) -> tuple[dict[str, Any] | None, list[FileVerdict], _Signature | None]:
+    try:
+        return _check_manifest(bundle, trust)
+    except Exception as exc:
+        return None, [FileVerdict(MANIFEST_NAME, False, f"cannot be checked ({_first_line(exc)})")], None
+
+
+def _guarded_pdf(name: str, data: bytes, manifest: dict[str, Any] | None, trust: _Trust,
+                 ) -> tuple[FileVerdict, _Signature]:
+    try:
+        return _check_pdf(name, data, manifest, trust)
+    except Exception as exc:
+        return FileVerdict(name, False, f"cannot be checked ({_first_line(exc)})"), _Signature()
+
+
 def verify_path(path: Path, *, trust: Path | None = None,
                 allow_untrusted: bool = False) -> VerifyReport:
     """Check a received dossier; InputRefused when `path` or `trust` is unusable."""
     judge = _Trust(_trust_roots(trust), trust, allow_untrusted)
-    files, verdicts = _collect(path)
+    bundle = _collect(path)
+    files, verdicts = bundle.files, list(bundle.verdicts)
     manifest, sigs = None, []
     if MANIFEST_NAME in files:
-        manifest, manifest_verdicts, cms_sig = _check_manifest(files, judge)
+        manifest, manifest_verdicts, cms_sig = _guarded_manifest(bundle, judge)
         verdicts += manifest_verdicts
         sigs += [cms_sig] if cms_sig else []
-    elif SIGNATURE_NAME in files:
+    elif SIGNATURE_NAME in files and MANIFEST_NAME not in bundle.refused:
         verdicts.append(FileVerdict(SIGNATURE_NAME, False, f"{MANIFEST_NAME} is missing"))
     for name in sorted(n for n in files if n.lower().endswith(".pdf")):
-        verdict, sig = _check_pdf(name, files[name], manifest, judge)
+        verdict, sig = _guarded_pdf(name, files[name], manifest, judge)
         verdicts.append(verdict)
         sigs.append(sig)
     if len({s.fingerprint for s in sigs if s.fingerprint}) > 1:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from delivery.bundle.assemble import read_manifest
+from delivery.bundle.verify import PREVIEW_ID_PREFIX, PREVIEW_TRIGGER
 from delivery.campaigns.config import Campaign
 from delivery.dossier.stored import Frozen
 from delivery.services.app import App
@@ -24,10 +25,10 @@ def preview(app: App, campaign: Campaign, *, out_dir: Path | None, now: datetime
         campaign_id = app.campaign_id(session, campaign)
         last = session.scalar(select(func.max(SignerRow.id)).where(SignerRow.campaign_id == campaign_id)) or 0
     # Marked on every page (the footer carries the id) so a preview can never pass for a delivery.
-    dossier_id = "PREVIEW-" + new_dossier_id(campaign, now)
+    dossier_id = PREVIEW_ID_PREFIX + new_dossier_id(campaign, now)
     # What a delivery created now would freeze.
     files = build_bundle(app, campaign, Frozen(campaign_id, last, now), dossier_id=dossier_id, created_at=now,
-                         trigger="preview", milestone=None, recipients=campaign.recipients, now=now,
+                         trigger=PREVIEW_TRIGGER, milestone=None, recipients=campaign.recipients, now=now,
                          progress=progress)
     folder = out_dir or app.settings.var_dir / "preview" / dossier_id
     folder.mkdir(parents=True, exist_ok=True)
