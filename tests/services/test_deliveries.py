@@ -65,6 +65,31 @@ AppFactory = Callable[..., App]
 REPO = Path(__file__).resolve().parents[2]
 
 
+def test_a_build_renews_its_lease_while_it_runs_and_a_dead_ones_is_taken_over(
+        make_app: AppFactory, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deliveries, "HEARTBEAT", 0.05)
+    app = make_app(smtp_server.env(), campaign_toml())
+    campaign = app.campaign(None)
+    add(app, NAMES[:3], TUESDAY_10)
+    ref = deliveries.create_manual(app, campaign, now=TUESDAY_10, actor="test")
+    leases: list[datetime] = []
+
+    def slow_volume(done: int, total: int) -> None:  # a build that takes longer than its heartbeat
+        threading.Event().wait(0.4)
+        with transaction(app.engine) as session:
+            row = session.get(DeliveryRow, ref.id)
+            assert row is not None and row.lease_until is not None
+            leases.append(row.lease_until)
+
+    assert deliveries.build_and_send(app, ref.id, now=TUESDAY_10, progress=slow_volume)
+    assert leases and max(leases) > TUESDAY_10 + deliveries.BUILD_LEASE  # moved on while building
+    # A builder that died holds its claim no longer than the lease: the next tick's worker takes it.
+    dead = deliveries.create_manual(app, campaign, now=TUESDAY_10, actor="test")
+    other = make_app(smtp_server.env(), campaign_toml())
+    assert deliveries.claim_build(other, campaign, now=TUESDAY_10 + timedelta(minutes=2)) is None
+    assert deliveries.claim_build(other, campaign, now=TUESDAY_10 + timedelta(minutes=4)) == dead.id
+
+
 def test_milestone_waits_for_hold_then_reaches_each_recipient_once(
         make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path) -> None:
     app = make_app(smtp_server.env(), campaign_toml())
