@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import random
+import secrets
 import tempfile
 import threading
 import time
@@ -39,6 +40,7 @@ from delivery.pdf.pool import render_many
 from delivery.signers.intake import SignerInput
 from delivery.signers.store import add_signers
 from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.keys import SignerKeys
 from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,6 +212,7 @@ class SignerStore:
 
     def __init__(self, url: str, campaign: Campaign) -> None:
         self.engine = make_engine(url)
+        self.keys = SignerKeys(secrets.token_bytes(32))
         upgrade_schema(self.engine)
         self.campaign = dataclasses.replace(campaign, slug=self.SLUG)
         self.stored = 0
@@ -230,7 +233,7 @@ class SignerStore:
                 add_signers(session, self.campaign_id, [
                     SignerInput(f"{self.stored + i:064x}", s.name, s.city, s.country,
                                 s.signed_at, s.consent, "bench") for i, s in enumerate(batch)],
-                            now=now)
+                            now=now, keys=self.keys)
             self.stored += len(batch)
 
     def frozen(self, as_of: datetime) -> Frozen:

@@ -18,6 +18,7 @@ import csv
 import os
 import random
 import resource
+import secrets
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ from sqlalchemy import create_engine, text
 
 from delivery.signers.store import count_signers, import_csv
 from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.keys import SignerKeys
 from delivery.storage.models import CampaignRow
 
 PG_ADMIN_URL = os.environ.get("DELIVERY_TEST_POSTGRES",
@@ -84,6 +86,7 @@ def main() -> int:
                 conn.execute(text(f'CREATE DATABASE "{db_name}"'))
             url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{db_name}"
         engine = make_engine(url)
+        keys = SignerKeys(secrets.token_bytes(32))  # each signer's key is an HMAC, as in the service
         try:
             upgrade_schema(engine)
             with transaction(engine) as session:
@@ -94,7 +97,7 @@ def main() -> int:
             runs = 2 if args.reimport else 1
             for run in range(runs):
                 started, cpu = time.perf_counter(), time.process_time()
-                report = import_csv(engine, campaign_id, csv_path, now=now,
+                report = import_csv(engine, campaign_id, csv_path, now=now, keys=keys,
                                     batch_size=args.batch_size)
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu
                 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

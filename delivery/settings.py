@@ -68,6 +68,12 @@ class Settings:
     check_every: timedelta | None = None  # one tick interval for every campaign (operations, tests)
     clock_file: Path | None = None  # test only: `serve` reads the time from this file
     log_level: str = "INFO"
+    # The signer secret (see delivery.storage.keys); None: `signer-key` in var_dir.
+    signer_key_file: Path | None = None
+
+    @property
+    def signer_key_path(self) -> Path:
+        return self.signer_key_file or self.var_dir / "signer-key"
 
     @property
     def schedules_dir(self) -> Path:
@@ -91,6 +97,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     var_dir = Path(env.get("DELIVERY_VAR_DIR") or home / "var")
     database_url = env.get("DELIVERY_DATABASE_URL") or f"sqlite:///{var_dir / 'delivery.sqlite3'}"
     outbox_dir = Path(env.get("DELIVERY_OUTBOX_DIR") or var_dir / "outbox")
+    signer_key = env.get("DELIVERY_SIGNER_KEY_FILE")
     key = env.get("DELIVERY_SIGNING_KEY")
     cert = env.get("DELIVERY_SIGNING_CERT")
     return Settings(
@@ -108,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         check_every=_check_every(env),
         clock_file=Path(env["DELIVERY_CLOCK_FILE"]) if env.get("DELIVERY_CLOCK_FILE") else None,
         log_level=_log_level(env),
+        signer_key_file=Path(signer_key).resolve() if signer_key else var_dir.resolve() / "signer-key",
     )
 
 

@@ -50,8 +50,12 @@ def cmd_init(app: App, args: argparse.Namespace) -> int:
     from delivery.services.app import init
 
     slugs = init(app)
-    _emit(args, {"campaigns": slugs, "database": app.engine.url.render_as_string()},
-          f"database ready ({app.engine.url.render_as_string()}); campaigns: {', '.join(slugs)}")
+    key_file, fingerprint = app.settings.signer_key_path, app.signer_keys.fingerprint
+    _emit(args, {"campaigns": slugs, "database": app.engine.url.render_as_string(),
+                 "signer_key_file": str(key_file), "signer_key_fingerprint": fingerprint},
+          f"database ready ({app.engine.url.render_as_string()}); campaigns: {', '.join(slugs)}\n"
+          f"signer key: {key_file} (fingerprint {fingerprint}): back it up with the database; "
+          "without it no stored signer can be recognised again")
     return 0
 
 

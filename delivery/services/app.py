@@ -2,6 +2,13 @@
 
 The CLI, the scheduler jobs and the web admin all call the service functions with an App; none of
 them talks to the database or SMTP on its own.
+
+The App also holds the installation's signer keys (its key file, see delivery.storage.keys). `init`
+makes the file when none exists and nothing needs the old one: a new home, or a database whose
+signer keys are not keyed hashes yet (migration 0005 then rewrites them with it). Once keyed
+signers are stored, a missing key file is refused, by `init` too, naming the file to restore from
+a backup: a new key would make every stored signer unrecognisable (re-imported as new, impossible
+to withdraw), so none is ever made in its place.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -23,8 +30,16 @@ from delivery.campaigns.templates import check_campaigns
 from delivery.errors import ConfigError, DeliveryError, NotFound, UsageError
 from delivery.logs import safe_error
 from delivery.settings import Settings
-from delivery.storage.db import make_engine, reading, schema_revisions, transaction, upgrade_schema
-from delivery.storage.models import CampaignRow
+from delivery.storage.db import (
+    applied_revisions,
+    make_engine,
+    reading,
+    schema_revisions,
+    transaction,
+    upgrade_schema,
+)
+from delivery.storage.keys import KEYED_REVISION, SETTING, SignerKeys, create_key_file, read_key_file
+from delivery.storage.models import CampaignRow, SignerRow
 
 log = logging.getLogger("delivery.services.app")
 
@@ -36,6 +51,15 @@ class App:
     campaigns: dict[str, Campaign]
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
                                                    f"{uuid.uuid4().hex[:6]}")
+    _signer_keys: SignerKeys | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def signer_keys(self) -> SignerKeys:
+        """The installation's signer keys, read from its key file once; UsageError (naming the
+        file, and what to do) when the file is missing or the schema is not upgraded yet."""
+        if self._signer_keys is None:
+            self._signer_keys = _load_signer_keys(self)
+        return self._signer_keys
 
     def campaign(self, slug: str | None) -> Campaign:
         """The named campaign, or the only one when none is named."""
@@ -74,10 +98,57 @@ def open_app(settings: Settings) -> App:
     return App(settings=settings, engine=make_engine(settings.database_url), campaigns=campaigns)
 
 
+def _stored_signers(engine: Engine) -> int:
+    with reading(engine) as session:
+        return session.scalar(select(func.count()).select_from(SignerRow)) or 0
+
+
+def _key_lost(app: App, signers: int) -> UsageError:
+    path = app.settings.signer_key_path
+    return UsageError(
+        f"the signer key file {path} is missing, but the database holds {signers:,} signers keyed "
+        f"with it: restore {path} from your backup (or set {SETTING} to where it is); a new key "
+        "would make every stored signer unrecognisable, so none is made")
+
+
+def _load_signer_keys(app: App) -> SignerKeys:
+    current, newest = schema_revisions(app.engine)
+    if current != newest:  # old keys are not keyed hashes yet: `init` rewrites them first
+        raise UsageError(f"the database schema is at revision {current or '(none)'} and this "
+                         f"version needs {newest}: run `petition-delivery init` to upgrade it")
+    keys = read_key_file(app.settings.signer_key_path)
+    if keys is None:
+        signers = _stored_signers(app.engine)
+        if signers:
+            raise _key_lost(app, signers)
+        raise UsageError(f"the signer key file {app.settings.signer_key_path} does not exist: run "
+                         "`petition-delivery init` to make it")
+    return keys
+
+
+def _init_signer_keys(app: App) -> SignerKeys:
+    """The key file's keys; a new key file when none exists and no stored signer needs the old one."""
+    path = app.settings.signer_key_path
+    keys = read_key_file(path)
+    if keys is not None:
+        return keys
+    if KEYED_REVISION in applied_revisions(app.engine):
+        signers = _stored_signers(app.engine)
+        if signers:
+            raise _key_lost(app, signers)
+    keys = create_key_file(path)
+    log.warning("made the signer key file %s (fingerprint %s): back it up with the database",
+                path, keys.fingerprint)
+    return keys
+
+
 def init(app: App, *, now: datetime | None = None) -> list[str]:
-    """Create or upgrade the schema and register every campaign; safe to rerun."""
+    """Create or upgrade the schema and register every campaign; safe to rerun. Makes the signer
+    key file when none exists and no stored signer needs it (see the module's docstring)."""
     now = now or datetime.now(UTC)
-    upgrade_schema(app.engine)
+    keys = _init_signer_keys(app)
+    upgrade_schema(app.engine, signer_keys=keys)
+    app._signer_keys = keys
     with transaction(app.engine) as session:
         existing = {row.slug: row for row in session.scalars(select(CampaignRow))}
         for campaign in app.campaigns.values():
@@ -98,6 +169,7 @@ def check_ready(app: App, campaigns: Sequence[Campaign]) -> None:
         if current != newest:
             raise UsageError(f"the database schema is at revision {current or '(none)'} and this "
                              f"version needs {newest}: run `petition-delivery init` to upgrade it")
+        _ = app.signer_keys  # the key file is there, or a UsageError naming it now
         with reading(app.engine) as session:
             for campaign in campaigns:
                 app.campaign_id(session, campaign)  # registered by `init`, or a clear UsageError now

@@ -2,7 +2,8 @@
 
 The one place that adds, imports, counts, finds and withdraws signers: the CLI, the JSON API, the
 web admin and the demo all call these, so "add one signer" is validated, stored and audited the
-same way whoever asks.
+same way whoever asks. Signers are stored and found under the installation's keyed hashes
+(`app.signer_keys`, see delivery.storage.keys): without its key file none of these run.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def add_signer(app: App, campaign: Campaign, fields: Mapping[str, object], *, no
                actor: str) -> Added:
     """Validate one signer's fields (RowRejected names what is wrong), store them once, audit it."""
     signer = validate_signer(dict(fields), now=now, source=actor)
+    keys = app.signer_keys
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        inserted, _ = store.add_signers(session, campaign_id, [signer], now=now)
+        inserted, _ = store.add_signers(session, campaign_id, [signer], now=now, keys=keys)
         if inserted:
             audit.record(session, at=now, actor=actor, action="signers.add", campaign_id=campaign_id,
                          subject="1 signer")
@@ -44,9 +46,10 @@ def add_signer(app: App, campaign: Campaign, fields: Mapping[str, object], *, no
 def add_many(app: App, campaign: Campaign, signers: Sequence[SignerInput], *, now: datetime,
              actor: str) -> int:
     """Store already validated signers in one transaction → how many were new; audited once."""
+    keys = app.signer_keys
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        inserted, _ = store.add_signers(session, campaign_id, signers, now=now)
+        inserted, _ = store.add_signers(session, campaign_id, signers, now=now, keys=keys)
         audit.record(session, at=now, actor=actor, action="signers.add", campaign_id=campaign_id,
                      subject=f"{inserted} signers")
         return inserted
@@ -57,9 +60,10 @@ def import_file(app: App, campaign: Campaign, path: Path, *, now: datetime, acto
                 dry_run: bool = False) -> ImportReport:
     """Import a CSV export (see delivery.signers.store.import_csv); audited unless a dry run."""
     columns = parse_column_map(column_map) if column_map else None
+    keys = app.signer_keys
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-    report = store.import_csv(app.engine, campaign_id, path, now=now, encoding=encoding,
+    report = store.import_csv(app.engine, campaign_id, path, now=now, keys=keys, encoding=encoding,
                               column_map=columns, dry_run=dry_run)
     if not dry_run:
         with transaction(app.engine) as session:
@@ -77,8 +81,9 @@ def count(app: App, campaign: Campaign) -> int:
 
 def withdraw(app: App, campaign: Campaign, email: str, *, now: datetime, actor: str) -> None:
     """The signer with this e-mail leaves every later dossier (audited); NotFound when none has it."""
+    keys = app.signer_keys
     with transaction(app.engine) as session:
         found = store.withdraw_signer(session, app.campaign_id(session, campaign), email, now=now,
-                                      actor=actor)
+                                      actor=actor, keys=keys)
     if not found:
         raise NotFound("no signer with that e-mail address in this campaign")

@@ -1,5 +1,9 @@
 """SignerInput values and CSV files → signer rows (the store), withdrawals, counts and reports.
 
+The database holds each signer's key as the installation's keyed hash of the in-memory key
+(`SignerKeys.stored_key`, HMAC-SHA-256: see delivery.storage.keys): every function that stores or
+looks up signers takes the installation's `keys`, so that no path writes or compares a bare digest.
+
 One signer per campaign and key (`uq_signers_campaign_email_key`): a batch is de-duplicated in
 memory, then inserted in bulk with `ON CONFLICT DO NOTHING` (SQLite: one executemany; PostgreSQL:
 one `INSERT … SELECT FROM unnest(arrays)`), so duplicates are counted exactly (rows attempted −
@@ -8,8 +12,8 @@ imported again (the row exists: it counts as a duplicate).
 
 `import_csv` commits one transaction per batch: an interrupted import keeps whole batches only,
 and rerunning it skips what is already stored. Rejected rows go to `<input>.rejects.csv` (UTF-8
-with BOM: line, reason, then the row's original fields), replaced on each run and removed when a
-run has no rejects. `dry_run` writes nothing: no rows, no rejects file; it reports what an
+with BOM: line, reason, then the row's original fields; mode 0600), replaced on each run and
+removed when a run has no rejects. `dry_run` writes nothing: no rows, no rejects file; it reports what an
 import would do (duplicates inside the file are found with 64-bit key prefixes).
 """
 
@@ -33,6 +37,7 @@ from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, pars
 from delivery.signers.normalize import email_key, normalize_email
 from delivery.storage import audit
 from delivery.storage.db import transaction
+from delivery.storage.keys import SignerKeys
 from delivery.storage.models import CampaignRow, SignerRow
 
 __all__ = ["ImportReport", "add_signers", "count_signers", "import_csv", "parse_column_map",
@@ -86,47 +91,48 @@ _SQLITE_INSERT = (
 
 
 def add_signers(session: Session, campaign_id: int, signers: Sequence[SignerInput], *,
-                now: datetime) -> tuple[int, int]:
+                now: datetime, keys: SignerKeys) -> tuple[int, int]:
     """Store signers not stored yet → (inserted, duplicates), in the session's transaction."""
     unique = list(_unique(signers).values())
     if not unique:
         return 0, len(signers)
+    stored_keys = keys.stored_keys(s.email_key for s in unique)
     session.flush()  # a campaign added in this session must exist for the foreign key
     conn = session.connection()
     dialect = conn.dialect
     # One statement per batch, parameters adapted by the driver: the ORM's per-row work would
     # dominate a million-row import. Rows ignored by ON CONFLICT are not in the rowcount.
     if dialect.name == "postgresql":
-        columns = [[getattr(s, name) for s in unique] for name in
-                   ("email_key", "name", "city", "country", "signed_at", "consent", "source")]
+        columns = [stored_keys, *([getattr(s, name) for s in unique] for name in
+                                  ("name", "city", "country", "signed_at", "consent", "source"))]
         result = conn.exec_driver_sql(_PG_INSERT, (campaign_id, now, *columns))
     elif dialect.name == "sqlite":
         as_text = _SIGNERS.c.signed_at.type.bind_processor(dialect)
         assert as_text is not None
         created = as_text(now)
         result = conn.exec_driver_sql(_SQLITE_INSERT, [
-            (campaign_id, s.email_key, s.name, s.city, s.country, as_text(s.signed_at),
-             s.consent, s.source, created) for s in unique])
+            (campaign_id, key, s.name, s.city, s.country, as_text(s.signed_at),
+             s.consent, s.source, created) for key, s in zip(stored_keys, unique, strict=True)])
     else:
         raise NotImplementedError(f"signers on {dialect.name}")
     inserted = result.rowcount
     return inserted, len(signers) - inserted
 
 
-def _existing_keys(session: Session, campaign_id: int, keys: Sequence[str]) -> int:
+def _existing_keys(session: Session, campaign_id: int, stored_keys: Sequence[str]) -> int:
     found = 0
-    for start in range(0, len(keys), _ROWS_PER_STATEMENT):
-        chunk = keys[start:start + _ROWS_PER_STATEMENT]
+    for start in range(0, len(stored_keys), _ROWS_PER_STATEMENT):
+        chunk = stored_keys[start:start + _ROWS_PER_STATEMENT]
         found += session.execute(select(func.count()).select_from(_SIGNERS).where(
             SignerRow.campaign_id == campaign_id, SignerRow.email_key.in_(chunk))).scalar_one()
     return found
 
 
 def withdraw_signer(session: Session, campaign_id: int, email: str, *, now: datetime,
-                    actor: str) -> bool:
+                    actor: str, keys: SignerKeys) -> bool:
     """Mark the signer with this e-mail withdrawn (and audit it) → whether one was found."""
     try:
-        key = email_key(normalize_email(email))
+        key = keys.stored_key(email_key(normalize_email(email)))
     except RowRejected:
         return False  # not an address: no signer can have it
     row = session.execute(select(SignerRow.id, SignerRow.withdrawn_at).where(
@@ -159,7 +165,10 @@ class _RejectsFile:
 
     def write(self, reject: Rejected) -> None:
         if self._writer is None:
-            self._stream = self._partial.open("w", encoding="utf-8-sig", newline="")
+            # The rows quote e-mail addresses: readable by their owner only, whatever the umask.
+            self._partial.unlink(missing_ok=True)
+            fd = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._stream = os.fdopen(fd, "w", encoding="utf-8-sig", newline="")
             self._writer = csv.writer(self._stream)
             self._writer.writerow(["line", "reason", *self._header])
         self._writer.writerow([reject.line, reject.reason, *reject.fields])
@@ -181,8 +190,10 @@ class _RejectsFile:
 class _Importer:
     """Writes batches through one connection, one transaction per batch."""
 
-    def __init__(self, conn: Connection, campaign_id: int, report: ImportReport, now: datetime):
+    def __init__(self, conn: Connection, campaign_id: int, report: ImportReport, now: datetime,
+                 keys: SignerKeys):
         self.conn, self.campaign_id, self.report, self.now = conn, campaign_id, report, now
+        self.keys = keys
         self.seen: set[int] = set()  # dry run only: 64-bit key prefixes met in earlier batches
 
     def flush(self, batch: list[SignerInput]) -> None:
@@ -192,14 +203,15 @@ class _Importer:
             if self.report.dry_run:
                 self._count_only(session, batch)
             else:
-                inserted, duplicates = add_signers(session, self.campaign_id, batch, now=self.now)
+                inserted, duplicates = add_signers(session, self.campaign_id, batch, now=self.now,
+                                                   keys=self.keys)
                 self.report.imported += inserted
                 self.report.duplicates += duplicates
 
     def _count_only(self, session: Session, batch: list[SignerInput]) -> None:
         fresh = [k for k in _unique(batch) if int(k[:16], 16) not in self.seen]
         self.seen.update(int(k[:16], 16) for k in fresh)
-        stored = _existing_keys(session, self.campaign_id, fresh)
+        stored = _existing_keys(session, self.campaign_id, self.keys.stored_keys(fresh))
         self.report.imported += len(fresh) - stored
         self.report.duplicates += len(batch) - (len(fresh) - stored)
 
@@ -238,7 +250,7 @@ def _batches(records: Iterator[SignerInput | Rejected], report: ImportReport,
     yield batch
 
 
-def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime,
+def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime, keys: SignerKeys,
                encoding: str | None = None, column_map: Mapping[str, str] | None = None,
                dry_run: bool = False, batch_size: int = 5000,
                source: str | None = None) -> ImportReport:
@@ -260,7 +272,7 @@ def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime,
         has_name = "name" in signer_csv.plan or "first_name" in signer_csv.plan
         report.missing_fields = [f for f in ("email", "city", "country", "signed_at")
                                  if f not in signer_csv.plan] if has_name else []
-        importer = _Importer(conn, campaign_id, report, now)
+        importer = _Importer(conn, campaign_id, report, now, keys)
         rejects = None if dry_run else _RejectsFile(path, signer_csv.header)
         records = signer_csv.records(now=now, source=source or f"import:{path.name}"[:200])
         try:

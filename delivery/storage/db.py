@@ -3,6 +3,10 @@
 SQLite is the embedded default: WAL, a busy timeout and `BEGIN IMMEDIATE` for write
 transactions, so that claims made by several processes serialise instead of failing.
 PostgreSQL is the production database: claims use `FOR UPDATE SKIP LOCKED`.
+
+A SQLite database file is made mode 0600 (its folder 0700) before SQLite opens it, so that its
+-wal, -shm and -journal files, which SQLite gives the database file's mode, are 0600 too; an
+upgrade (`init`) takes group and other permissions off files made before that rule.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from delivery.errors import ConfigError
+from delivery.storage.keys import SignerKeys, create_private_file, restrict_to_owner
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "delivery_read_only"
@@ -36,7 +41,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             if not folder.parent.is_dir():
                 raise ConfigError("environment", "DELIVERY_DATABASE_URL",
                                   f"the folder {folder.parent} does not exist")
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+            if not parsed.query.get("uri"):
+                create_private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
         return engine
@@ -90,18 +97,51 @@ def reading(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the schema to the newest migration (or down to `revision`); safe to
-    rerun."""
+def upgrade_schema(engine: Engine, revision: str = "head", *,
+                   signer_keys: SignerKeys | None = None) -> None:
+    """Move the schema to the newest migration (or up or down to `revision`), in one
+    transaction; safe to rerun. Migrations that rewrite stored signer keys need `signer_keys`
+    once signers exist."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
+    _restrict_sqlite_files(engine)
     with engine.begin() as conn:
         cfg = _alembic_config()
         cfg.attributes["connection"] = conn
+        cfg.attributes["signer_keys"] = signer_keys
         if revision == "head":
+            command.upgrade(cfg, revision)
+            return
+        from alembic.runtime.migration import MigrationContext
+
+        current = MigrationContext.configure(conn).get_current_revision()
+        ahead = {r.revision for r in ScriptDirectory.from_config(cfg).iterate_revisions(revision, "base")}
+        if current is None or (current in ahead and current != revision):
             command.upgrade(cfg, revision)
         else:
             command.downgrade(cfg, revision)
+
+
+def applied_revisions(engine: Engine) -> set[str]:
+    """The database's migration and every one before it (empty before any)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        return set()
+    script = ScriptDirectory.from_config(_alembic_config())
+    return {r.revision for r in script.iterate_revisions(current, "base")}
+
+
+def _restrict_sqlite_files(engine: Engine) -> None:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or engine.url.query.get("uri"):
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        restrict_to_owner(Path(database + suffix))
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:

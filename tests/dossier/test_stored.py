@@ -29,6 +29,7 @@ from delivery.signers.intake import SignerInput
 from delivery.signers.store import add_signers
 from delivery.storage.db import transaction
 from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
+from tests.support.keys import TEST_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "templates"
@@ -60,16 +61,19 @@ def store(engine: Engine, campaign_id: int, numbers: range, other: int | None = 
         with transaction(engine) as session:
             s = person(i)
             add_signers(session, campaign_id, [SignerInput(f"{i:064x}", s.name, s.city, s.country,
-                                                           s.signed_at, s.consent, "test")], now=NOW)
+                                                           s.signed_at, s.consent, "test")], now=NOW,
+                        keys=TEST_KEYS)
             if other is not None:
                 add_signers(session, other, [SignerInput(f"{i:064x}", "Other", "Paris", "France",
-                                                         s.signed_at, True, "test")], now=NOW)
+                                                         s.signed_at, True, "test")], now=NOW,
+                            keys=TEST_KEYS)
 
 
 def withdraw(engine: Engine, campaign_id: int, number: int, at: datetime) -> None:
     with transaction(engine) as session:
         session.execute(update(SignerRow).where(
-            SignerRow.campaign_id == campaign_id, SignerRow.email_key == f"{number:064x}",
+            SignerRow.campaign_id == campaign_id,
+            SignerRow.email_key == TEST_KEYS.stored_key(f"{number:064x}"),
         ).values(withdrawn_at=at))
 
 
@@ -190,7 +194,7 @@ def test_a_row_changed_behind_the_store_fails_the_build_that_must_draw_it(
     stored_dossier(engine, frozen(engine, mine))
     dossier, read_lines = stored_dossier(engine, frozen(engine, mine))
     with transaction(engine) as session:
-        session.execute(update(SignerRow).where(SignerRow.email_key == f"{13:064x}")
+        session.execute(update(SignerRow).where(SignerRow.email_key == TEST_KEYS.stored_key(f"{13:064x}"))
                         .values(name="Someone Else"))
     with pytest.raises(RenderError, match="volume 2: its signers read now are not the ones"):
         build_dossier_pdfs(dossier, TEMPLATES, languages=["en"], workers=1,

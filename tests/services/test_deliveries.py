@@ -47,7 +47,7 @@ def add(app: App, names: list[str], now: datetime, start: int = 0) -> None:
         rows = [validate_signer({"name": n, "email": f"s{start + i}@example.net", "city": "Yerevan",
                                  "country": "AM", "signed_at": now - timedelta(hours=1)},
                                 now=now, source="test") for i, n in enumerate(names)]
-        add_signers(session, campaign_id, rows, now=now)
+        add_signers(session, campaign_id, rows, now=now, keys=app.signer_keys)
 
 
 def pdf_text(data: bytes, tmp_path: Path) -> str:
@@ -177,7 +177,8 @@ def test_a_count_falling_back_below_sends_nothing_more(make_app: AppFactory, smt
     deliveries.tick(app, campaign, now=TUESDAY_10)
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        assert withdraw_signer(session, campaign_id, "s0@example.net", now=TUESDAY_10, actor="test")
+        assert withdraw_signer(session, campaign_id, "s0@example.net", now=TUESDAY_10, actor="test",
+                               keys=app.signer_keys)
     report = deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
     assert report.signer_count == 4 and report.created == []
     add(app, ["Late Signer"], TUESDAY_10, start=50)
@@ -207,11 +208,11 @@ def test_a_signer_withdrawn_before_creation_leaves_a_gap_one_withdrawn_after_sta
     add(app, NAMES[:6], TUESDAY_10)
     with transaction(app.engine) as session:
         withdraw_signer(session, app.campaign_id(session, campaign), "s1@example.net",
-                        now=TUESDAY_10, actor="test")
+                        now=TUESDAY_10, actor="test", keys=app.signer_keys)
     deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(minutes=1))
     with transaction(app.engine) as session:
         withdraw_signer(session, app.campaign_id(session, campaign), "s2@example.net",
-                        now=TUESDAY_10 + timedelta(minutes=2), actor="test")
+                        now=TUESDAY_10 + timedelta(minutes=2), actor="test", keys=app.signer_keys)
     deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(hours=1, minutes=2))
     msg = smtp_server.received[0].message
     [pdf] = [v for k, v in attachments(msg).items() if k.endswith(".pdf")]

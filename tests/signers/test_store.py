@@ -22,6 +22,7 @@ from delivery.signers.normalize import email_key
 from delivery.signers.store import add_signers, count_signers, import_csv, withdraw_signer
 from delivery.storage.db import transaction
 from delivery.storage.models import AuditRow, CampaignRow, SignerRow
+from tests.support.keys import TEST_KEYS
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HEADER = ["name", "email", "city", "country", "signed_at", "consent"]
@@ -72,13 +73,14 @@ def test_import_stores_normalised_rows_and_writes_rejects(engine: Engine, campai
         ["Ann", "not-an-address", "Rome", "IT", "", ""],
         ["Future", "f@example.org", "Oslo", "NO", "2027-01-01", ""],
     ])
-    report = import_csv(engine, campaign_id, path, now=NOW)
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS)
     assert (report.imported, report.duplicates, report.rejected) == (2, 0, 3)
     assert report.rejects_file == files / "in.csv.rejects.csv"
     zoe, aram = stored(engine)
     assert (zoe.name, zoe.city, zoe.country, zoe.consent) == ("Zoë Ørsted", "Århus", "Denmark", True)
     assert zoe.signed_at == datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
-    assert zoe.email_key == email_key("zoe@example.org") and zoe.source == "import:in.csv"
+    assert zoe.email_key == TEST_KEYS.stored_key(email_key("zoe@example.org"))
+    assert zoe.source == "import:in.csv"
     assert zoe.created_at == NOW and zoe.withdrawn_at is None and zoe.campaign_id == campaign_id
     assert (aram.country, aram.consent, aram.signed_at) == ("Armenia", False, NOW)
     with report.rejects_file.open(encoding="utf-8-sig", newline="") as stream:
@@ -107,7 +109,7 @@ def test_duplicates_differing_in_case_and_unicode_form_count_once(engine: Engine
         ["JO  DOE", "", "lyon", "France", "", ""],
         ["Jo Doe", "", "Paris", "FR", "", ""],
     ])
-    report = import_csv(engine, campaign_id, path, now=NOW, batch_size=2)
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, batch_size=2)
     assert (report.imported, report.duplicates, report.rejected) == (3, 4, 0)
     assert [r.name for r in stored(engine)] == ["Zoë", "Jo Doe", "Jo Doe"]
 
@@ -115,11 +117,11 @@ def test_duplicates_differing_in_case_and_unicode_form_count_once(engine: Engine
 def test_reimport_and_overlapping_import_add_nothing_twice(engine: Engine, campaign_id: int,
                                                            files: Path) -> None:
     first = write_csv(files / "a.csv", [*many(10), ["", "", "", "", "", ""], ["x", "bad", "", "", "", ""]])
-    assert import_csv(engine, campaign_id, first, now=NOW).imported == 10
-    again = import_csv(engine, campaign_id, first, now=NOW + timedelta(hours=1))
+    assert import_csv(engine, campaign_id, first, now=NOW, keys=TEST_KEYS).imported == 10
+    again = import_csv(engine, campaign_id, first, now=NOW + timedelta(hours=1), keys=TEST_KEYS)
     assert (again.imported, again.duplicates, again.rejected) == (0, 10, 1)
     overlap = write_csv(files / "b.csv", many(15, start=5))
-    report = import_csv(engine, campaign_id, overlap, now=NOW, batch_size=4)
+    report = import_csv(engine, campaign_id, overlap, now=NOW, keys=TEST_KEYS, batch_size=4)
     assert (report.imported, report.duplicates, report.rejected) == (10, 5, 0)
     assert report.rejects_file is None
     with transaction(engine) as session:
@@ -128,15 +130,15 @@ def test_reimport_and_overlapping_import_add_nothing_twice(engine: Engine, campa
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(engine: Engine, campaign_id: int,
                                                           files: Path) -> None:
-    import_csv(engine, campaign_id, write_csv(files / "old.csv", many(3)), now=NOW)
+    import_csv(engine, campaign_id, write_csv(files / "old.csv", many(3)), now=NOW, keys=TEST_KEYS)
     rows = [*many(8), *many(2), ["", "x@example.org", "", "", "", ""], ["No Mail", "", "", "", "", ""]]
     path = write_csv(files / "in.csv", rows)
-    dry = import_csv(engine, campaign_id, path, now=NOW, dry_run=True, batch_size=3)
+    dry = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, dry_run=True, batch_size=3)
     assert (dry.imported, dry.duplicates, dry.rejected, dry.dry_run) == (6, 5, 1, True)
     assert dry.rejects_file is None and dry.sample_rejects == [(12, "name is empty")]
     assert not (files / "in.csv.rejects.csv").exists()
     assert len(stored(engine)) == 3
-    real = import_csv(engine, campaign_id, path, now=NOW, batch_size=3)
+    real = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, batch_size=3)
     assert (real.imported, real.duplicates, real.rejected) == (6, 5, 1)
     assert real.rejects_file is not None and real.rejects_file.exists()
 
@@ -144,9 +146,9 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(engine: Engine, campai
 def test_a_clean_rerun_removes_a_stale_rejects_file(engine: Engine, campaign_id: int,
                                                     files: Path) -> None:
     path = write_csv(files / "in.csv", [*many(2), ["", "x@example.org", "", "", "", ""]])
-    assert import_csv(engine, campaign_id, path, now=NOW).rejects_file is not None
+    assert import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS).rejects_file is not None
     write_csv(path, many(3))
-    report = import_csv(engine, campaign_id, path, now=NOW)
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS)
     assert report.rejects_file is None and not (files / "in.csv.rejects.csv").exists()
     assert not list(files.glob("*.partial"))
 
@@ -162,7 +164,7 @@ def test_refused_files_write_nothing(engine: Engine, campaign_id: int, files: Pa
     path = files / "in.csv"
     path.write_bytes(data)
     with pytest.raises(InputRefused, match=match):
-        import_csv(engine, campaign_id, path, now=NOW)
+        import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS)
     assert stored(engine) == [] and sorted(p.name for p in files.iterdir()) == ["in.csv"]
 
 
@@ -170,14 +172,14 @@ def test_cp1252_with_encoding_imports_correct_text(engine: Engine, campaign_id: 
                                                    files: Path) -> None:
     path = files / "in.csv"
     path.write_bytes("name;city;country\r\nZoë Ørsted;Århus;Danmark\r\n".encode("cp1252"))
-    assert import_csv(engine, campaign_id, path, now=NOW, encoding="cp1252").imported == 1
+    assert import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, encoding="cp1252").imported == 1
     [row] = stored(engine)
     assert (row.name, row.city, row.country) == ("Zoë Ørsted", "Århus", "Denmark")
 
 
 def test_unknown_campaign_is_not_found(engine: Engine, files: Path) -> None:
     with pytest.raises(NotFound):
-        import_csv(engine, 999, write_csv(files / "in.csv", many(1)), now=NOW)
+        import_csv(engine, 999, write_csv(files / "in.csv", many(1)), now=NOW, keys=TEST_KEYS)
 
 
 HOSTILE = ["<script>alert(1)</script>", "{{ 7*7 }}", "{% include 'x' %}",
@@ -187,7 +189,7 @@ HOSTILE = ["<script>alert(1)</script>", "{{ 7*7 }}", "{% include 'x' %}",
 def test_hostile_names_are_stored_as_plain_text(engine: Engine, campaign_id: int,
                                                 files: Path) -> None:
     rows = [[name, f"h{i}@example.org", name, "", "", ""] for i, name in enumerate(HOSTILE)]
-    report = import_csv(engine, campaign_id, write_csv(files / "in.csv", rows), now=NOW)
+    report = import_csv(engine, campaign_id, write_csv(files / "in.csv", rows), now=NOW, keys=TEST_KEYS)
     assert report.imported == len(HOSTILE)
     assert [(r.name, r.city) for r in stored(engine)] == [(n, n) for n in HOSTILE]
 
@@ -200,11 +202,13 @@ def test_add_signers_deduplicates_within_the_batch_and_against_the_table(
 
     first = [one("A", "a@example.org"), one("B", "b@example.org", False), one("A2", "A@EXAMPLE.ORG")]
     with transaction(engine) as session:
-        assert add_signers(session, campaign_id, first, now=NOW) == (2, 1)  # type: ignore[arg-type]
+        added = add_signers(session, campaign_id, first, now=NOW, keys=TEST_KEYS)  # type: ignore[arg-type]
+        assert added == (2, 1)
     with transaction(engine) as session:
         batch = [one("C", "c@example.org"), one("B again", "b@example.org")]
-        assert add_signers(session, campaign_id, batch, now=NOW) == (1, 1)  # type: ignore[arg-type]
-        assert add_signers(session, campaign_id, [], now=NOW) == (0, 0)
+        added = add_signers(session, campaign_id, batch, now=NOW, keys=TEST_KEYS)  # type: ignore[arg-type]
+        assert added == (1, 1)
+        assert add_signers(session, campaign_id, [], now=NOW, keys=TEST_KEYS) == (0, 0)
     rows = stored(engine)
     assert [(r.name, r.consent) for r in rows] == [("A", True), ("B", False), ("C", True)]
     assert rows[0].signed_at == datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
@@ -215,18 +219,21 @@ def test_withdraw_signer_marks_audits_and_keeps_them_out(engine: Engine, campaig
                                                          files: Path) -> None:
     path = write_csv(files / "in.csv", [["Zoë Ørsted", "zoë@example.org", "", "", "", ""],
                                            *many(2)])
-    import_csv(engine, campaign_id, path, now=NOW)
+    import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS)
     later = NOW + timedelta(hours=1)
     with transaction(engine) as session:
         assert withdraw_signer(session, campaign_id, " ZOE\u0308@Example.org", now=later,
-                               actor="cli:tester")
+                               actor="cli:tester", keys=TEST_KEYS)
         assert count_signers(session, campaign_id) == 2
     with transaction(engine) as session:  # again: found, withdrawal time unchanged
         assert withdraw_signer(session, campaign_id, "zoë@example.org", now=later + timedelta(1),
-                               actor="cli:tester")
-        assert not withdraw_signer(session, campaign_id, "nobody@example.org", now=later, actor="x")
-        assert not withdraw_signer(session, campaign_id, "not an address", now=later, actor="x")
-        assert not withdraw_signer(session, campaign_id + 1, "zoë@example.org", now=later, actor="x")
+                               actor="cli:tester", keys=TEST_KEYS)
+        assert not withdraw_signer(session, campaign_id, "nobody@example.org", now=later, actor="x",
+                                   keys=TEST_KEYS)
+        assert not withdraw_signer(session, campaign_id, "not an address", now=later, actor="x",
+                                   keys=TEST_KEYS)
+        assert not withdraw_signer(session, campaign_id + 1, "zoë@example.org", now=later, actor="x",
+                                   keys=TEST_KEYS)
     zoe = stored(engine)[0]
     assert zoe.withdrawn_at == later
     with transaction(engine) as session:
@@ -239,7 +246,7 @@ def test_withdraw_signer_marks_audits_and_keeps_them_out(engine: Engine, campaig
         for secret in ("zoë", "zoe", "Ørsted", "example.org"):
             assert secret not in audit.detail.casefold() and secret not in audit.subject.casefold()
     # Importing the withdrawn signer again does not bring them back.
-    again = import_csv(engine, campaign_id, path, now=later)
+    again = import_csv(engine, campaign_id, path, now=later, keys=TEST_KEYS)
     assert (again.imported, again.duplicates) == (0, 3)
     with transaction(engine) as session:
         assert count_signers(session, campaign_id) == 2
@@ -275,13 +282,13 @@ def test_a_batch_failing_mid_way_is_rolled_back_whole_and_a_rerun_completes_it(
     _install_failing_trigger(engine)
     try:
         with pytest.raises(DeliveryError, match="after 3 new signers were saved") as caught:
-            import_csv(engine, campaign_id, path, now=NOW, batch_size=3)
+            import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, batch_size=3)
         assert "Signer" not in str(caught.value) and "example.org" not in str(caught.value)
         assert [r.name for r in stored(engine)] == ["Signer 0", "Signer 1", "Signer 2"]
         assert sorted(p.name for p in files.iterdir()) == ["in.csv"]
     finally:
         _drop_failing_trigger(engine)
-    report = import_csv(engine, campaign_id, path, now=NOW, batch_size=3)
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, batch_size=3)
     assert (report.imported, report.duplicates, report.rejected) == (7, 3, 1)
     assert len(stored(engine)) == 10
 
@@ -292,9 +299,10 @@ from datetime import datetime
 from pathlib import Path
 from delivery.storage.db import make_engine
 from delivery.signers.store import import_csv
+from tests.support.keys import TEST_KEYS
 engine = make_engine(sys.argv[1])
 import_csv(engine, int(sys.argv[2]), Path(sys.argv[3]), now=datetime.fromisoformat(sys.argv[4]),
-           batch_size=int(sys.argv[5]))
+           keys=TEST_KEYS, batch_size=int(sys.argv[5]))
 """
 
 
@@ -319,7 +327,7 @@ def test_a_killed_import_leaves_whole_batches_and_a_rerun_completes_it(
     assert child.returncode == -signal.SIGKILL, "the import ended before it could be killed"
     saved = len(stored(engine))
     assert 0 < saved < total and saved % batch == 0
-    report = import_csv(engine, campaign_id, path, now=NOW, batch_size=batch)
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, batch_size=batch)
     assert (report.imported, report.duplicates) == (total - saved, saved)
     with transaction(engine) as session:
         assert count_signers(session, campaign_id) == total

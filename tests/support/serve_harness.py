@@ -25,6 +25,7 @@ from delivery.signers.intake import validate_signer
 from delivery.signers.store import add_signers
 from delivery.storage.db import make_engine, transaction
 from delivery.storage.models import CampaignRow, DeliveryRow, MessageRow
+from tests.support.keys import TEST_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin" / "petition-delivery"
@@ -111,14 +112,15 @@ def init_database(env: dict[str, str]) -> Engine:
 
 
 def sign(engine: Engine, first: int, count: int, *, now: datetime, name: str = "Signer") -> None:
-    """Signers number `first`..`first+count-1`, named `{name} {n}`, mailed signer{n}@example.net."""
+    """Signers number `first`..`first+count-1`, named `{name} {n}`, mailed signer{n}@example.net
+    (keyed with the tests' fixed key, not the installation's: these tests never look one up)."""
     signers = [validate_signer({"name": f"{name} {n}", "email": f"signer{n}@example.net", "city": "Yerevan",
                                 "country": "Armenia", "consent": True}, now=now, source="test")
                for n in range(first, first + count)]
     with transaction(engine) as session:
         campaign_id = session.scalar(select(CampaignRow.id).where(CampaignRow.slug == SLUG))
         assert campaign_id is not None
-        add_signers(session, campaign_id, signers, now=now)
+        add_signers(session, campaign_id, signers, now=now, keys=TEST_KEYS)
 
 
 def deliveries(engine: Engine) -> list[DeliveryRow]:

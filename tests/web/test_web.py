@@ -62,7 +62,7 @@ def add_signers(app: App, slug: str = SLUG, rows: list[tuple[str, str, str, str]
         inputs = [validate_signer({"name": n, "email": e, "city": c, "country": k,
                                    "signed_at": (NOW - timedelta(days=3 - i % 3)).isoformat()},
                                   now=NOW, source="test") for i, (n, e, c, k) in enumerate(rows)]
-        store(session, campaign_id, inputs, now=NOW)
+        store(session, campaign_id, inputs, now=NOW, keys=app.signer_keys)
 
 
 def add_user(app: App, name: str = "organizer", password: str = PASSWORD) -> None:

@@ -1,4 +1,8 @@
-"""Alembic environment: runs on the connection handed over by delivery.storage.db.upgrade_schema."""
+"""Alembic environment: runs on the connection handed over by delivery.storage.db.upgrade_schema.
+
+`context.config.attributes["signer_keys"]` holds the installation's SignerKeys (or None) for the
+migrations that rewrite stored signer keys (0005).
+"""
 
 from __future__ import annotations
 
