@@ -170,8 +170,11 @@ async def run_service(app: App, campaigns: Sequence[Campaign], sock: socket.sock
     runner = TickRunner(app, clock)
     scheduler = build_scheduler(campaigns, runner.run, every=every)
     service = Service(app, runner, scheduler)
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For/-Proto from any loopback
+    # peer; the web admin's middleware reads them from DELIVERY_TRUSTED_PROXIES only.
     server = _Server(uvicorn.Config(create_asgi_app(service), log_config=None, lifespan="auto",
-                                    timeout_graceful_shutdown=5))
+                                    timeout_graceful_shutdown=5, proxy_headers=False,
+                                    forwarded_allow_ips=[]))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 

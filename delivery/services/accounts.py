@@ -1,8 +1,29 @@
 """Names, passwords and tokens → users and api_tokens rows (audited); a login or a bearer token →
-who it is.
+who it is; a session cookie's (name, session id) → whether it still stands.
 
 Passwords are kept as Argon2id hashes (argon2-cffi); API tokens are random strings shown once and
 kept as their SHA-256, so a stolen database holds neither.
+
+Login limits (`log_in`, `LoginLimits`) live in the database's login_attempts table, so every
+instance counts the same attempts and a restart forgets none. Each password check is written there
+*before* it runs, in a transaction that first counts the earlier ones and refuses when a limit is
+reached: the count and the new row are one step (SQLite: the write lock of BEGIN IMMEDIATE;
+PostgreSQL: a transaction-scoped advisory lock on the client's address), so parallel attempts
+cannot all pass. Two limits, both keyed on the client's address (an IPv6 address as its /64),
+which a client cannot choose:
+
+* per (name, address): `per_pair` failures, then a wait that starts at `first_wait` and doubles
+  with each further failure up to `longest_wait`; a successful login clears that pair. An attacker
+  thereby locks only their own address out of a name: its organizer still logs in from any other.
+* per address, whatever the names: `per_address` failures within `window` (a looser limit
+  against one client trying many names).
+
+Failures are forgotten after `remember`; each attempt also deletes a batch of rows older than
+that, so the table holds about a day of attempts, at most `per_address` per `window` per address.
+
+Every session cookie carries the user's session_id (users.session_id, random, made at the first
+login): logout, a new password and removing the user end it (None), so every cookie made before
+stops working, and a user made again under the same name never accepts an old one.
 """
 
 from __future__ import annotations
@@ -10,28 +31,34 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
+import logging
+import math
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from delivery.campaigns.config import Campaign
 from delivery.errors import NotFound, StateConflict, UsageError
 from delivery.services.app import App
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
-from delivery.storage.models import ApiTokenRow, CampaignRow, UserRow
+from delivery.storage.models import ApiTokenRow, CampaignRow, LoginAttemptRow, UserRow
 
 TOKEN_PREFIX = "pd_"  # noqa: S105 - a marker, not a secret
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _hasher = PasswordHasher()
+PRUNE_BATCH = 500  # old attempt rows deleted per attempt: more than an attempt ever adds
+log = logging.getLogger("delivery.services.accounts")
 
 
 @functools.cache
@@ -39,6 +66,29 @@ def _dummy_hash() -> str:
     """Verified against when the user does not exist, so a login takes as long either way. Made
     on first use: a hash costs about a second, which every command's start would otherwise pay."""
     return _hasher.hash(secrets.token_hex(16))
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many password checks a client gets (see the module's docstring)."""
+
+    per_pair: int = 5  # failures of one name from one address before it must wait
+    first_wait: timedelta = timedelta(minutes=1)  # that wait; doubled after each further failure
+    longest_wait: timedelta = timedelta(hours=1)
+    per_address: int = 20  # failures from one address, whatever the names, ...
+    window: timedelta = timedelta(minutes=15)  # ... within this long
+    remember: timedelta = timedelta(days=1)  # older failures are forgotten and deleted
+
+
+@dataclass(frozen=True)
+class Login:
+    """What a login attempt came to."""
+
+    session_id: str | None = None  # logged in: the value its session cookie must carry
+    retry_after: int = 0  # > 0: refused without checking the password; seconds to wait
+
+    def __bool__(self) -> bool:
+        return self.session_id is not None
 
 
 @dataclass(frozen=True)
@@ -107,6 +157,10 @@ def add_user(app: App, name: str, password: str, *, now: datetime, actor: str,
             if not replace:
                 raise StateConflict(f"user '{name}' exists already (use --reset-password to set a new one)")
             row.password_hash = password_hash
+            row.session_id = None  # every session made with the old password ends
+            # ... and the failures counted against the old one are forgotten: an organizer who
+            # locked themselves out can log in with the new password at once.
+            session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.name == attempt_name(name)))
             created = False
         else:
             session.add(UserRow(name=name, password_hash=password_hash, created_at=now))
@@ -135,24 +189,152 @@ def list_users(app: App) -> list[UserView]:
         return [UserView(r.name, r.created_at) for r in rows]
 
 
-def authenticate(app: App, name: str, password: str) -> bool:
-    """Whether name and password belong to an organizer; as slow for unknown names as for known."""
+def _stored_hash(app: App, name: str) -> str | None:
+    with reading(app.engine) as session:
+        return session.scalar(select(UserRow.password_hash).where(UserRow.name == name))
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    """Whether the password fits the stored hash; as slow when there is none."""
     if len(password) > MAX_PASSWORD:
         return False
-    with reading(app.engine) as session:
-        stored = session.scalar(select(UserRow.password_hash).where(UserRow.name == name))
     if stored is None:
         password_matches(_dummy_hash(), password)
         return False
     return password_matches(stored, password)
 
 
-def log_in(app: App, name: str, password: str, *, now: datetime, actor: str, ip: str) -> bool:
-    """`authenticate`, and a successful login audited with the client's address."""
-    if not authenticate(app, name, password):
-        return False
+def authenticate(app: App, name: str, password: str) -> bool:
+    """Whether name and password belong to an organizer; as slow for unknown names as for known.
+    Counts nothing: the web's logins go through `log_in`."""
+    return _verify(_stored_hash(app, name), password)
+
+
+def attempt_name(name: str) -> str:
+    """The name as login attempts count it: case-folded, so that 'Maria' and 'MARIA' share one."""
+    return name.casefold()[:100]
+
+
+def attempt_address(ip: str) -> str:
+    """The client address as login attempts count it: an IPv4 address (also when IPv4-mapped) as
+    itself, an IPv6 one as its /64 network, which a single client usually holds entirely."""
+    try:
+        address = ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        return ip[:64] or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+def _lock_address(session: Session, address: str) -> None:
+    """Serialise the login attempts of one address until this transaction ends. SQLite needs
+    nothing: every write transaction holds the database's write lock from its start."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        digest = hashlib.sha256(b"delivery.login:" + address.encode()).digest()
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": int.from_bytes(digest[:8], "big", signed=True)})
+
+
+def _prune(session: Session, now: datetime, limits: LoginLimits) -> None:
+    """Delete a batch of forgotten attempts, skipping rows another transaction is deleting."""
+    old = (select(LoginAttemptRow.id).where(LoginAttemptRow.at < now - limits.remember)
+           .order_by(LoginAttemptRow.at).limit(PRUNE_BATCH).with_for_update(skip_locked=True))
+    session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.id.in_(old.scalar_subquery())))
+
+
+def _wait_until(session: Session, name: str, address: str, now: datetime,
+                limits: LoginLimits) -> datetime | None:
+    """When this (name, address) may try again, or None when it may now."""
+    until: list[datetime] = []
+    pair = session.execute(select(func.count(), func.max(LoginAttemptRow.at)).where(
+        LoginAttemptRow.address == address, LoginAttemptRow.name == name,
+        LoginAttemptRow.at > now - limits.remember)).one()
+    failures, last = pair[0], pair[1]
+    if failures >= limits.per_pair and last is not None:
+        doublings = min(failures - limits.per_pair, 32)
+        until.append(last + min(limits.first_wait * 2 ** doublings, limits.longest_wait))
+    recent = list(session.scalars(
+        select(LoginAttemptRow.at).where(LoginAttemptRow.address == address,
+                                         LoginAttemptRow.at > now - limits.window)
+        .order_by(LoginAttemptRow.at.desc()).limit(limits.per_address)))
+    if len(recent) >= limits.per_address:
+        until.append(recent[-1] + limits.window)  # when the oldest of those leaves the window
+    latest = max(until, default=None)
+    return latest if latest is not None and latest > now else None
+
+
+def _reserve(app: App, name: str, address: str, now: datetime, limits: LoginLimits) -> int:
+    """Count the attempt about to be checked → 0, or the seconds to wait before one may be."""
     with transaction(app.engine) as session:
+        _lock_address(session, address)
+        _prune(session, now, limits)
+        until = _wait_until(session, name, address, now, limits)
+        if until is not None:
+            return max(1, math.ceil((until - now).total_seconds()))
+        session.add(LoginAttemptRow(at=now, address=address, name=name))
+    return 0
+
+
+def _succeeded(app: App, name: str, checked_hash: str, *, now: datetime, actor: str, ip: str,
+               address: str) -> str | None:
+    """The user's session id after a right password, audited; None when the user changed (a new
+    password or another user of that name) while the password was being checked."""
+    with transaction(app.engine) as session:
+        _lock_address(session, address)
+        row = session.scalar(select(UserRow).where(UserRow.name == name).with_for_update())
+        if row is None or not hmac.compare_digest(row.password_hash.encode(), checked_hash.encode()):
+            return None
+        session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.address == address,
+                                                      LoginAttemptRow.name == attempt_name(name)))
+        if row.session_id is None:
+            row.session_id = secrets.token_urlsafe(32)
         audit.record(session, at=now, actor=actor, action="user.login", subject=name, ip=ip)
+        return row.session_id
+
+
+def log_in(app: App, name: str, password: str, *, now: datetime, actor: str, ip: str,
+           limits: LoginLimits | None = None) -> Login:
+    """Check a password within the login limits (see the module's docstring) → the session id for
+    the cookie; a successful login is audited with the client's address `ip`."""
+    limits = limits or LoginLimits()
+    address = attempt_address(ip)
+    wait = _reserve(app, attempt_name(name), address, now, limits)
+    if wait:
+        log.warning("login refused without a password check: too many failures for this name from "
+                    "%s or from that address; it may try again in %d s", address, wait)
+        return Login(retry_after=wait)
+    stored = _stored_hash(app, name)
+    if not _verify(stored, password) or stored is None:  # (an unknown name costs a check too)
+        return Login()
+    session_id = _succeeded(app, name, stored, now=now, actor=actor, ip=ip, address=address)
+    return Login(session_id=session_id) if session_id else Login()
+
+
+def session_user(app: App, name: object, session_id: object) -> str | None:
+    """The user a session cookie's name and session id stand for, or None: no such user, or that
+    session ended (logout, new password, removal)."""
+    if not isinstance(name, str) or not isinstance(session_id, str) or not name or not session_id:
+        return None
+    with reading(app.engine) as session:
+        current = session.scalar(select(UserRow.session_id).where(UserRow.name == name))
+    if current is None or not hmac.compare_digest(current.encode(), session_id.encode()):
+        return None
+    return name
+
+
+def log_out(app: App, name: str, session_id: str, *, now: datetime, actor: str, ip: str) -> bool:
+    """End every session of the user whose session this is (audited) → False when it had ended."""
+    with transaction(app.engine) as session:
+        row = session.scalar(select(UserRow).where(UserRow.name == name).with_for_update())
+        if row is None or row.session_id is None or not hmac.compare_digest(
+                row.session_id.encode(), session_id.encode()):
+            return False
+        row.session_id = None
+        audit.record(session, at=now, actor=actor, action="user.logout", subject=name, ip=ip)
     return True
 
 

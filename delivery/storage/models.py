@@ -224,6 +224,23 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Every session cookie of this user carries it; None: no session is valid. Made at the first
+    # login, set to None at logout and at a password change, so that every cookie made before
+    # stops working; a user removed and made again starts with None, so old cookies never fit.
+    session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class LoginAttemptRow(Base):
+    """A password check not known to have succeeded (delivery.services.accounts' login limits):
+    written before the check, removed when that name logs in from that address, pruned after a day."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_address_at", "address", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    # The client's address (an IPv6 one as its /64 network) and the name tried, case-folded.
+    address: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
 
 
 class ApiTokenRow(Base):

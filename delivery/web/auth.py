@@ -1,4 +1,5 @@
-"""Login form → a session for an organizer (rate-limited per user and per IP); logout → none."""
+"""Login form → a session for an organizer (limited per name and address, and per address, in the
+database: delivery.services.accounts.log_in); logout → the end of every session of that organizer."""
 
 from __future__ import annotations
 
@@ -11,62 +12,70 @@ from starlette.routing import Route
 
 from delivery.services import accounts
 from delivery.web.common import (
+    SESSION_ID,
     actor,
     blocking,
     checked_form,
     client_ip,
+    current_user,
     error_page,
     login_required,
     render,
     safe_next,
     state,
 )
+from delivery.web.ratelimit import wait_text
 
 log = logging.getLogger("delivery.web")
 
 
 async def login_page(request: Request) -> Response:
-    if request.session.get("user"):
+    if await blocking(current_user, request):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
     return render(request, "login.html", title="Log in", next=safe_next(request.query_params.get("next")))
 
 
-def _check(request: Request, name: str, password: str) -> bool:
+def _check(request: Request, name: str, password: str) -> accounts.Login:
     web = state(request)
-    return accounts.log_in(web.app, name, password, now=web.clock(), actor=actor(name), ip=client_ip(request))
+    return accounts.log_in(web.app, name, password, now=web.clock(), actor=actor(name), ip=client_ip(request),
+                           limits=web.limiter.limits)
 
 
 async def login(request: Request) -> Response:
-    web = state(request)
     form = await checked_form(request)
     if form is None:
         return error_page(request, 403, "This form has expired. Go back, reload the page and try again.")
     name = str(form.get("name") or "").strip()[:100]
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
-    keys = (f"user:{name.casefold()}", f"ip:{client_ip(request)}")
-    wait = web.limiter.retry_after(*keys)
-    if wait:
+    result = await blocking(_check, request, name, password) if name and password else accounts.Login()
+    if result.retry_after:
         response = render(request, "login.html", status_code=429, title="Log in", next=target, name=name,
-                          error=f"Too many failed attempts. Try again in {(wait + 59) // 60} minutes.")
-        response.headers["retry-after"] = str(wait)
+                          error=f"Too many failed attempts. Try again in {wait_text(result.retry_after)}.")
+        response.headers["retry-after"] = str(result.retry_after)
         return response
-    if not name or not password or not await blocking(_check, request, name, password):
-        web.limiter.failed(*keys)
+    if result.session_id is None:
         log.warning("failed web login from %s", client_ip(request))
         return render(request, "login.html", status_code=401, title="Log in", next=target, name=name,
                       error="Wrong name or password.")
-    web.limiter.succeeded(keys[0])
     # A fresh session (and CSRF token) at login: a token planted before login is worth nothing.
     request.session.clear()
     request.session["user"] = name
+    request.session[SESSION_ID] = result.session_id
     request.session["csrf"] = secrets.token_urlsafe(32)
     return RedirectResponse(target, status_code=303)
+
+
+def _end(request: Request, user: str) -> None:
+    web = state(request)
+    accounts.log_out(web.app, user, str(request.session.get(SESSION_ID, "")), now=web.clock(),
+                     actor=actor(user), ip=client_ip(request))
 
 
 async def _logout(request: Request, user: str) -> Response:
     if await checked_form(request) is None:
         return error_page(request, 403, "This form has expired. Go back, reload the page and try again.")
+    await blocking(_end, request, user)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

@@ -31,6 +31,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 Page = Callable[[Request, str], Awaitable[Response]]
 MAX_FORM_FIELDS = 50
+SESSION_ID = "sid"  # the session's key for the user's session id (accounts.session_user)
+USER = "delivery.user"  # the request scope's key for the user login_required found
 
 
 @dataclass
@@ -115,7 +117,7 @@ def flash(request: Request, kind: str, text: str) -> None:
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     web = state(request)
     shown = request.session.pop("flash", None)
-    context.setdefault("user", request.session.get("user"))
+    context.setdefault("user", request.scope.get(USER))
     context.setdefault("campaign", None)
     html = web.templates.get_template(template).render(
         request=request, csrf=csrf_token(request), flash=shown, campaigns=sorted(web.app.campaigns.values(),
@@ -144,23 +146,26 @@ def safe_next(target: str | None) -> str:
     return "/"
 
 
-def _current_user(web: WebState, name: object) -> str | None:
-    if not isinstance(name, str) or not name:
-        return None
-    return name if accounts.user_exists(web.app, name) else None
+def current_user(request: Request) -> str | None:
+    """The organizer this request's session stands for: the user exists and the session id it
+    carries is still that user's (no logout, new password or removal since). Blocking."""
+    return accounts.session_user(state(request).app, request.session.get("user"),
+                                 request.session.get(SESSION_ID))
 
 
 def login_required(page: Page) -> Callable[[Request], Awaitable[Response]]:
-    """Only for logged-in organizers whose account still exists; others go to the login page."""
+    """Only for logged-in organizers whose session still stands; others go to the login page."""
 
     async def endpoint(request: Request) -> Response:
-        user = await blocking(_current_user, state(request), request.session.get("user"))
+        user = await blocking(current_user, request)
         if user is None:
             request.session.pop("user", None)
+            request.session.pop(SESSION_ID, None)
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             if request.method != "GET":
                 target = "/"
             return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+        request.scope[USER] = user
         return await page(request, user)
 
     endpoint.__name__ = page.__name__

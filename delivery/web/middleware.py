@@ -2,8 +2,13 @@
 the session cookie and the security headers.
 
 The session is a JSON dict signed with itsdangerous (not encrypted: it holds only the user name,
-the CSRF token and a flash message). Its cookie is HttpOnly, SameSite=Lax, and Secure whenever
-the request came over TLS, directly or through a trusted proxy (X-Forwarded-Proto).
+the user's session id, the CSRF token and a flash message). Its cookie is HttpOnly, SameSite=Lax,
+and Secure whenever the request came over TLS, directly or through a trusted proxy
+(X-Forwarded-Proto).
+
+X-Forwarded-For and X-Forwarded-Proto are read here and only here, and only when the socket's peer
+is in DELIVERY_TRUSTED_PROXIES: uvicorn's own proxy-header handling is switched off (see
+delivery.runtime.serve), since it would believe any loopback peer.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from delivery.web.config import WebConfig
 
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 COOKIE = "pd_session"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "object-src 'self'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -33,14 +40,20 @@ SECURITY_HEADERS = {
 }
 
 
-def _trusted(host: str | None, config: WebConfig) -> bool:
-    if not host or not config.trusted_proxies:
-        return False
+def _address(text: str) -> IpAddress | None:
+    """An address as a peer or an X-Forwarded-For hop gives it ('[v6]' too; an IPv4-mapped IPv6
+    address as IPv4); None when it is not one."""
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
-        return False
-    return any(address in net for net in config.trusted_proxies)
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: IpAddress | None, config: WebConfig) -> bool:
+    return address is not None and any(address in net for net in config.trusted_proxies)
 
 
 def client_facts(scope: Scope, config: WebConfig) -> tuple[str, bool]:
@@ -48,16 +61,27 @@ def client_facts(scope: Scope, config: WebConfig) -> tuple[str, bool]:
     conn = HTTPConnection(scope)
     peer = conn.client.host if conn.client else "unknown"
     tls = scope.get("scheme") in ("https", "wss")
-    if _trusted(peer, config):
-        forwarded_for = conn.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-        # The right-most address not itself a trusted proxy is the one our proxy saw.
-        for hop in reversed(hops):
-            if not _trusted(hop, config):
-                peer = hop
-                break
-        proto = conn.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        tls = tls or proto == "https"
+    address = _address(peer)
+    if address is not None:
+        peer = str(address)
+    if not _trusted(address, config):
+        return peer, tls
+    # Every header line, in order: a client's own line comes before the one our proxy adds.
+    hops = [h.strip() for line in conn.headers.getlist("x-forwarded-for") for h in line.split(",")]
+    # The right-most hop not itself a trusted proxy is the one our proxies saw; one that is not
+    # an address (garbage from beyond them) ends the walk at the last proxy.
+    for hop in reversed([h for h in hops if h]):
+        hop_address = _address(hop)
+        if hop_address is None:
+            break
+        peer = str(hop_address)
+        if not _trusted(hop_address, config):
+            break
+    # The right-most value is the one the nearest (trusted) proxy set.
+    protos = [p.strip().lower() for line in conn.headers.getlist("x-forwarded-proto")
+              for p in line.split(",") if p.strip()]
+    if protos:
+        tls = tls or protos[-1] == "https"
     return peer, tls
 
 

@@ -1,51 +1,27 @@
-"""Failed logins per key (user name, client IP) → whether another attempt is allowed now.
+"""WebConfig's login limits → the LoginLimits every login of this web app is checked against, and
+the words a refused one is told.
 
-In memory, per process: a sliding window of failure times per key. Enough for one admin
-process; several processes each keep their own count (the limit then multiplies by their number).
+The counting itself is delivery.services.accounts.log_in's, in the database: every instance and
+every restart sees the same attempts (see that module's docstring for the scheme).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
+from datetime import timedelta
+
+from delivery.services.accounts import LoginLimits
 
 
 class LoginLimiter:
-    def __init__(self, *, failures: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.failures = failures
-        self.window = window
-        self.clock = clock
-        self._seen: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, *, failures: int, window: float, limits: LoginLimits | None = None) -> None:
+        """`failures` per (name, client address) before backoff, four times as many per address
+        within `window` seconds; `limits` instead sets every figure."""
+        self.limits = limits or LoginLimits(per_pair=failures, per_address=4 * failures,
+                                            window=timedelta(seconds=window))
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._seen.setdefault(key, deque())
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        return times
 
-    def retry_after(self, *keys: str) -> int:
-        """0 when every key may try again now, else the seconds until the busiest one may."""
-        now = self.clock()
-        wait = 0.0
-        with self._lock:
-            for key in keys:
-                times = self._recent(key, now)
-                if len(times) >= self.failures:
-                    wait = max(wait, times[-self.failures] + self.window - now)
-        return int(wait) + 1 if wait > 0 else 0
-
-    def failed(self, *keys: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in keys:
-                self._recent(key, now).append(now)
-            if len(self._seen) > 10_000:  # drop idle keys so a flood of names cannot grow memory forever
-                for key in [k for k, v in self._seen.items() if not v or v[-1] <= now - self.window]:
-                    del self._seen[key]
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._seen.pop(key, None)
+def wait_text(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = (seconds + 59) // 60
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -8,7 +8,10 @@ import io
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,8 @@ from delivery.cli import admin
 from delivery.errors import NotFound, StateConflict, UsageError
 from delivery.services import accounts
 from delivery.services.app import App
-from delivery.storage.db import reading
-from delivery.storage.models import ApiTokenRow, AuditRow, UserRow
+from delivery.storage.db import make_engine, reading
+from delivery.storage.models import ApiTokenRow, AuditRow, LoginAttemptRow, UserRow
 from tests.web.test_web import NOW, SLUG, _gc_after, make_app
 
 __all__ = ["_gc_after"]
@@ -55,13 +58,15 @@ def test_add_user_and_authenticate(app: App) -> None:
             ("user.add", "cli:tester"), ("user.password", "cli:tester")]
 
 
-def test_a_login_is_audited_with_its_address_and_a_failed_one_changes_nothing(app: App) -> None:
+def test_a_login_is_audited_with_its_address_and_a_failed_one_only_counted(app: App) -> None:
     accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
     assert not accounts.log_in(app, "maria", "wrong password here", now=NOW, actor="web:maria", ip="10.0.0.9")
     assert accounts.log_in(app, "maria", "a long enough password", now=NOW, actor="web:maria", ip="10.0.0.7")
     with reading(app.engine) as session:
         logins = [(actor, json.loads(detail)["ip"]) for actor, detail in session.execute(
             select(AuditRow.actor, AuditRow.detail).where(AuditRow.action == "user.login"))]
+        counted = [(r.address, r.name) for r in session.scalars(select(LoginAttemptRow))]
+    assert counted == [("10.0.0.9", "maria")]
     assert logins == [("web:maria", "10.0.0.7")]
 
 
@@ -185,3 +190,167 @@ def test_tokens_add_prints_the_token_once_and_revoke(app: App) -> None:
         assert actions == ["token.add", "token.add", "token.revoke"]
     with pytest.raises(NotFound):
         run(app, ["tokens", "add", "x", "--campaign", "no-such-campaign"])
+
+
+# --- login limits (login_attempts) and session ids ---------------------------------------------------
+
+# 5 per (name, address), then waits from 1 min doubling to 1 h; 20 per address per 15 min.
+LIMITS = accounts.LoginLimits()
+
+
+def attempt(app: App, name: str, password: str, ip: str, at: datetime = NOW) -> accounts.Login:
+    return accounts.log_in(app, name, password, now=at, actor=f"web:{name}", ip=ip, limits=LIMITS)
+
+
+def attempt_rows(app: App) -> list[tuple[str, str]]:
+    with reading(app.engine) as session:
+        rows = session.scalars(select(LoginAttemptRow).order_by(LoginAttemptRow.id))
+        return [(r.address, r.name) for r in rows]
+
+
+def test_thirty_parallel_wrong_passwords_get_only_five_checks(app: App) -> None:
+    """The count and the new attempt are one step: parallel attempts cannot all see room left."""
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    start = threading.Barrier(30)
+
+    def one(_: int) -> accounts.Login:
+        start.wait()
+        return attempt(app, "maria", "wrong password here", "198.51.100.7")
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        results = list(pool.map(one, range(30)))
+    checked = [r for r in results if not r.retry_after]
+    assert len(checked) == 5 and not any(checked)
+    assert all(r.retry_after == 60 for r in results if r.retry_after)
+    assert attempt_rows(app) == [("198.51.100.7", "maria")] * 5
+
+
+def test_two_instances_and_a_restart_count_the_same_attempts(app: App, database_url: str) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    other = App(settings=app.settings, engine=make_engine(database_url), campaigns=app.campaigns)
+    try:
+        for _ in range(3):
+            assert not attempt(app, "maria", "wrong password here", "198.51.100.7")
+        for _ in range(2):
+            assert not attempt(other, "maria", "wrong password here", "198.51.100.7").retry_after
+        assert attempt(app, "maria", "a long enough password", "198.51.100.7").retry_after == 60
+        assert attempt(other, "maria", "a long enough password", "198.51.100.7").retry_after == 60
+    finally:
+        other.close()
+
+
+def test_the_wait_doubles_with_each_failure_and_a_login_clears_it(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    ip, t = "198.51.100.7", NOW
+    for _ in range(5):
+        assert attempt(app, "maria", "wrong password here", ip, t).retry_after == 0
+    for wait in (60, 120, 240, 480):
+        assert attempt(app, "maria", "a long enough password", ip, t).retry_after == wait
+        t += timedelta(seconds=wait - 1)
+        assert attempt(app, "maria", "a long enough password", ip, t).retry_after == 1
+        t += timedelta(seconds=1)
+        # (case-folded: the same name)
+        assert not attempt(app, "Maria", "wrong password here", ip, t).retry_after
+    t += timedelta(seconds=960)
+    assert attempt(app, "maria", "a long enough password", ip, t)
+    assert attempt_rows(app) == []  # the login cleared that pair
+    for _ in range(5):
+        assert not attempt(app, "maria", "wrong password here", ip, t).retry_after
+
+
+def test_the_longest_wait_is_an_hour_and_failures_are_forgotten_after_a_day(app: App) -> None:
+    ip, t, failures, waits = "198.51.100.7", NOW, 0, []
+    while failures < 12:
+        result = attempt(app, "maria", "wrong password here", ip, t)
+        if result.retry_after:
+            waits.append(result.retry_after)
+            t += timedelta(seconds=result.retry_after)
+        else:
+            failures += 1
+    assert waits == [60, 120, 240, 480, 960, 1920, 3600]
+    assert attempt(app, "maria", "x" * 12, ip, t).retry_after == 3600
+    assert attempt(app, "maria", "x" * 12, ip, t + timedelta(days=1, seconds=1)).retry_after == 0
+
+
+def test_a_name_locked_from_one_address_still_logs_in_from_another(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    for _ in range(40):
+        attempt(app, "maria", "wrong password here", "198.51.100.66")
+    assert attempt(app, "maria", "a long enough password", "198.51.100.66").retry_after > 0
+    assert attempt(app, "maria", "a long enough password", "203.0.113.5")
+    assert attempt(app, "maria", "a long enough password", "2001:db8:1::5")
+
+
+def test_one_address_gets_twenty_failures_whatever_the_names(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    for i in range(20):
+        assert attempt(app, f"guess{i}", "wrong password here", "198.51.100.66") == accounts.Login()
+    refused = attempt(app, "maria", "a long enough password", "198.51.100.66")
+    assert refused.retry_after == 15 * 60
+    assert attempt(app, "maria", "a long enough password", "198.51.100.66", NOW + timedelta(minutes=15))
+    assert attempt(app, "maria", "a long enough password", "203.0.113.5")
+
+
+def test_an_ipv6_client_counts_as_its_64_and_a_mapped_ipv4_as_the_ipv4(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    for i in range(5):
+        attempt(app, "maria", "wrong password here", f"2001:db8:0:7::{i + 1:x}")
+    assert attempt(app, "maria", "a long enough password", "2001:db8:0:7:ffff::1").retry_after == 60
+    assert attempt(app, "maria", "a long enough password", "2001:db8:0:8::1")
+    for _ in range(5):
+        attempt(app, "maria", "wrong password here", "::ffff:198.51.100.9")
+    assert attempt(app, "maria", "a long enough password", "198.51.100.9").retry_after == 60
+    assert {address for address, _ in attempt_rows(app)} == {"2001:db8:0:7::/64", "198.51.100.9"}
+
+
+def test_attempts_older_than_a_day_are_pruned(app: App) -> None:
+    for i in range(50):
+        attempt(app, f"guess{i % 3}", "wrong password here", f"198.51.100.{i}")
+    assert len(attempt_rows(app)) == 50
+    attempt(app, "maria", "wrong password here", "203.0.113.5", NOW + timedelta(hours=23))
+    assert len(attempt_rows(app)) == 51
+    attempt(app, "maria", "wrong password here", "203.0.113.5", NOW + timedelta(days=1, seconds=1))
+    assert attempt_rows(app) == [("203.0.113.5", "maria")] * 2
+
+
+def test_a_new_password_forgets_the_failures_of_that_name(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    for _ in range(6):
+        attempt(app, "maria", "wrong password here", "198.51.100.7")
+    attempt(app, "other", "wrong password here", "198.51.100.7")
+    accounts.add_user(app, "maria", "another long password", now=NOW, actor="cli:tester", replace=True)
+    assert attempt_rows(app) == [("198.51.100.7", "other")]
+    assert attempt(app, "maria", "another long password", "198.51.100.7")
+
+
+def test_a_session_id_lasts_until_logout_password_change_or_removal(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    first = attempt(app, "maria", "a long enough password", "198.51.100.7").session_id
+    assert first and accounts.session_user(app, "maria", first) == "maria"
+    assert attempt(app, "maria", "a long enough password", "203.0.113.5").session_id == first  # a 2nd browser
+    assert accounts.session_user(app, "maria", first + "x") is None
+    assert accounts.session_user(app, "maria", None) is None
+    assert accounts.session_user(app, None, first) is None
+
+    assert accounts.log_out(app, "maria", first, now=NOW, actor="web:maria", ip="198.51.100.7")
+    assert accounts.session_user(app, "maria", first) is None
+    assert not accounts.log_out(app, "maria", first, now=NOW, actor="web:maria", ip="198.51.100.7")
+    second = attempt(app, "maria", "a long enough password", "198.51.100.7").session_id
+    assert second and second != first and accounts.session_user(app, "maria", second) == "maria"
+
+    accounts.add_user(app, "maria", "another long password", now=NOW, actor="cli:tester", replace=True)
+    assert accounts.session_user(app, "maria", second) is None
+    third = attempt(app, "maria", "another long password", "198.51.100.7").session_id
+    assert third and third not in (first, second)
+
+    accounts.remove_user(app, "maria", now=NOW, actor="cli:tester")
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    assert accounts.session_user(app, "maria", third) is None
+    fourth = attempt(app, "maria", "a long enough password", "198.51.100.7").session_id
+    assert fourth not in (first, second, third)
+    with reading(app.engine) as session:
+        audited = [(a.action, json.loads(a.detail).get("ip")) for a in session.scalars(
+            select(AuditRow).where(AuditRow.action.in_(["user.login", "user.logout"])).order_by(AuditRow.id))]
+    assert audited == [("user.login", "198.51.100.7"), ("user.login", "203.0.113.5"),
+                       ("user.logout", "198.51.100.7"), ("user.login", "198.51.100.7"),
+                       ("user.login", "198.51.100.7"), ("user.login", "198.51.100.7")]

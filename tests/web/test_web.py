@@ -233,35 +233,8 @@ def test_five_failures_block_the_user_even_with_the_right_password(client: TestC
     assert client.get(f"/c/{SLUG}/", follow_redirects=False).status_code == 303
 
 
-def test_failures_from_one_ip_block_it_for_every_name(client: TestClient) -> None:
-    for i in range(5):
-        assert _attempt(client, f"guess{i}", "wrong password!") == 401
-    assert _attempt(client, "organizer", PASSWORD) == 429
-
-
-def test_failures_for_one_user_from_many_ips_block_that_user(app: App) -> None:
-    import ipaddress
-
-    config = web_config(trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
-    with TestClient(create_web_app(app, config=config), client=("127.0.0.1", 1)) as c:
-        for i in range(5):
-            assert _attempt(c, "organizer", "wrong password!", ip=f"198.51.100.{i}") == 401
-        assert _attempt(c, "organizer", PASSWORD, ip="203.0.113.9") == 429
-        add_user(app, "second")
-        assert _attempt(c, "second", PASSWORD, ip="203.0.113.9") == 303
-
-
-def test_the_limit_window_passes() -> None:
-    from delivery.web.ratelimit import LoginLimiter
-
-    now = [1000.0]
-    limiter = LoginLimiter(failures=5, window=900, clock=lambda: now[0])
-    for _ in range(5):
-        limiter.failed("user:a", "ip:1")
-    assert limiter.retry_after("user:a") == 901 and limiter.retry_after("ip:1") > 0
-    assert limiter.retry_after("user:b") == 0
-    now[0] += 900
-    assert limiter.retry_after("user:a", "ip:1") == 0
+# The limits per address, per (name, address), their backoff, and their sharing between
+# instances: tests/web/test_logins.py.
 
 
 # --- CSRF and unauthenticated posts change nothing ----------------------------------------------------
