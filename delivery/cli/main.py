@@ -133,9 +133,9 @@ def cmd_preview(app: App, args: argparse.Namespace) -> int:
     campaign = app.campaign(args.campaign)
     with ProgressBar("rendering volumes", enabled=not args.json) as bar:
         result = preview(app, campaign, out_dir=args.out, now=_now(None), progress=bar.update)
-    text = [f"preview of {result['signer_count']:,} signers written to {result['folder']}:"]
-    text += [f"  {f['name']:<45} {f['size']:>12,} bytes" + (f"  {f['pages']:>6} pages" if f["pages"] else "")
-             for f in result["files"]]
+    text = [f"preview of {result.signer_count:,} signers written to {result.folder}:"]
+    text += [f"  {f.name:<45} {f.size:>12,} bytes" + (f"  {f.pages:>6} pages" if f.pages else "")
+             for f in result.files]
     _emit(args, result, "\n".join(text))
     return 0
 

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -39,6 +39,9 @@ from delivery.web.common import (
 )
 from delivery.web.jobs import Job
 from delivery.web.pages import REFRESH_SECONDS, file_response
+
+if TYPE_CHECKING:
+    from delivery.services.preview import PreviewResult
 
 _REF = re.compile(r"[A-Za-z0-9-]{1,40}")
 _SEND_KEY = re.compile(r"([A-Za-z0-9_-]{24})\.[0-9a-f]{64}")
@@ -102,15 +105,18 @@ async def preview_start(request: Request, user: str, form: FormData) -> Response
     campaign = campaign_for(request)
     folder = Path(tempfile.mkdtemp(prefix=f"pd-preview-{campaign.slug}-"))
 
-    def work(job: Job) -> dict[str, Any]:
+    def work(job: Job) -> PreviewResult:
         from delivery.services.preview import preview
 
-        result: dict[str, Any] = preview(web.app, campaign, out_dir=folder, now=web.clock(),
-                                         progress=job.progress)
-        return result
+        return preview(web.app, campaign, out_dir=folder, now=web.clock(), progress=job.progress)
 
-    job = web.jobs.start("preview", campaign.slug, actor(user), work)
-    job.cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)
+    # One preview of a campaign at a time: each takes the CPU of a whole build.
+    job, started = web.jobs.start_once("preview", campaign.slug, actor(user), work)
+    if started:
+        job.cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)
+    else:
+        folder.rmdir()
+        flash(request, "info", f"A preview is being built already (started by {job.actor}): this is it.")
     return RedirectResponse(f"/c/{campaign.slug}/preview/{job.id}", status_code=303)
 
 
@@ -130,10 +136,11 @@ async def preview_file(request: Request, user: str) -> Response:
     name = request.path_params["name"]
     if job is None or not job.finished or job.result is None:
         return error_page(request, 404, "No such preview.")
-    names = {f["name"] for f in job.result["files"]}
-    if name not in names:  # only the files the preview listed: no path from the URL reaches the disk
+    result: PreviewResult = job.result
+    # only the files the preview listed: no path from the URL reaches the disk
+    if name not in {f.name for f in result.files}:
         return error_page(request, 404, "No such file in this preview.")
-    data = await blocking((Path(job.result["folder"]) / name).read_bytes)
+    data = await blocking((Path(result.folder) / name).read_bytes)
     return file_response(name, data, download=request.query_params.get("download") == "1")
 
 

@@ -50,6 +50,16 @@ class Jobs:
 
     def start(self, kind: str, campaign: str, actor: str, work: Callable[[Job], Any],
               on_end: Callable[[Job], None] | None = None) -> Job:
+        job, _ = self._start(kind, campaign, actor, work, on_end, once=False)
+        return job
+
+    def start_once(self, kind: str, campaign: str, actor: str,
+                   work: Callable[[Job], Any]) -> tuple[Job, bool]:
+        """A new job, or the one of this kind and campaign still running (then False)."""
+        return self._start(kind, campaign, actor, work, None, once=True)
+
+    def _start(self, kind: str, campaign: str, actor: str, work: Callable[[Job], Any],
+               on_end: Callable[[Job], None] | None, *, once: bool) -> tuple[Job, bool]:
         job = Job(id=secrets.token_urlsafe(12), kind=kind, campaign=campaign, actor=actor)
 
         def run() -> None:
@@ -68,9 +78,14 @@ class Jobs:
         job.thread = threading.Thread(target=run, name=f"web-{kind}-{job.id[:6]}", daemon=True)
         with self._lock:
             self._prune()
+            if once:
+                running = next((j for j in self._jobs.values() if j.kind == kind
+                                and j.campaign == campaign and not j.finished), None)
+                if running is not None:
+                    return running, False
             self._jobs[job.id] = job
         job.thread.start()
-        return job
+        return job, True
 
     def get(self, job_id: str, kind: str, campaign: str) -> Job | None:
         with self._lock:

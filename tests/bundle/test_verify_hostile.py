@@ -95,7 +95,7 @@ def test_a_preview_is_refused_alone_in_a_folder_without_its_manifest_and_with_it
         add_signer(app, campaign, {"name": name, "email": f"s{i}@example.net", "city": "Yerevan",
                                    "country": "AM", "signed_at": now - timedelta(hours=1)},
                    now=now, actor="test")
-    folder = Path(preview(app, campaign, out_dir=tmp_path / "preview", now=now)["folder"])
+    folder = Path(preview(app, campaign, out_dir=tmp_path / "preview", now=now).folder)
     trust = signing_files[1]
     pdfs = sorted(folder.glob("*.pdf"))
     assert len(pdfs) == 2  # the English and the Armenian edition

@@ -113,6 +113,22 @@ def test_preview_writes_the_bundle_without_sending(cli: Run, tmp_path: Path) -> 
     assert data["dossier_id"].startswith("PREVIEW-")
 
 
+def test_preview_out_onto_a_file_or_a_full_folder_is_refused_before_building(
+        cli: Run, tmp_path: Path) -> None:
+    cli("signers", "import", str(write_csv(tmp_path / "e.csv", 3)))
+    taken = tmp_path / "taken.pdf"
+    taken.write_bytes(b"keep me")
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    for target, words in ((taken, "a file of that name exists"), (full, "not empty")):
+        result = cli("preview", "--out", str(target))
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+        assert "rendering" not in result.stderr  # refused before the build, not after it
+    assert taken.read_bytes() == b"keep me" and [p.name for p in full.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging left
+
+
 def test_a_preview_never_verifies_as_a_delivery(cli: Run, tmp_path: Path,
                                                 signing_files: tuple[Path, Path]) -> None:
     cli("signers", "import", str(write_csv(tmp_path / "e.csv", 3)))

@@ -455,6 +455,20 @@ def test_preview_builds_files_to_view_and_download(client: TestClient) -> None:
     assert client.get(f"/c/{SLUG}/preview/not-a-job").status_code == 404
 
 
+def test_a_second_preview_while_one_is_built_joins_it(client: TestClient) -> None:
+    csrf = login(client)
+    first = client.post(f"/c/{SLUG}/preview", data={"csrf": csrf}, follow_redirects=False)
+    second = client.post(f"/c/{SLUG}/preview", data={"csrf": csrf}, follow_redirects=False)
+    jobs = client.app.state.web.jobs  # type: ignore[attr-defined]
+    running = [j for j in jobs.running() if j.kind == "preview"]
+    _wait_for_jobs(client)
+    assert first.headers["location"] == second.headers["location"]  # one build, both see it
+    assert len(running) <= 1
+    third = client.post(f"/c/{SLUG}/preview", data={"csrf": csrf}, follow_redirects=False)
+    assert third.headers["location"] != first.headers["location"]  # once done, a new one may start
+    _wait_for_jobs(client)
+
+
 def test_send_now_sends_to_the_chosen_recipient(app: App, tmp_path: Path, smtp_server: Any) -> None:
     # The same database, signers and user, with SMTP pointed at the loopback server.
     app = make_app(app.engine, tmp_path, extra_env=smtp_server.env())
