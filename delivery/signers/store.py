@@ -153,6 +153,16 @@ def count_signers(session: Session, campaign_id: int) -> int:
         SignerRow.campaign_id == campaign_id, SignerRow.withdrawn_at.is_(None))).scalar_one()
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(…) sends the
+# reader's data away, +cmd|… starts a program): the rejects file is opened in one on purpose.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _inert(cell: str) -> str:
+    """A cell as text a spreadsheet shows and never evaluates (OWASP's advice: a leading ')."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 class _RejectsFile:
     """`<input>.rejects.csv`, written through a temporary name and put in place at the end."""
 
@@ -170,8 +180,8 @@ class _RejectsFile:
             fd = os.open(self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             self._stream = os.fdopen(fd, "w", encoding="utf-8-sig", newline="")
             self._writer = csv.writer(self._stream)
-            self._writer.writerow(["line", "reason", *self._header])
-        self._writer.writerow([reject.line, reject.reason, *reject.fields])
+            self._writer.writerow(["line", "reason", *map(_inert, self._header)])
+        self._writer.writerow([reject.line, _inert(reject.reason), *map(_inert, reject.fields)])
 
     def finish(self) -> Path | None:
         if self._stream is None:
