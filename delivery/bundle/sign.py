@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -276,8 +276,10 @@ def _signer(identity: SigningIdentity) -> signers.SimpleSigner:
 
 
 def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: str,
-             timestamp_url: str | None = None) -> bytes:
-    """`data` certified by `identity` (DocMDP no changes); SigningError if it cannot be done."""
+             timestamp_url: str | None = None,
+             prepare: Callable[[IncrementalPdfFileWriter], None] | None = None) -> bytes:
+    """`data` certified by `identity` (DocMDP no changes); SigningError if it cannot be done.
+    `prepare` adds to the signing revision first (what it raises is raised as it is)."""
     meta = signers.PdfSignatureMetadata(
         field_name="Signature", md_algorithm="sha256", reason=reason, location=location,
         certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES,
@@ -286,8 +288,14 @@ def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: s
     stamper = (timestamps.HTTPTimeStamper(timestamp_url, timeout=TIMESTAMP_TIMEOUT)
                if timestamp_url else None)
 
-    async def sign() -> bytes:
+    try:
         writer = IncrementalPdfFileWriter(BytesIO(data), strict=True)
+    except Exception as exc:  # pyHanko's reader raises many kinds for a PDF it cannot read
+        raise SigningError(f"cannot sign the PDF: {_first_line(exc)}") from exc
+    if prepare is not None:
+        prepare(writer)
+
+    async def sign() -> bytes:
         out = await signers.async_sign_pdf(writer, meta, signer=_signer(identity),
                                            timestamper=stamper)
         signed: bytes = out.getvalue()
