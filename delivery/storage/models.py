@@ -80,8 +80,9 @@ class SignerRow(Base):
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
-    # SHA-256 of the normalised e-mail (or of name+place when there is none): enough to
-    # de-duplicate and to find a withdrawal, never enough to write to anyone.
+    # HMAC-SHA-256, under the installation's signer key (delivery.storage.keys), of the SHA-256 of
+    # the normalised e-mail (or of name+place when there is none): enough to de-duplicate and to
+    # find a withdrawal, never enough to write to anyone, nor, without the key, to confirm a guess.
     email_key: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     city: Mapped[str] = mapped_column(String(100))
