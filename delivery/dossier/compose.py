@@ -2,6 +2,11 @@
 
 The dossier model holds exactly what may be printed: names, cities, countries and dates of
 signing. E-mail addresses and database ids never enter it, so no later stage can leak them.
+Intake rejects a name, city or country holding anything like an e-mail address; should one be
+stored all the same (a row imported before that rule, or written around intake), compose
+withholds it: such a name is listed as withheld (or omitted, as the campaign says), such a
+city or country is left blank, and the signer still counts. Refusing to build instead would
+stop every delivery of the campaign on one row that nobody can correct from here.
 
 A dossier is assembled from volumes, and everything it says about its signers (counts, the
 countries, the growth curve, the last signer) is the sum of its volumes' `VolumeFacts`. So a
@@ -20,6 +25,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from delivery.campaigns.config import Campaign, Recipient
+from delivery.signers.normalize import email_like
 
 DEFAULT_VOLUME_SIZE = 2000
 
@@ -157,6 +163,9 @@ def compose_volume(signers: Iterable[Signer], first_number: int, *,
         number += 1
         if signer.withdrawn:
             continue
+        # One test of the three joined: a line break is white space, so no match spans two.
+        if email_like(f"{signer.name}\n{signer.city}\n{signer.country}"):
+            signer = _without_emails(signer)
         kept.append(signer)
         if not signer.consent and omit_withheld:
             omitted += 1
@@ -164,6 +173,15 @@ def compose_volume(signers: Iterable[Signer], first_number: int, *,
         lines.append(Line(number, signer.name if signer.consent else None, signer.city,
                           signer.country, signer.signed_at.date()))
     return VolumeDraft(lines, volume_facts(kept, lines, omitted=omitted))
+
+
+def _without_emails(signer: Signer) -> Signer:
+    """The signer with every e-mail-like field withheld (see the module docstring)."""
+    return signer._replace(
+        name="" if email_like(signer.name) else signer.name,
+        consent=signer.consent and not email_like(signer.name),
+        city="" if email_like(signer.city) else signer.city,
+        country="" if email_like(signer.country) else signer.country)
 
 
 def volume_facts(counted: Sequence[Signer], lines: Sequence[Line], *,

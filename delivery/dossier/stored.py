@@ -44,7 +44,7 @@ from delivery.errors import RenderError
 from delivery.storage.db import is_postgres, reading, transaction
 from delivery.storage.models import DeliveryRow, SignerRow, VolumeFactsRow
 
-FACTS_FORMAT = "1"  # part of every fingerprint: a change to VolumeFacts or compose bumps it
+FACTS_FORMAT = "2"  # part of every fingerprint: a change to VolumeFacts or compose bumps it
 KEEP_UNUSED = timedelta(days=1)
 # Lines read to compose a dossier are kept for drawing up to this many; beyond it they are
 # read again when their volume is drawn, so memory does not grow with the petition.

@@ -17,8 +17,21 @@ are in `delivery.signers.normalize`. `open_signer_csv` reads a CSV file as a str
 - Rows: `SignerCsv.records()` yields a `SignerInput` per accepted row and a `Rejected` (physical
   line where the row starts, reason, the row's original fields) per rejected one. Blank lines
   are skipped; a row with more non-empty fields than the header is rejected; missing trailing
-  fields are empty. A CSV field longer than `csv.field_size_limit()` (131,072 characters) makes
-  its row unreadable and rejected.
+  fields are empty. A name, city or country holding anything like an e-mail address is
+  rejected, the reason naming its column (see delivery.signers.normalize).
+- Rows are never merged in silence. A stray or unclosed quote makes the csv module read the
+  lines up to the next quote as one row; such a row is rejected as *every* physical line it
+  was read from, each with its own line number, the reason naming the lines and the column,
+  and its fields as that line alone reads. A row counts as merged when it was read from
+  several lines and a field holds a line break followed by an e-mail-like text or by a line
+  with two delimiters or more (another row; one when the header has two columns), or the row
+  has more fields than the header. A row read from one line with fewer fields than the header
+  (as a whole row quoted as one field reads) is rejected the same way when a field of a column
+  that is read (name, e-mail, city, …) holds the delimiter followed by an e-mail-like text, or
+  `max(2, columns - 1)` delimiters. A field longer than `MAX_FIELD` (131,072 characters)
+  rejects the lines of its row; one still open after `_CSV_LIMIT` characters (an unclosed
+  quote) rejects the lines read into it, and reading goes on at the next line. So every
+  non-blank data row is imported, a duplicate, or rejected: none is lost.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ import codecs
 import csv
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,10 +51,14 @@ from delivery.errors import InputRefused, RowRejected
 from delivery.signers.normalize import (
     MAX_NAME,
     MAX_PLACE,
+    EmailInText,
     anonymous_key,
     canonical_country,
+    check_printed,
     clean_field,
+    clean_text,
     email_key,
+    email_like,
     normalize_email,
     parse_consent,
     parse_signed_at,
@@ -62,6 +79,16 @@ _ALIAS_LISTS: dict[str, tuple[str, ...]] = {
 }
 ALIASES = {alias: field for field, aliases in _ALIAS_LISTS.items() for alias in aliases}
 _CHUNK = 1 << 20
+MAX_FIELD = 131_072  # characters: a longer field rejects its row, whatever its column
+# The csv module's own limit (one setting per process; only this module reads CSV). Above
+# MAX_FIELD, so that a misplaced quote closing within it is read whole: its lines are rejected
+# together and reading goes on after the closing quote, in step with the file. An unclosed
+# quote costs at most this much memory before csv gives up.
+_CSV_LIMIT = 8 * MAX_FIELD
+# Delimiters on a line inside a quoted field that make it read as another row (fewer when the
+# header has fewer columns): free text with one comma on its second line is not one.
+_ROW_LIKE = 2
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 @dataclass(frozen=True)
@@ -101,6 +128,7 @@ def validate_signer(fields: Mapping[str, object], *, now: datetime, source: str)
     country = canonical_country(clean_field(_text(fields.get("country")), "country", MAX_PLACE))
     if len(country) > MAX_PLACE:
         raise RowRejected(f"country longer than {MAX_PLACE} characters")
+    check_printed(name, city, country)
     email = _text(fields.get("email")).strip()
     key = email_key(normalize_email(email)) if email else anonymous_key(name, city, country)
     return SignerInput(email_key=key, name=name, city=city, country=country,
@@ -216,6 +244,13 @@ def _sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
+def _recorded(lines: Iterable[str], seen: list[str]) -> Iterator[str]:
+    """The lines, each also appended to `seen`: the physical lines a csv row was read from."""
+    for line in lines:
+        seen.append(line)
+        yield line
+
+
 class SignerCsv:
     """An open, checked signer CSV: its header, column plan and a stream of records."""
 
@@ -227,23 +262,34 @@ class SignerCsv:
         first = first.removeprefix("\ufeff")  # a BOM left by an explicit utf-16-le/-be
         self.delimiter = _sniff_delimiter(first)
         self._offset = skipped
-        self._reader = csv.reader(itertools.chain([first], stream), delimiter=self.delimiter)
+        self._lines: list[str] = []
+        csv.field_size_limit(_CSV_LIMIT)
+        self._reader = csv.reader(_recorded(itertools.chain([first], stream), self._lines),
+                                  delimiter=self.delimiter)
         self.header = [cell.strip() for cell in next(self._reader, [])]
         self.plan = plan_columns(self.header, column_map, source)
 
     def records(self, *, now: datetime, source: str) -> Iterator[SignerInput | Rejected]:
-        width, plan, reader = len(self.header), self.plan, self._reader
+        width, plan, reader, lines = len(self.header), self.plan, self._reader, self._lines
         while True:
             start = self._offset + reader.line_num + 1
+            lines.clear()
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield Rejected(start, f"unreadable CSV row ({exc})", ())
+                yield from self._reject_lines(start, self._unreadable(exc, start))
                 continue
             if not any(cell.strip() for cell in row):
                 continue
+            # Cheap tests first: a row read from one line, not long, with every column (a
+            # whole row quoted as one field makes fewer) is neither merged nor oversize.
+            if len(lines) > 1 or len(row) < width or len(lines[0]) > MAX_FIELD:
+                merged = self._merged(row, start)
+                if merged:
+                    yield from self._reject_lines(start, merged)
+                    continue
             if len(row) > width and any(cell.strip() for cell in row[width:]):
                 yield Rejected(start, f"{len(row)} fields, the header has {width}", tuple(row))
                 continue
@@ -252,8 +298,87 @@ class SignerCsv:
                 fields["name"] = f"{fields.get('first_name', '')} {fields.get('last_name', '')}"
             try:
                 yield validate_signer(fields, now=now, source=source)
+            except EmailInText as exc:
+                yield Rejected(start, self._email_reason(exc.label, row), tuple(row))
             except RowRejected as exc:
                 yield Rejected(start, exc.reason, tuple(row))
+
+    def _column(self, index: int) -> str:
+        header = self.header[index] if index < len(self.header) else ""
+        return f"column {header[:40]!r}" if header else f"column {index + 1}"
+
+    def _span(self, start: int) -> str:
+        end = start + len(self._lines) - 1
+        return f"line {start}" if end == start else f"lines {start}-{end} (read as one row)"
+
+    def _merged(self, row: list[str], start: int) -> str | None:
+        """Why the row, read from the lines in `self._lines`, is merged or oversize, or None."""
+        width, delimiter, span = len(self.header), self.delimiter, len(self._lines)
+        hint = f" (a stray or unclosed quote on line {start}?)" if span > 1 else " (a stray quote?)"
+        for i, cell in enumerate(row):
+            if len(cell) > MAX_FIELD:
+                return (f"{self._span(start)}: the field in {self._column(i)} is longer than "
+                        f"{MAX_FIELD:,} characters" + (hint if span > 1 else ""))
+        if span > 1:
+            row_like = max(1, min(_ROW_LIKE, width - 1))
+            for i, cell in enumerate(row):
+                parts = _LINE_BREAK.split(cell)
+                if len(parts) < 2:
+                    continue
+                after = "\n".join(parts[1:])
+                if email_like(after):
+                    return (f"{self._span(start)}: the quoted field in {self._column(i)} holds a "
+                            f"line break followed by an e-mail address{hint}")
+                if any(part.count(delimiter) >= row_like for part in parts[1:]):
+                    return (f"{self._span(start)}: the quoted field in {self._column(i)} holds a "
+                            f"line break followed by what looks like another CSV row{hint}")
+            if len(row) > width and any(cell.strip() for cell in row[width:]):
+                return f"{self._span(start)}: {len(row)} fields, the header has {width}{hint}"
+        whole_row = max(2, width - 1)
+        for i in sorted(set(self.plan.values())):
+            cell = row[i] if i < len(row) else ""
+            if delimiter not in cell:
+                continue
+            if email_like(cell.partition(delimiter)[2]):
+                return (f"{self._span(start)}: the quoted field in {self._column(i)} holds "
+                        f"{delimiter!r} followed by an e-mail address{hint}")
+            if cell.count(delimiter) >= whole_row:
+                return (f"{self._span(start)}: the quoted field in {self._column(i)} holds "
+                        f"{cell.count(delimiter)} {delimiter!r}, like a whole CSV row{hint}")
+        return None
+
+    def _unreadable(self, exc: csv.Error, start: int) -> str:
+        if "field larger than field limit" not in str(exc):
+            return f"{self._span(start)}: unreadable CSV row ({exc})"
+        if len(self._lines) == 1:
+            return f"line {start}: a field is longer than {MAX_FIELD:,} characters"
+        return (f"{self._span(start)}: a quoted field opened on line {start} is longer than "
+                f"{MAX_FIELD:,} characters (an unclosed quote?); reading goes on at line "
+                f"{start + len(self._lines)}")
+
+    def _reject_lines(self, start: int, reason: str) -> Iterator[Rejected]:
+        """One Rejected per non-blank line the failed row was read from, with its fields as
+        that line alone reads: each is a row of the file, counted and written once."""
+        for number, line in enumerate(self._lines, start=start):
+            text = line.rstrip("\r\n")
+            try:
+                fields = tuple(next(csv.reader([text], delimiter=self.delimiter), []))
+            except csv.Error:
+                fields = (text,)
+            if any(field.strip() for field in fields):  # a blank row is skipped, here as anywhere
+                yield Rejected(number, reason, fields)
+
+    def _email_reason(self, label: str, row: list[str]) -> str:
+        """The reason for an e-mail-like text in the `label` field, naming its column."""
+        if label in self.plan:
+            where = self._column(self.plan[label])
+        else:  # the name, joined from the first and last name columns
+            where = " and ".join(
+                self._column(i) for f in ("first_name", "last_name")
+                if (i := self.plan.get(f)) is not None and i < len(row)
+                and email_like(clean_text(row[i]))) or "the joined first and last names"
+        return (f"{where} ({label}) holds an e-mail address (or text like one), which must "
+                "never appear in a dossier")
 
 
 @contextmanager

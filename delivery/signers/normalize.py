@@ -15,6 +15,11 @@ Rules:
 - E-mail: optional. Normalised form = NFC, trimmed, case-folded (then NFC again); it must look like
   local@domain.tld (local ≤ 64, whole ≤ 254, no white space, controls or quotes; IDN domains
   allowed).
+- No e-mail in printed text: a name, city or country holding anything like an e-mail address
+  (`email_like`: an at sign, or the full-width ＠ or small ﹫, with a visible character on each
+  side, after cleaning) is rejected (`check_printed`: `EmailInText`, naming the field): they are
+  printed in dossiers sent to a government, and a merged CSV row carries other signers'
+  addresses there. Reasons quoting a bad date or consent value leave out such a value too.
 - Signer key (`email_key`): SHA-256 hex of the normalised e-mail. Without an e-mail:
   SHA-256 hex of "noemail:" + name + "|" + city + "|" + country, each cleaned as above and
   case-folded (country in its canonical form), so the same person and place without an e-mail
@@ -175,11 +180,42 @@ def clean_text(value: str) -> str:
     return " ".join(unicodedata.normalize("NFC", value).split())
 
 
+class EmailInText(RowRejected):
+    """A printed field (name, city, country) holds an e-mail address or something like one."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"{label} holds an e-mail address (or text like one), which must never "
+                         "appear in a dossier")
+        self.label = label
+
+
+_AT_SIGNS = "@\uff20\ufe6b"  # @, full-width ＠, small ﹫: all read as an address
+_EMAIL_LIKE = re.compile(rf"[^\s{_AT_SIGNS}][{_AT_SIGNS}][^\s{_AT_SIGNS}]")
+
+
+def email_like(text: str) -> bool:
+    """Whether `text` holds anything like an e-mail address: an at sign between two visible
+    characters. Deliberately wider than a valid address: "ann@example" or "a＠b.org" identify
+    a person as well."""
+    # Nearly every text has no at sign at all: two substring scans, no regular expression.
+    if "@" not in text and (text.isascii() or ("\uff20" not in text and "\ufe6b" not in text)):
+        return False
+    return _EMAIL_LIKE.search(text) is not None
+
+
 def clean_field(value: str, label: str, limit: int) -> str:
     text = clean_text(value)
     if len(text) > limit:
         raise RowRejected(f"{label} longer than {limit} characters")
     return text
+
+
+def check_printed(name: str, city: str, country: str) -> None:
+    """EmailInText, naming the field, if the cleaned name, city or country is e-mail-like."""
+    # One test of the three joined: a line break is white space, so no match spans two.
+    if email_like(f"{name}\n{city}\n{country}"):
+        raise EmailInText(next(label for label, text in (
+            ("name", name), ("city", city), ("country", country)) if email_like(text)))
 
 
 def canonical_country(value: str) -> str:
@@ -251,6 +287,12 @@ def parse_date_text(text: str) -> datetime:
     raise ValueError(text)
 
 
+def _quoted(value: str, limit: int) -> str:
+    """A bad value for a reject reason; reasons reach reports and logs, addresses must not."""
+    return "(it holds an e-mail address)" if email_like(clean_text(value)) \
+        else repr(value.strip()[:limit])
+
+
 def parse_signed_at(value: object, *, now: datetime) -> datetime:
     """str | datetime | None → an aware UTC datetime not after now + skew (empty → now)."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -261,7 +303,7 @@ def parse_signed_at(value: object, *, now: datetime) -> datetime:
         try:
             when = parse_date_text(value)
         except ValueError:
-            raise RowRejected(f"unreadable date {value.strip()[:40]!r}") from None
+            raise RowRejected(f"unreadable date {_quoted(value, 40)}") from None
     else:
         raise RowRejected("unreadable date")
     try:
@@ -286,5 +328,5 @@ def parse_consent(value: object) -> bool:
             return True
         if text in _CONSENT:
             return _CONSENT[text]
-        raise RowRejected(f"unreadable consent value {value.strip()[:20]!r}")
+        raise RowRejected(f"unreadable consent value {_quoted(value, 20)}")
     raise RowRejected("unreadable consent value")
