@@ -80,6 +80,10 @@ _ALIAS_LISTS: dict[str, tuple[str, ...]] = {
 ALIASES = {alias: field for field, aliases in _ALIAS_LISTS.items() for alias in aliases}
 _CHUNK = 1 << 20
 MAX_FIELD = 131_072  # characters: a longer field rejects its row, whatever its column
+# A header beyond these is refused before anything is read (a 44 MB header line took 7 s and
+# 550 MB to report its "columns not read"); a wide form export has a few hundred columns.
+MAX_HEADER = 1 << 20
+MAX_COLUMNS = 2_000
 # The csv module's own limit (one setting per process; only this module reads CSV). Above
 # MAX_FIELD, so that a misplaced quote closing within it is read whole: its lines are rejected
 # together and reading goes on after the closing quote, in step with the file. An unclosed
@@ -256,9 +260,12 @@ class SignerCsv:
 
     def __init__(self, stream: TextIO, *, source: str, column_map: Mapping[str, str] | None):
         skipped = 0
-        first = stream.readline()
+        first = stream.readline(MAX_HEADER + 1)
         while first and not first.strip():
-            skipped, first = skipped + 1, stream.readline()
+            skipped, first = skipped + 1, stream.readline(MAX_HEADER + 1)
+        if len(first) > MAX_HEADER:
+            raise InputRefused(source, f"the header line (line {skipped + 1}) is longer than "
+                                       f"{MAX_HEADER:,} characters: this is not a signer export")
         first = first.removeprefix("\ufeff")  # a BOM left by an explicit utf-16-le/-be
         self.delimiter = _sniff_delimiter(first)
         self._offset = skipped
@@ -267,6 +274,9 @@ class SignerCsv:
         self._reader = csv.reader(_recorded(itertools.chain([first], stream), self._lines),
                                   delimiter=self.delimiter)
         self.header = [cell.strip() for cell in next(self._reader, [])]
+        if len(self.header) > MAX_COLUMNS:
+            raise InputRefused(source, f"the header has {len(self.header):,} columns, more than "
+                                       f"{MAX_COLUMNS:,}: this is not a signer export")
         self.plan = plan_columns(self.header, column_map, source)
 
     def records(self, *, now: datetime, source: str) -> Iterator[SignerInput | Rejected]:

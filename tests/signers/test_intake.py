@@ -106,6 +106,15 @@ def test_empty_file_and_blank_file_are_refused(tmp_path: Path) -> None:
             read(write(tmp_path, data))
 
 
+def test_a_header_too_long_or_too_wide_is_refused_before_any_row_is_read(tmp_path: Path) -> None:
+    long_line = ("name,email," + "x" * 2_000_000 + "\nAnn,ann@example.org\n").encode()
+    with pytest.raises(InputRefused, match=r"header line .* longer than 1,048,576 characters"):
+        read(write(tmp_path, long_line))
+    wide = ("name,email," + ",".join(f"c{i}" for i in range(3000)) + "\nAnn,ann@example.org\n").encode()
+    with pytest.raises(InputRefused, match="3,002 columns, more than 2,000"):
+        read(write(tmp_path, wide))
+
+
 def test_header_only_file_yields_nothing(tmp_path: Path) -> None:
     assert read(write(tmp_path, HEADER.encode("utf-8-sig"))) == []
 
