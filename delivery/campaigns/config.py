@@ -21,6 +21,8 @@ from delivery.errors import ConfigError
 LANGUAGES = ("en", "hy", "ru")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_DAYS = re.compile(r"^(\d+)\s*d$")
+MAX_RETENTION_DAYS = 36500
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
@@ -69,6 +71,9 @@ class Campaign:
     withheld_names: str  # "anonymous" (listed as "Name withheld") or "omit"
     signer_location: str  # shown in the signature block
     source: str
+    # How long signers' names, places and e-mail keys are kept after the campaign's last
+    # delivery (delivery.services.retention); None: until an organizer purges them by hand.
+    retention: timedelta | None = None
 
     @property
     def sender_address(self) -> str:
@@ -190,13 +195,14 @@ def parse_campaign(text: str, source: str) -> Campaign:
         withheld_names=withheld,
         signer_location=f.string(camp, "campaign.location", default=""),
         source=source,
+        retention=f.retention(camp, "campaign.retention"),
     )
 
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
-                           "withheld_names", "location"}),
+                           "withheld_names", "location", "retention"}),
     "recipients": frozenset({"name", "title", "email", "language"}),
     "milestones": frozenset({"thresholds"}),
     "schedule": frozenset({"check_every", "timezone", "send_window", "hold"}),
@@ -323,6 +329,29 @@ class _Fields:
         if value is None:
             raise self.fail(key, f"'{text}' is not a duration like '30s', '5m', '2h' or '1d'")
         return value
+
+    def retention(self, data: Mapping[str, Any], key: str) -> timedelta | None:
+        """A number of days ("180d"), or None when the key is absent.
+
+        Days only: "6m" means six minutes in the schedule's durations, and a retention read
+        that way would erase every name minutes after a delivery, past undoing."""
+        value = data.get(key.rsplit(".", 1)[-1])
+        if value is None:
+            return None
+        example = 'a number of days in quotes, like "180d" (counted after the last delivery)'
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be {example}")
+        m = _DAYS.match(value.strip())
+        if not m:
+            raise self.fail(key, f"'{value.strip()}' is not {example}; leave the key out to keep "
+                                 "signers until they are purged by hand")
+        days = int(m.group(1))
+        if days < 1:
+            raise self.fail(key, "must be at least 1d")
+        if days > MAX_RETENTION_DAYS:
+            raise self.fail(key, f"must be at most {MAX_RETENTION_DAYS}d; leave the key out to keep "
+                                 "signers until they are purged by hand")
+        return timedelta(days=days)
 
     def address(self, address: str, key: str, whole: str | None = None) -> str:
         problem = validate_address(address) if whole is None or "\n" not in whole else "contains a line break"

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the paused account, as `smtp status` shows it (default: the only one)")
     from delivery.cli.signers import add_parsers
 
-    p = add("signers", cmd_signers, "import, add, count or remove signers")
+    p = add("signers", cmd_signers, "import, add, count, remove or purge signers")
     add_parsers(p)
     from delivery.cli.admin import add_token_parsers, add_user_parsers
 

@@ -91,3 +91,29 @@ class VolumeCache:
                 break
             path.unlink(missing_ok=True)
             used -= size
+
+
+def drop_all(directory: Path) -> int:
+    """Delete every rendered volume in a cache folder (and partial writes) → files deleted.
+
+    For a purge of signers (delivery.services.retention): a cached volume is named by the hash of
+    what it shows, which cannot be told from its name, so every file goes; a later build draws
+    its volumes again. A build reading the folder meanwhile fails and is built again.
+    """
+    deleted = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise RenderError(f"cache folder {directory}: {exc}") from exc
+    for path in entries:
+        if path.is_file() and (path.suffix == ".pdf" or path.name.endswith(".tmp")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise RenderError(f"cache folder {directory}: cannot delete {path.name}: {exc}") from exc
+            deleted += 1
+    return deleted

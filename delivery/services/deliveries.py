@@ -32,6 +32,7 @@ from delivery.dossier.stored import Frozen
 from delivery.errors import BuildStopped, DeliveryError, NotFound, StateConflict, UsageError
 from delivery.logs import safe_error
 from delivery.mail import outbox
+from delivery.services import retention
 from delivery.services.app import App
 from delivery.services.states import DeliveryState, move
 from delivery.signers.store import count_signers
@@ -313,6 +314,7 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
         (report.built if build_delivery(app, delivery_id, now=now, progress=progress)
          else report.build_failures).append(public_id)
     report.send = send_due(app, now=now)
+    retention.apply_retention(app, campaign, now=now)  # the campaign's `retention`, once it is due
     return report
 
 

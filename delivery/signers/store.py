@@ -28,20 +28,33 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, cast
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from delivery.errors import DeliveryError, NotFound, RowRejected
 from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, parse_column_map
-from delivery.signers.normalize import email_key, normalize_email
+from delivery.signers.normalize import COUNTRIES, email_key, normalize_email
 from delivery.storage import audit
 from delivery.storage.db import transaction
 from delivery.storage.keys import SignerKeys
 from delivery.storage.models import CampaignRow, SignerRow
 
-__all__ = ["ImportReport", "add_signers", "count_signers", "import_csv", "parse_column_map",
-           "withdraw_signer"]
+__all__ = ["ImportReport", "Purgeable", "add_signers", "count_signers", "forget_erased", "import_csv",
+           "parse_column_map", "purge_signers", "purgeable_signers", "withdraw_signer"]
 
 _SIGNERS = cast(Table, SignerRow.__table__)
 # 10 columns per row: 2,000 rows stay far below SQLite's 32,766 host parameters.
@@ -304,3 +317,91 @@ def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime, k
     if rejects is not None:
         report.rejects_file = rejects.finish()
     return report
+
+
+# ---------------------------------------------------------------- retention: erasing signers
+
+# A purged row's key is "purged:<id>": unique as the constraint wants, and never an HMAC (hex
+# digits only), so no address, guessed or not, finds the row again.
+PURGED_KEY = "purged:"
+
+
+@dataclass(frozen=True)
+class Purgeable:
+    """Rows that signed before a time and are not erased yet: how many, and their id range."""
+
+    signers: int
+    first_id: int | None
+    last_id: int | None
+
+
+def _not_purged_before(campaign_id: int, before: datetime) -> ColumnElement[bool]:
+    return and_(_SIGNERS.c.campaign_id == campaign_id, _SIGNERS.c.signed_at < before,
+                _SIGNERS.c.email_key.not_like(PURGED_KEY + "%"))
+
+
+def purgeable_signers(session: Session, campaign_id: int, *, before: datetime) -> Purgeable:
+    """The campaign's signers (withdrawn ones too) who signed before `before`, not erased yet."""
+    count, first, last = session.execute(select(
+        func.count(), func.min(_SIGNERS.c.id), func.max(_SIGNERS.c.id)).where(
+        _not_purged_before(campaign_id, before))).one()
+    return Purgeable(int(count), first, last)
+
+
+def _iso_country_names() -> frozenset[str]:
+    """The canonical names intake gives ISO 3166-1 countries (the third field of COUNTRIES)."""
+    return frozenset(entry.split("|")[2] for entry in COUNTRIES.replace("\n", "").split(";")
+                     if entry.count("|") >= 2)
+
+
+def purge_signers(session: Session, campaign_id: int, *, before: datetime,
+                  country_kept_from: int) -> Purgeable:
+    """Erase the signers who signed before `before` (withdrawn ones too), in the caller's
+    transaction → what was erased. Not audited here: the caller records one row for the purge.
+
+    Erased: name, city, e-mail key (the key becomes "purged:<id>"), consent (so the row is a
+    withheld line in later dossiers), the time of day of signing (the date stays). Kept: the row,
+    its id (its number in the list), its date of signing, withdrawal and source. The country
+    stays only when it identifies no one: an ISO country that at least `country_kept_from` of
+    the campaign's active signers share; any other country (few signers, or one typed as free
+    text, which may name a village) is erased too, and so is every withdrawn row's.
+    """
+    found = purgeable_signers(session, campaign_id, before=before)
+    if not found.signers:
+        return found
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        # Overwrite freed bytes with zeros: the old name and key must not stay in the file's
+        # free space (see forget_erased for the write-ahead log).
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    iso = _iso_country_names()
+    common = [country for country, _n in conn.execute(
+        select(_SIGNERS.c.country, func.count()).where(
+            _SIGNERS.c.campaign_id == campaign_id, _SIGNERS.c.withdrawn_at.is_(None),
+            _SIGNERS.c.country != "").group_by(_SIGNERS.c.country)
+        .having(func.count() >= country_kept_from)) if country in iso]
+    country = (case((and_(_SIGNERS.c.withdrawn_at.is_(None), _SIGNERS.c.country.in_(common)),
+                     _SIGNERS.c.country), else_="") if common else literal(""))
+    if conn.dialect.name == "postgresql":
+        day = func.timezone("UTC", func.date_trunc("day", func.timezone("UTC", _SIGNERS.c.signed_at)))
+    else:  # the text SQLAlchemy stores on SQLite, with the time set to midnight
+        day = func.strftime("%Y-%m-%d 00:00:00.000000", _SIGNERS.c.signed_at)
+    result = conn.execute(update(_SIGNERS).where(_not_purged_before(campaign_id, before)).values(
+        name="", city="", country=country, consent=False, signed_at=day,
+        email_key=literal(PURGED_KEY) + sql_cast(_SIGNERS.c.id, String)))
+    return Purgeable(int(result.rowcount), found.first_id, found.last_id)
+
+
+def forget_erased(engine: Engine) -> None:
+    """After a purge has committed: on SQLite, copy the write-ahead log into the database and
+    empty it, so that the pages it held from before the purge (names, keys) leave the disk.
+    Best effort: a reader holding old pages lets the log empty at a later checkpoint."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        raw.close()
