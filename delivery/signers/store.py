@@ -225,11 +225,12 @@ class _Importer:
         with self.conn.begin(), Session(bind=self.conn) as session:
             if self.report.dry_run:
                 self._count_only(session, batch)
-            else:
-                inserted, duplicates = add_signers(session, self.campaign_id, batch, now=self.now,
-                                                   keys=self.keys)
-                self.report.imported += inserted
-                self.report.duplicates += duplicates
+                return
+            inserted, duplicates = add_signers(session, self.campaign_id, batch, now=self.now,
+                                               keys=self.keys)
+        # Counted once committed: a commit that fails (a full disk) saved none of them.
+        self.report.imported += inserted
+        self.report.duplicates += duplicates
 
     def _count_only(self, session: Session, batch: list[SignerInput]) -> None:
         fresh = [k for k in _unique(batch) if int(k[:16], 16) not in self.seen]

@@ -331,3 +331,40 @@ def test_a_killed_import_leaves_whole_batches_and_a_rerun_completes_it(
     assert (report.imported, report.duplicates) == (total - saved, saved)
     with transaction(engine) as session:
         assert count_signers(session, campaign_id) == total
+
+
+
+FULL_DISK_IMPORT = """
+import resource, signal, sys
+from datetime import datetime
+from pathlib import Path
+from delivery.errors import DeliveryError
+from delivery.signers.store import import_csv
+from delivery.storage.db import make_engine
+from tests.support.keys import TEST_KEYS
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+engine = make_engine(sys.argv[1])
+with engine.connect() as conn:
+    conn.exec_driver_sql("SELECT 1")
+limit = Path(sys.argv[1].removeprefix("sqlite:///")).stat().st_size + 65536
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+try:
+    import_csv(engine, int(sys.argv[2]), Path(sys.argv[3]), now=datetime.fromisoformat(sys.argv[4]),
+               keys=TEST_KEYS, batch_size=5000)
+except DeliveryError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a full disk, as SQLite meets one
+def test_a_batch_whose_commit_fails_on_a_full_disk_is_not_counted_as_saved(
+        engine: Engine, campaign_id: int, files: Path) -> None:
+    source = write_csv(files / "in.csv", many(5000))
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_IMPORT, url, str(campaign_id), str(source),
+                             NOW.isoformat()], cwd=REPO, capture_output=True, text=True, check=False)
+    assert "import stopped by a database error after 0 new signers were saved" in result.stdout, (
+        result.stdout + result.stderr)
+    assert stored(engine) == []
