@@ -12,6 +12,8 @@ document per worker.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import multiprocessing
 import os
@@ -162,6 +164,7 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
     # workers; a worker dying on it would fail the build instead of letting it drain.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    load_fontconfig()
     limit_memory(memory_limit)
     try:
         rendered = False
@@ -182,6 +185,18 @@ def _worker_main(conn: Connection, memory_limit: int | None) -> None:
     finally:
         # Exit without tearing down the last document's object graph: the OS frees it at once.
         os._exit(0)
+
+
+def load_fontconfig() -> None:
+    """Fontconfig's configuration and font caches loaded before the memory cap is set.
+
+    Under the cap, fontconfig cannot map its caches, takes them for stale, scans the font folders
+    with too little memory, and (the service running as root) writes the system cache with the
+    few fonts it could open: every later process then sees those only (seen: 321 fonts → 1, and
+    WeasyPrint crashing in the next process)."""
+    name = ctypes.util.find_library("fontconfig")
+    if name:
+        ctypes.CDLL(name).FcInit()
 
 
 def limit_memory(max_bytes: int | None) -> None:
