@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from delivery.storage.db import make_engine, upgrade_schema
-from delivery.storage.models import Base
+from delivery.storage.db import make_engine, transaction, upgrade_schema
+from delivery.storage.models import Base, CampaignRow
 from tests.support.smtpd import SmtpServer
 
 PG_ADMIN_URL = os.environ.get("DELIVERY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -108,3 +109,14 @@ def make_app(engine: Engine, tmp_path: Path, signing_files: tuple[Path, Path]): 
         return app
 
     return factory
+
+
+@pytest.fixture
+def campaign_id(engine: Engine) -> int:
+    """A campaign row of its own (slug "test") for tests of the stages below the services."""
+    with transaction(engine) as session:
+        campaign = CampaignRow(slug="test", title="Test", goal=100,
+                               created_at=datetime(2026, 11, 1, tzinfo=UTC))
+        session.add(campaign)
+        session.flush()
+        return campaign.id

@@ -8,7 +8,6 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, func, select
 
 from delivery.campaigns.config import parse_campaign
@@ -18,7 +17,7 @@ from delivery.pdf.build import build_dossier_pdfs
 from delivery.signers.intake import SignerInput
 from delivery.signers.store import add_signers
 from delivery.storage.db import transaction
-from delivery.storage.models import CampaignRow, SignerRow
+from delivery.storage.models import SignerRow
 from tests.support.keys import TEST_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,15 +60,6 @@ def test_compose_withholds_every_e_mail_like_field_and_still_counts_the_signer()
     omitted = build(signers(), omit=True)
     assert [line.number for line in omitted.volumes[0].printed_lines()] == [1, 3, 4, 5]
     assert (omitted.signer_count, omitted.withheld_count) == (5, 1)
-
-
-@pytest.fixture
-def campaign_id(engine: Engine) -> int:
-    with transaction(engine) as session:
-        campaign = CampaignRow(slug="test", title="Test", goal=100, created_at=NOW)
-        session.add(campaign)
-        session.flush()
-        return campaign.id
 
 
 def test_the_dossier_pdf_of_stored_e_mails_prints_none_of_them(

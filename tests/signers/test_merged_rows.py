@@ -19,7 +19,7 @@ from delivery.pdf.build import build_dossier_pdfs
 from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, validate_signer
 from delivery.signers.store import import_csv
 from delivery.storage.db import transaction
-from delivery.storage.models import CampaignRow, SignerRow
+from delivery.storage.models import SignerRow
 from tests.support.keys import TEST_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,15 +56,6 @@ def names(records: list[SignerInput | Rejected]) -> list[str]:
 
 def rejects(records: list[SignerInput | Rejected]) -> list[Rejected]:
     return [r for r in records if isinstance(r, Rejected)]
-
-
-@pytest.fixture
-def campaign_id(engine: Engine) -> int:
-    with transaction(engine) as session:
-        campaign = CampaignRow(slug="test", title="Test", goal=100, created_at=NOW)
-        session.add(campaign)
-        session.flush()
-        return campaign.id
 
 
 @pytest.fixture

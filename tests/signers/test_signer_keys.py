@@ -11,13 +11,12 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, insert, select, text
+from sqlalchemy import Engine, insert, select, text
 
 from delivery.errors import ConfigError, DeliveryError, NotFound, UsageError
 from delivery.services import signers
@@ -30,6 +29,7 @@ from delivery.storage.db import MIGRATIONS, make_engine, schema_revisions, trans
 from delivery.storage.keys import SignerKeys, create_key_file, read_key_file
 from delivery.storage.models import CampaignRow, SignerRow
 from tests.conftest import PG_ADMIN_URL
+from tests.support.serve_harness import fresh_database
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -135,16 +135,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
         return
-    name = f"petition_delivery_keys_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(PG_ADMIN_URL) as url:
+        yield url
 
 
 def old_database(url: str, emails: list[str], anonymous: int = 0) -> tuple[Engine, int]:

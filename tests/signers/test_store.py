@@ -21,7 +21,7 @@ from delivery.signers.intake import validate_signer
 from delivery.signers.normalize import email_key
 from delivery.signers.store import add_signers, count_signers, import_csv, withdraw_signer
 from delivery.storage.db import transaction
-from delivery.storage.models import AuditRow, CampaignRow, SignerRow
+from delivery.storage.models import AuditRow, SignerRow
 from tests.support.keys import TEST_KEYS
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -35,15 +35,6 @@ def files(tmp_path: Path) -> Path:
     folder = tmp_path / "files"
     folder.mkdir()
     return folder
-
-
-@pytest.fixture
-def campaign_id(engine: Engine) -> int:
-    with transaction(engine) as session:
-        campaign = CampaignRow(slug="test", title="Test", goal=100, created_at=NOW)
-        session.add(campaign)
-        session.flush()
-        return campaign.id
 
 
 def write_csv(path: Path, rows: list[list[str]], header: list[str] | None = None) -> Path:
