@@ -74,6 +74,9 @@ class Campaign:
     # How long signers' names, places and e-mail keys are kept after the campaign's last
     # delivery (delivery.services.retention); None: until an organizer purges them by hand.
     retention: timedelta | None = None
+    # What an import file without a consent column means: "name", "withhold", or "" (no
+    # default: such a file is refused until the organizer decides).
+    consent_missing: str = ""
 
     @property
     def sender_address(self) -> str:
@@ -196,13 +199,15 @@ def parse_campaign(text: str, source: str) -> Campaign:
         signer_location=f.string(camp, "campaign.location", default=""),
         source=source,
         retention=f.retention(camp, "campaign.retention"),
+        consent_missing=f.choice(camp, "campaign.consent_missing", ("", "name", "withhold"),
+                                 default=""),
     )
 
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
-                           "withheld_names", "location", "retention"}),
+                           "withheld_names", "location", "retention", "consent_missing"}),
     "recipients": frozenset({"name", "title", "email", "language"}),
     "milestones": frozenset({"thresholds"}),
     "schedule": frozenset({"check_every", "timezone", "send_window", "hold"}),

@@ -15,6 +15,7 @@ from delivery.errors import InputRefused, RowRejected, UsageError
 if TYPE_CHECKING:
     from delivery.services.app import App
     from delivery.services.retention import PurgeReport
+    from delivery.signers.store import ImportReport
 
 Emit = Callable[[argparse.Namespace, Any, str], None]
 
@@ -24,12 +25,31 @@ def add_parsers(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--campaign", metavar="SLUG", default=argparse.SUPPRESS)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    p = sub.add_parser("import", parents=[common], help="import a CSV export of signers")
+    p = sub.add_parser("import", parents=[common], help="import a CSV export of signers",
+                       description="Import a CSV export of signers. A file that can be read two "
+                                   "ways is refused, naming the option that settles it.")
     p.add_argument("file", type=Path)
+    p.add_argument("--format", metavar="NAME",
+                   help="the platform that wrote the file: " + ", ".join(_format_names()))
+    p.add_argument("--map", dest="maps", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="the column holding a field (repeatable), e.g. --map 'city=Town, village'; "
+                        "fields: name, first_name, last_name, email, city, country, signed_at, "
+                        "consent, postcode, phone, row_id")
+    p.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="import only the rows whose COLUMN is VALUE (repeatable)")
+    p.add_argument("--date-order", choices=("dmy", "mdy", "ymd"),
+                   help="the day/month order of numeric dates, when no row of the file settles it")
+    p.add_argument("--timezone", metavar="ZONE",
+                   help="the zone of times written without one (default: the campaign's)")
+    p.add_argument("--signed-at-missing", choices=("reject", "import-time"),
+                   help="an empty date: reject the row (default), or date it at the time of import")
+    p.add_argument("--consent-missing", choices=("name", "withhold"),
+                   help="for a file with no consent column: name everyone, or withhold every name")
     p.add_argument("--encoding", help="the file's encoding when it is not UTF-8 or UTF-16 with BOM")
-    p.add_argument("--map", dest="column_map", metavar="FIELD=COLUMN,...",
-                   help="which column holds which field, e.g. name=Full Name,city=Town")
-    p.add_argument("--dry-run", action="store_true", help="report what would happen; write nothing")
+    p.add_argument("--update", action="store_true",
+                   help="signers already stored take this file's consent, city, country and date")
+    p.add_argument("--dry-run", action="store_true",
+                   help="read the whole file and report what would happen; write nothing")
     p = sub.add_parser("add", parents=[common], help="add one signer")
     p.add_argument("--name", required=True)
     p.add_argument("--email", required=True)
@@ -58,20 +78,13 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
     campaign = app.campaign(args.campaign)
     action = args.signers_command
     if action == "import":
-        report = signers.import_file(app, campaign, args.file, now=now, actor=actor, encoding=args.encoding,
-                                     column_map=args.column_map, dry_run=args.dry_run)
-        rejects = f"; rejected rows written to {report.rejects_file}" if report.rejects_file else ""
-        prefix = "dry run, nothing written: would import" if args.dry_run else "imported"
-        notes = ""
-        if report.unused_columns:
-            notes += (f"\ncolumns not read: {', '.join(report.unused_columns)} (to use one: "
-                      "--map FIELD=COLUMN, fields name, email, city, country, signed_at, consent)")
-        if report.missing_fields:
-            notes += (f"\nno column found for: {', '.join(report.missing_fields)}"
-                      + (" (without signed_at, the signing time is the time of import)"
-                         if "signed_at" in report.missing_fields else ""))
-        emit(args, report.to_dict(), f"{prefix} {report.imported:,}, duplicates {report.duplicates:,}, "
-                                     f"rejected {report.rejected:,}{rejects}{notes}")
+        options = signers.import_options(
+            campaign, encoding=args.encoding, format=args.format, maps=args.maps, where=args.where,
+            date_order=args.date_order, timezone=args.timezone,
+            signed_at_missing=args.signed_at_missing, consent_missing=args.consent_missing,
+            update=args.update, dry_run=args.dry_run)
+        report = signers.import_file(app, campaign, args.file, now=now, actor=actor, options=options)
+        emit(args, report.to_dict(), import_summary(report))
         return 0
     if action == "add":
         fields = {"name": args.name, "email": args.email, "city": args.city, "country": args.country,
@@ -92,6 +105,49 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
     signers.withdraw(app, campaign, args.email, now=now, actor=actor)
     emit(args, {"withdrawn": True}, "signer withdrawn: they will not appear in any later dossier")
     return 0
+
+
+def _format_names() -> list[str]:
+    from delivery.signers.formats import FORMATS
+
+    return sorted(FORMATS)
+
+
+def import_summary(report: ImportReport) -> str:
+    """An import's report → the lines an organizer reads."""
+    prefix = "dry run, nothing written: would import" if report.dry_run else "imported"
+    lines = [f"{prefix} {report.imported:,} ({report.named:,} named, {report.withheld:,} withheld), "
+             f"duplicates {report.duplicates:,}, rejected {report.rejected:,}"
+             + (f", excluded {report.excluded:,}" if report.excluded else "")
+             + (f", updated {report.updated:,}" if report.updated else "")]
+    if report.excluded_reasons:
+        lines.append("excluded: " + "; ".join(f"{n:,} {reason}"
+                                              for reason, n in report.excluded_reasons.items()))
+    if report.date_order:
+        lines.append(f"dates read {_ORDER_WORDS[report.date_order.value]}; times without a zone "
+                     f"in {report.timezone}")
+    if report.rejects_file:
+        lines.append(f"rejected rows written to {report.rejects_file}")
+    elif report.sample_rejects and report.dry_run:
+        lines.extend(f"  line {line}: {reason}" for line, reason in report.sample_rejects[:5])
+    if report.dry_run and report.preview:
+        lines.append("the first rows as read:")
+        lines.extend(f"  line {row.line}: {row.name} | {row.signed_at:%Y-%m-%d %H:%M} UTC | "
+                     f"{row.country or '-'} | {'named' if row.named else 'withheld'}"
+                     for row in report.preview[:_PREVIEW_LINES])
+    if report.duplicates_file:
+        lines.append(f"repeated signers listed in {report.duplicates_file}")
+    if report.unused_columns:
+        lines.append(f"columns not read: {', '.join(report.unused_columns)} (to use one: "
+                     "--map FIELD=COLUMN)")
+    if report.missing_fields:
+        lines.append(f"no column found for: {', '.join(report.missing_fields)}")
+    lines.extend(f"warning: {w}" for w in report.warnings)
+    return "\n".join(lines)
+
+
+_PREVIEW_LINES = 5
+_ORDER_WORDS = {"dmy": "day first", "mdy": "month first", "ymd": "year first"}
 
 
 def _purge(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: str) -> int:

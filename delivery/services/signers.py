@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from delivery.campaigns.config import Campaign
 from delivery.errors import NotFound
 from delivery.services.app import App
-from delivery.signers import store
-from delivery.signers.intake import SignerInput, parse_column_map, validate_signer
+from delivery.signers import options, store
+from delivery.signers.intake import SignerInput, validate_signer
+from delivery.signers.options import ImportOptions
 from delivery.signers.store import ImportReport
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
@@ -55,21 +57,41 @@ def add_many(app: App, campaign: Campaign, signers: Sequence[SignerInput], *, no
         return inserted
 
 
+def import_options(campaign: Campaign, **given: Any) -> ImportOptions:
+    """Option texts as an organizer typed them (see delivery.signers.options.import_options) →
+    ImportOptions under this campaign's defaults (its time zone, its `consent_missing`)."""
+    return options.import_options(default_timezone=campaign.schedule.timezone,
+                                  default_consent_missing=campaign.consent_missing, **given)
+
+
 def import_file(app: App, campaign: Campaign, path: Path, *, now: datetime, actor: str,
-                encoding: str | None = None, column_map: str | None = None,
-                dry_run: bool = False) -> ImportReport:
-    """Import a CSV export (see delivery.signers.store.import_csv); audited unless a dry run."""
-    columns = parse_column_map(column_map) if column_map else None
+                options: ImportOptions | None = None) -> ImportReport:
+    """Import a CSV export (see delivery.signers.store.import_csv); audited unless a dry run.
+
+    Signers changed by `options.update` make the volumes holding them be drawn again: their
+    stored facts describe the old values.
+    """
+    options = options or import_options(campaign)
     keys = app.signer_keys
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-    report = store.import_csv(app.engine, campaign_id, path, now=now, keys=keys, encoding=encoding,
-                              column_map=columns, dry_run=dry_run)
-    if not dry_run:
-        with transaction(app.engine) as session:
-            audit.record(session, at=now, actor=actor, action="signers.import", campaign_id=campaign_id,
-                         subject=path.name, imported=report.imported, duplicates=report.duplicates,
-                         rejected=report.rejected)
+    report = store.import_csv(app.engine, campaign_id, path, now=now, keys=keys, options=options)
+    if options.dry_run:
+        return report
+    with transaction(app.engine) as session:
+        if report.updated_ids:
+            store.forget_volume_facts(session, campaign_id, report.updated_ids)
+        audit.record(session, at=now, actor=actor, action="signers.import", campaign_id=campaign_id,
+                     subject=path.name, imported=report.imported, duplicates=report.duplicates,
+                     rejected=report.rejected, excluded=report.excluded, named=report.named,
+                     withheld=report.withheld, updated=report.updated,
+                     format=options.format, update=options.update,
+                     date_order=report.date_order.value if report.date_order else None,
+                     timezone=report.timezone)
+        if report.updated_ids:
+            audit.record(session, at=now, actor=actor, action="signers.update",
+                         campaign_id=campaign_id, subject=f"{report.updated} signers",
+                         signer_ids=report.updated_ids[:1000], source=path.name)
     return report
 
 

@@ -1,24 +1,35 @@
-"""Signer fields or a CSV export → `SignerInput` values and rejected rows (pure: no database).
+"""Signer fields or a CSV export + import options → `SignerInput` values, rejected and excluded rows
+(pure: no database).
 
-`validate_signer` turns one set of fields into a `SignerInput` or raises `RowRejected`; the rules
-are in `delivery.signers.normalize`. `open_signer_csv` reads a CSV file as a stream:
+`validate_signer` turns one set of fields into a `SignerInput` or raises `RowRejected`, under the
+`RowRules` of its file (or the defaults of a single add: an empty date is now, an absent consent is
+yes). The rules are in delivery.signers.normalize, .dates, .consent, .names and .countries.
+`open_signer_csv` reads a CSV file as a stream:
 
 - Encoding: UTF-8 with or without a BOM, UTF-16 with a BOM; anything else only with an explicit
   `encoding`. The whole file is checked to decode (strictly) before any row is yielded, so a
   Windows-1252 file is refused with a clear message instead of imported as mojibake, and a
-  binary file (NUL characters) is refused too.
+  binary file (NUL characters) is refused too. With an explicit encoding, names and cities that
+  read like UTF-8 decoded as a one-byte code page ("Ã©", "Ð°") are counted in a warning.
 - Delimiter: `,`, `;` or tab, whichever the header line has most of (outside quotes).
-- Columns (the generic format): name, email, city, country, signed_at, consent. Headers are
-  matched case-insensitively, ignoring spaces, `_`, `-` and `.`, with aliases for common exports
-  (`ALIASES`: "Full Name", "First Name" + "Last Name", "Signed On", "Country Code", "E-mail
-  Address"…). Other columns (zip, postcode, phone…) are ignored. `column_map` ({field: header},
-  fields as above plus first_name and last_name) overrides the aliases. A file with no name
-  column (nor first/last name) is refused with `InputRefused`.
-- Rows: `SignerCsv.records()` yields a `SignerInput` per accepted row and a `Rejected` (physical
-  line where the row starts, reason, the row's original fields) per rejected one. Blank lines
-  are skipped; a row with more non-empty fields than the header is rejected; missing trailing
-  fields are empty. A name, city or country holding anything like an e-mail address is
-  rejected, the reason naming its column (see delivery.signers.normalize).
+- Columns: `--map FIELD=COLUMN` first, then the format's headers (`--format`, see
+  delivery.signers.formats), then the generic names and their aliases (`ALIASES`), matched
+  case-insensitively ignoring spaces, `_`, `-` and `.`. A consent column is also found by its
+  question ("May we publish your name?", delivery.signers.consent); two such columns are refused.
+  A file with no name column (nor first/last name) is refused with `InputRefused`.
+- Decisions a file cannot make for itself are refused (`InputRefused`, naming the option) before
+  anything is read: no date column (`--signed-at-missing import-time` or `--map signed_at=`), no
+  consent column (`--consent-missing name|withhold`), numeric dates whose day/month order no row
+  settles (`--date-order`), or a column that mixes both orders (a first pass reads the date
+  column for that).
+- Rows: `SignerCsv.records()` yields a `SignerInput` per accepted row, a `Rejected` (physical
+  line where the row starts, reason, the row's original fields) per rejected one, and an
+  `Excluded` per row a format's exclusion or `--where` leaves out. Blank lines are skipped; a row
+  with more non-empty fields than the header is rejected; missing trailing fields are empty. A
+  name, city or country holding anything like an e-mail address is rejected, the reason naming
+  its column (see delivery.signers.normalize).
+- Identity: a signer without an e-mail is keyed by name, city, country and every identifying
+  column the file has (postcode, phone, the platform's row id).
 - Rows are never merged in silence. A stray or unclosed quote makes the csv module read the
   lines up to the next quote as one row; such a row is rejected as *every* physical line it
   was read from, each with its own line number, the reason naming the lines and the column,
@@ -31,7 +42,7 @@ are in `delivery.signers.normalize`. `open_signer_csv` reads a CSV file as a str
   `max(2, columns - 1)` delimiters. A field longer than `MAX_FIELD` (131,072 characters)
   rejects the lines of its row; one still open after `_CSV_LIMIT` characters (an unclosed
   quote) rejects the lines read into it, and reading goes on at the next line. So every
-  non-blank data row is imported, a duplicate, or rejected: none is lost.
+  non-blank data row is imported, a duplicate, excluded or rejected: none is lost.
 """
 
 from __future__ import annotations
@@ -40,42 +51,55 @@ import codecs
 import csv
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from delivery.errors import InputRefused, RowRejected
+from delivery.signers.consent import is_consent_header, read_consent
+from delivery.signers.countries import canonical_country
+from delivery.signers.dates import CLOCK_SKEW, DateOrder, DateScan, read_date
+from delivery.signers.formats import FORMATS, format_columns
+from delivery.signers.names import join_name, looks_mojibake, name_problem
 from delivery.signers.normalize import (
     MAX_NAME,
     MAX_PLACE,
     EmailInText,
     anonymous_key,
-    canonical_country,
     check_printed,
     clean_field,
     clean_text,
     email_key,
     email_like,
     normalize_email,
-    parse_consent,
-    parse_signed_at,
+)
+from delivery.signers.options import (
+    FIELDS,
+    ConsentMissing,
+    ImportOptions,
+    SignedAtMissing,
 )
 
-FIELDS = ("name", "first_name", "last_name", "email", "city", "country", "signed_at", "consent")
+IDENTITY_FIELDS = ("postcode", "phone", "row_id")
 _ALIAS_LISTS: dict[str, tuple[str, ...]] = {
     "name": ("name", "full name", "fullname", "signer", "signer name", "signatory", "display name"),
-    "first_name": ("first name", "firstname", "first", "given name", "forename", "prénom"),
-    "last_name": ("last name", "lastname", "last", "surname", "family name", "nom"),
-    "email": ("email", "e mail", "email address", "e mail address", "mail"),
-    "city": ("city", "town", "locality", "city town"),
-    "country": ("country", "country code", "country name", "nation"),
+    "first_name": ("first name", "firstname", "first", "given name", "forename", "prénom",
+                   "vorname"),
+    "last_name": ("last name", "lastname", "last", "surname", "family name", "nom", "nachname"),
+    "email": ("email", "e mail", "email address", "e mail address", "mail", "e mail adresse",
+              "adresse e mail", "adresse email", "courriel"),
+    "city": ("city", "town", "locality", "city town", "ort", "stadt", "wohnort", "ville"),
+    "country": ("country", "country code", "country name", "nation", "land", "pays"),
     "signed_at": ("signed at", "signed on", "signed", "date", "signature date", "date signed",
-                  "signed date", "created at", "created", "timestamp", "time"),
+                  "signed date", "created at", "created", "timestamp", "time", "datum"),
     "consent": ("consent", "public", "display publicly", "show name", "list name", "opt in",
                 "publish name"),
+    "postcode": ("zip", "zip code", "postcode", "postal code", "post code", "plz", "code postal"),
+    "phone": ("phone", "phone number", "telephone", "mobile", "telefon", "téléphone"),
 }
 ALIASES = {alias: field for field, aliases in _ALIAS_LISTS.items() for alias in aliases}
 _CHUNK = 1 << 20
@@ -104,6 +128,7 @@ class SignerInput:
     signed_at: datetime  # aware, UTC
     consent: bool
     source: str
+    line: int = 0  # where a file row starts (0: not from a file)
 
 
 @dataclass(frozen=True)
@@ -113,77 +138,189 @@ class Rejected:
     fields: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Excluded:
+    """A row a format's exclusion or `--where` leaves out: counted, never stored."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """How one row's cells are read: settled once per file, or the defaults of a single add."""
+
+    zone: tzinfo = UTC
+    date_order: DateOrder | None = None
+    empty_date_is_now: bool = True  # a signer added now; a file's empty date cell is no date
+    consent_default: bool = True    # the fields have no consent at all (API: a default of yes)
+    identity: tuple[str, ...] = ()  # fields that tell apart signers without an e-mail
+
+
+SINGLE_ADD = RowRules()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _text(value: object) -> str:
     text = "" if value is None else value if isinstance(value, str) else str(value)
     # A lone surrogate (from a JSON "\\ud800" escape) is no character: no database can store it.
-    if any("\ud800" <= c <= "\udfff" for c in text):
+    if not text.isascii() and _SURROGATE.search(text):
         raise RowRejected("contains an invalid character (a lone UTF-16 surrogate)")
     return text
 
 
-def validate_signer(fields: Mapping[str, object], *, now: datetime, source: str) -> SignerInput:
-    """Fields (name, email, city, country, signed_at, consent) → SignerInput, or RowRejected."""
+def _signed_at(value: object, now: datetime, rules: RowRules) -> datetime:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if rules.empty_date_is_now:
+            return now
+        raise RowRejected("the date of signing is empty (to date such rows at the time of "
+                          "import: --signed-at-missing import-time)")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=rules.zone)
+        try:
+            when = value.astimezone(UTC)
+        except OverflowError:
+            raise RowRejected("signing date is out of range") from None
+        if when > now + CLOCK_SKEW:
+            raise RowRejected("signing date is in the future")
+        return when
+    if isinstance(value, str):
+        return read_date(value, order=rules.date_order, zone=rules.zone, now=now)
+    raise RowRejected("unreadable date")
+
+
+def _consent(fields: Mapping[str, object], rules: RowRules) -> bool:
+    value = fields.get("consent")
+    if value is None:
+        return rules.consent_default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return read_consent(value)
+    raise RowRejected("unreadable consent answer")
+
+
+def validate_signer(fields: Mapping[str, object], *, now: datetime, source: str,
+                    rules: RowRules = SINGLE_ADD, line: int = 0) -> SignerInput:
+    """Fields (name or first_name/last_name, email, city, country, signed_at, consent, and the
+    identifying postcode, phone, row_id) → SignerInput, or RowRejected."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    name = clean_field(_text(fields.get("name")), "name", MAX_NAME)
+    if "name" in fields or not ("first_name" in fields or "last_name" in fields):
+        name = clean_field(_text(fields.get("name")), "name", MAX_NAME)
+    else:
+        name = clean_field(join_name(clean_text(_text(fields.get("first_name"))),
+                                     clean_text(_text(fields.get("last_name")))), "name", MAX_NAME)
     if not name:
         raise RowRejected("name is empty")
+    if problem := name_problem(name):
+        raise RowRejected(problem)
     city = clean_field(_text(fields.get("city")), "city", MAX_PLACE)
     country = canonical_country(clean_field(_text(fields.get("country")), "country", MAX_PLACE))
     if len(country) > MAX_PLACE:
         raise RowRejected(f"country longer than {MAX_PLACE} characters")
     check_printed(name, city, country)
     email = _text(fields.get("email")).strip()
-    key = email_key(normalize_email(email)) if email else anonymous_key(name, city, country)
+    if email:
+        key = email_key(normalize_email(email))
+    else:
+        # Labelled, and only the cells that hold something: a file without them keys its
+        # signers as every earlier import did.
+        extra = [f"{f}={v}" for f in rules.identity if (v := clean_text(_text(fields.get(f))))]
+        key = anonymous_key(name, city, country, extra)
     return SignerInput(email_key=key, name=name, city=city, country=country,
-                       signed_at=parse_signed_at(fields.get("signed_at"), now=now),
-                       consent=parse_consent(fields.get("consent")), source=source)
-
-
-def parse_column_map(text: str) -> dict[str, str]:
-    """`--map` text "name=Full Name,city=Town" → {"name": "Full Name", "city": "Town"}.
-
-    Bad syntax or an unknown field → InputRefused.
-    """
-    mapping: dict[str, str] = {}
-    for item in text.split(","):
-        field, sep, header = item.partition("=")
-        field = field.strip().lower().replace("-", "_")
-        if not sep or not header.strip() or field not in FIELDS:
-            raise InputRefused("--map", f"{item.strip()!r} is not FIELD=COLUMN with FIELD one of "
-                                        + ", ".join(FIELDS))
-        if field in mapping:
-            raise InputRefused("--map", f"{field} is mapped twice")
-        mapping[field] = header.strip()
-    return mapping
+                       signed_at=_signed_at(fields.get("signed_at"), now, rules),
+                       consent=_consent(fields, rules), source=source, line=line)
 
 
 def _header_key(header: str) -> str:
     return " ".join(re.sub(r"[\s_\-.]+", " ", header.casefold()).split())
 
 
-def plan_columns(header: list[str], column_map: Mapping[str, str] | None,
-                 source: str) -> dict[str, int]:
-    """Header cells (+ explicit map) → {field: column index}; InputRefused without a name."""
+def _find(header: Sequence[str], column: str) -> int | None:
+    matches = [i for i, h in enumerate(header) if h.strip() == column.strip()] or \
+              [i for i, h in enumerate(header) if _header_key(h) == _header_key(column)]
+    return matches[0] if matches else None
+
+
+@dataclass
+class ColumnPlan:
+    """Which column holds which field, what else is read, and which rows are left out."""
+
+    fields: dict[str, int]
+    fallbacks: dict[str, list[int]] = field(default_factory=dict)
+    # (column, values that exclude (casefolded), reason; keep=True: only these values stay)
+    filters: list[tuple[int, frozenset[str], str, bool]] = field(default_factory=list)
+
+    def read(self) -> set[int]:
+        used = set(self.fields.values())
+        used.update(i for indices in self.fallbacks.values() for i in indices)
+        used.update(f[0] for f in self.filters)
+        return used
+
+
+def plan_columns(header: list[str], options: ImportOptions, source: str) -> ColumnPlan:
+    """Header cells + options → ColumnPlan; InputRefused for what the file cannot settle."""
     plan: dict[str, int] = {}
-    wanted = dict(column_map or {})
-    for field, column in wanted.items():
-        if field not in FIELDS:
-            raise InputRefused(source, f"--map names an unknown field {field!r}")
-        matches = [i for i, h in enumerate(header) if h.strip() == column.strip()] or \
-                  [i for i, h in enumerate(header) if _header_key(h) == _header_key(column)]
-        if not matches:
-            raise InputRefused(source, f"--map {field}={column}: no such column in the header")
-        plan[field] = matches[0]
+    for name, column in options.column_map.items():
+        if name not in FIELDS:
+            raise InputRefused(source, f"--map names an unknown field {name!r}")
+        index = _find(header, column)
+        if index is None:
+            raise InputRefused(source, f"--map {name}={column}: no such column in the header")
+        plan[name] = index
+    fmt = FORMATS[options.format] if options.format else None
+    column_plan = ColumnPlan(plan)
+    if fmt is not None:
+        for name, cell in format_columns(fmt, header).items():
+            index = _find(header, cell)
+            if name not in plan and index is not None and index not in plan.values():
+                plan[name] = index
+        for name, cells in fmt.fallbacks.items():
+            present = [i for c in cells if (i := _find(header, c)) is not None]
+            if name in plan and present:
+                column_plan.fallbacks[name] = [i for i in present if i != plan[name]]
+        for exclusion in fmt.exclude:
+            index = _find(header, exclusion.column)
+            if index is not None:
+                column_plan.filters.append((index, exclusion.values, exclusion.reason, False))
     for i, cell in enumerate(header):
         alias = ALIASES.get(_header_key(cell))
         if alias and alias not in plan and i not in plan.values():
             plan[alias] = i
+    if "consent" not in plan:
+        questions = [i for i, cell in enumerate(header)
+                     if i not in plan.values() and is_consent_header(cell)]
+        if len(questions) > 1:
+            both = " and ".join(repr(header[i][:60]) for i in questions[:2])
+            raise InputRefused(source, f"two columns ask for consent to be named ({both}): say "
+                                       "which one holds it with --map consent=COLUMN")
+        if questions:
+            plan["consent"] = questions[0]
+    for column, value in options.where:
+        index = _find(header, column)
+        if index is None:
+            raise InputRefused(source, f"--where {column}={value}: no such column in the header")
+        column_plan.filters.append((index, frozenset({value.strip().casefold()}),
+                                    f"{header[index][:40]} is not {value[:40]}", True))
     if "name" not in plan and "first_name" not in plan and "last_name" not in plan:
         found = ", ".join(repr(h) for h in header)
         raise InputRefused(source, f"no name column (columns: {found[:120]}); name one with "
                                    "--map name=COLUMN")
-    return plan
+    if "signed_at" not in plan and options.signed_at_missing is not SignedAtMissing.IMPORT_TIME:
+        raise InputRefused(source, "no column holds the date of signing: name it with --map "
+                                   "signed_at=COLUMN, or date every signer at the time of import "
+                                   "with --signed-at-missing import-time")
+    if "consent" not in plan and options.consent_missing is None:
+        raise InputRefused(source, "no column says whether each signer agreed to be named: name it "
+                                   "with --map consent=COLUMN, or decide for the whole file with "
+                                   "--consent-missing withhold (count everyone, name no one) or "
+                                   "--consent-missing name (only if every signer agreed to be "
+                                   "named); a campaign can set consent_missing once")
+    return column_plan
 
 
 def resolve_encoding(path: Path, encoding: str | None) -> str:
@@ -256,9 +393,9 @@ def _recorded(lines: Iterable[str], seen: list[str]) -> Iterator[str]:
 
 
 class SignerCsv:
-    """An open, checked signer CSV: its header, column plan and a stream of records."""
+    """An open, checked signer CSV: its header, column plan, row rules and a stream of records."""
 
-    def __init__(self, stream: TextIO, *, source: str, column_map: Mapping[str, str] | None):
+    def __init__(self, stream: TextIO, *, source: str, options: ImportOptions) -> None:
         skipped = 0
         first = stream.readline(MAX_HEADER + 1)
         while first and not first.strip():
@@ -268,7 +405,7 @@ class SignerCsv:
                                        f"{MAX_HEADER:,} characters: this is not a signer export")
         first = first.removeprefix("\ufeff")  # a BOM left by an explicit utf-16-le/-be
         self.delimiter = _sniff_delimiter(first)
-        self._offset = skipped
+        self._offset = self.skipped_lines = skipped
         self._lines: list[str] = []
         csv.field_size_limit(_CSV_LIMIT)
         self._reader = csv.reader(_recorded(itertools.chain([first], stream), self._lines),
@@ -277,10 +414,48 @@ class SignerCsv:
         if len(self.header) > MAX_COLUMNS:
             raise InputRefused(source, f"the header has {len(self.header):,} columns, more than "
                                        f"{MAX_COLUMNS:,}: this is not a signer export")
-        self.plan = plan_columns(self.header, column_map, source)
+        self.columns = plan_columns(self.header, options, source)
+        self.plan = self.columns.fields
+        self.options = options
+        fmt = FORMATS[options.format] if options.format else None
+        # A format's zone is a fact of its export ("Submit Date (UTC)"), not a default.
+        self.zone_name = (fmt.timezone if fmt else None) or options.timezone \
+            or options.campaign_timezone
+        given = options.date_order or (fmt.date_order if fmt else None)
+        self.date_scan = DateScan(given)
+        self.date_order: DateOrder | None = given
+        self.rules = self._rules()
+        self.check_mojibake = options.encoding is not None
+        self.mojibake_rows = 0
+        self.mojibake_line = 0
 
-    def records(self, *, now: datetime, source: str) -> Iterator[SignerInput | Rejected]:
+    def _rules(self) -> RowRules:
+        consent_default = self.options.consent_missing is not ConsentMissing.WITHHOLD
+        return RowRules(zone=ZoneInfo(self.zone_name), date_order=self.date_order,
+                        empty_date_is_now=(self.options.signed_at_missing
+                                           is SignedAtMissing.IMPORT_TIME),
+                        consent_default=consent_default,
+                        identity=tuple(f for f in IDENTITY_FIELDS if f in self.plan))
+
+    def date_columns(self) -> list[int]:
+        """The columns the dates are read from (the date column, then its fallbacks)."""
+        if "signed_at" not in self.plan:
+            return []
+        return [self.plan["signed_at"], *self.columns.fallbacks.get("signed_at", [])]
+
+    def settle_dates(self, cells: Iterable[tuple[int, str]], source: str) -> None:
+        """The date cells of the whole file (line, text) → the day/month order, or InputRefused."""
+        add = self.date_scan.add
+        for line, text in cells:
+            add(line, text)
+        column = self.header[self.plan["signed_at"]] if "signed_at" in self.plan else ""
+        self.date_order = self.date_scan.settle(source, column)
+        self.rules = self._rules()
+
+    def records(self, *, now: datetime, source: str
+                ) -> Iterator[SignerInput | Rejected | Excluded]:
         width, plan, reader, lines = len(self.header), self.plan, self._reader, self._lines
+        fallbacks, filters, rules = self.columns.fallbacks.items(), self.columns.filters, self.rules
         while True:
             start = self._offset + reader.line_num + 1
             lines.clear()
@@ -303,15 +478,27 @@ class SignerCsv:
             if len(row) > width and any(cell.strip() for cell in row[width:]):
                 yield Rejected(start, f"{len(row)} fields, the header has {width}", tuple(row))
                 continue
+            if filters and (reason := _left_out(row, filters)):
+                yield Excluded(start, reason)
+                continue
             fields = {f: row[i] if i < len(row) else "" for f, i in plan.items()}
-            if "name" not in fields:
-                fields["name"] = f"{fields.get('first_name', '')} {fields.get('last_name', '')}"
+            for name, indices in fallbacks:
+                if not fields[name].strip():
+                    fields[name] = next((row[i] for i in indices if i < len(row) and row[i].strip()),
+                                        "")
             try:
-                yield validate_signer(fields, now=now, source=source)
+                signer = validate_signer(fields, now=now, source=source, rules=rules, line=start)
             except EmailInText as exc:
                 yield Rejected(start, self._email_reason(exc.label, row), tuple(row))
+                continue
             except RowRejected as exc:
                 yield Rejected(start, exc.reason, tuple(row))
+                continue
+            if self.check_mojibake and not (signer.name.isascii() and signer.city.isascii()) \
+                    and looks_mojibake(f"{signer.name} {signer.city}"):
+                self.mojibake_rows += 1
+                self.mojibake_line = self.mojibake_line or start
+            yield signer
 
     def _column(self, index: int) -> str:
         header = self.header[index] if index < len(self.header) else ""
@@ -391,15 +578,50 @@ class SignerCsv:
                 "never appear in a dossier")
 
 
+def _left_out(row: list[str], filters: list[tuple[int, frozenset[str], str, bool]]) -> str | None:
+    for index, values, reason, keep in filters:
+        cell = row[index].strip().casefold() if index < len(row) else ""
+        if (cell in values) != keep:
+            return reason
+    return None
+
+
+def _date_cells(path: Path, codec: str, signer_csv: SignerCsv) -> Iterator[tuple[int, str]]:
+    """(line, text) of every non-empty date cell, read in a first pass over the file."""
+    columns = signer_csv.date_columns()
+    offset = signer_csv.skipped_lines
+    with path.open("r", encoding=codec, errors="strict", newline="") as stream:
+        reader = csv.reader(stream, delimiter=signer_csv.delimiter)
+        for _ in range(offset):
+            stream.readline()
+        next(reader, None)
+        while True:
+            line = offset + reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:  # the second pass rejects such rows with their reasons
+                continue
+            for index in columns:
+                if index < len(row) and (text := row[index].strip()):
+                    yield line, text
+                    break
+
+
 @contextmanager
-def open_signer_csv(path: Path, *, encoding: str | None = None,
-                    column_map: Mapping[str, str] | None = None) -> Iterator[SignerCsv]:
-    """Path → SignerCsv; InputRefused (before any row is read) for an unusable file."""
+def open_signer_csv(path: Path, options: ImportOptions | None = None) -> Iterator[SignerCsv]:
+    """Path + options → SignerCsv; InputRefused (before any row is read) for an unusable file
+    or one that leaves a decision open (date order, consent, dates)."""
+    options = options or ImportOptions()
     if not path.is_file():
         raise InputRefused(str(path), "no such file")
-    codec = resolve_encoding(path, encoding)
+    codec = resolve_encoding(path, options.encoding)
     with path.open("r", encoding=codec, errors="strict", newline="") as stream:
         try:
-            yield SignerCsv(stream, source=str(path), column_map=column_map)
+            signer_csv = SignerCsv(stream, source=str(path), options=options)
+            if signer_csv.date_columns():
+                signer_csv.settle_dates(_date_cells(path, codec, signer_csv), str(path))
+            yield signer_csv
         except UnicodeDecodeError:  # the file changed after it was checked
             raise InputRefused(str(path), "changed while being read") from None

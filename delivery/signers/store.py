@@ -10,18 +10,26 @@ one `INSERT … SELECT FROM unnest(arrays)`), so duplicates are counted exactly 
 rows inserted) and any number of importers may race. A withdrawn signer stays withdrawn when
 imported again (the row exists: it counts as a duplicate).
 
-`import_csv` commits one transaction per batch: an interrupted import keeps whole batches only,
-and rerunning it skips what is already stored. Rejected rows go to `<input>.rejects.csv` (UTF-8
-with BOM: line, reason, then the row's original fields; mode 0600), replaced on each run and
-removed when a run has no rejects. `dry_run` writes nothing: no rows, no rejects file; it reports what an
-import would do (duplicates inside the file are found with 64-bit key prefixes).
+`import_csv` stores a file whole or not at all: its accepted rows go, batch by batch, into a
+temporary table on the import's connection, and one `INSERT … SELECT … ORDER BY signed_at, line
+ON CONFLICT DO NOTHING` stores the new ones, so that the signers of one import are numbered in
+the order they signed (ties in file order) and an interrupted import stores nothing (rerun it).
+Rows that repeat a signer (an earlier row of the file, by signing time, or one stored before)
+are listed in `<input>.duplicates.csv` (line, the line or list it repeats, name, city, country;
+no e-mail; mode 0600). Rejected rows go to `<input>.rejects.csv` (UTF-8 with BOM: line, reason,
+then the row's original fields; mode 0600). Both files are replaced on each run and removed when
+a run has none. `update` gives signers stored before the import (matched by key) the file's
+consent, city, country and date of signing, keeping their numbers, and reports their ids.
+`dry_run` stages the file the same way and rolls back: exact counts, nothing written, no files.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,9 +44,11 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    delete,
     func,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -46,15 +56,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from delivery.errors import DeliveryError, NotFound, RowRejected
-from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, parse_column_map
-from delivery.signers.normalize import COUNTRIES, email_key, normalize_email
+from delivery.signers.countries import iso_country_names
+from delivery.signers.dates import DateOrder
+from delivery.signers.intake import Excluded, Rejected, SignerInput, open_signer_csv
+from delivery.signers.normalize import email_key, normalize_email
+from delivery.signers.options import ImportOptions
 from delivery.storage import audit
 from delivery.storage.db import transaction
 from delivery.storage.keys import SignerKeys
-from delivery.storage.models import CampaignRow, SignerRow
+from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
 
 __all__ = ["ImportReport", "Purgeable", "add_signers", "count_signers", "forget_erased", "import_csv",
-           "parse_column_map", "purge_signers", "purgeable_signers", "withdraw_signer"]
+           "purge_signers", "purgeable_signers", "withdraw_signer"]
 
 _SIGNERS = cast(Table, SignerRow.__table__)
 # 10 columns per row: 2,000 rows stay far below SQLite's 32,766 host parameters.
@@ -75,14 +88,42 @@ class ImportReport:
     # "Ort" column went unused must say so, not import empty cities in silence.
     unused_columns: list[str] = field(default_factory=list)
     missing_fields: list[str] = field(default_factory=list)
+    excluded: int = 0
+    excluded_reasons: dict[str, int] = field(default_factory=dict)
+    named: int = 0     # of the new signers: may be named
+    withheld: int = 0  # of the new signers: counted, never named
+    updated: int = 0
+    updated_ids: list[int] = field(default_factory=list)
+    duplicates_file: Path | None = None
+    date_order: DateOrder | None = None
+    timezone: str = "UTC"
+    preview: list[PreviewRow] = field(default_factory=list)  # the first rows as read
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"imported": self.imported, "duplicates": self.duplicates,
-                "rejected": self.rejected, "dry_run": self.dry_run,
+                "rejected": self.rejected, "excluded": self.excluded,
+                "excluded_reasons": self.excluded_reasons, "named": self.named,
+                "withheld": self.withheld, "updated": self.updated, "dry_run": self.dry_run,
                 "rejects_file": str(self.rejects_file) if self.rejects_file else None,
+                "duplicates_file": str(self.duplicates_file) if self.duplicates_file else None,
+                "date_order": self.date_order.value if self.date_order else None,
+                "timezone": self.timezone,
                 "sample_rejects": [{"line": line, "reason": reason}
                                    for line, reason in self.sample_rejects],
-                "unused_columns": self.unused_columns, "missing_fields": self.missing_fields}
+                "unused_columns": self.unused_columns, "missing_fields": self.missing_fields,
+                "warnings": self.warnings}
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One row as the import read it (what a dry run shows before anything is stored)."""
+
+    line: int
+    name: str
+    signed_at: datetime
+    country: str
+    named: bool
 
 
 def _unique(signers: Sequence[SignerInput]) -> dict[str, SignerInput]:
@@ -132,15 +173,6 @@ def add_signers(session: Session, campaign_id: int, signers: Sequence[SignerInpu
     return inserted, len(signers) - inserted
 
 
-def _existing_keys(session: Session, campaign_id: int, stored_keys: Sequence[str]) -> int:
-    found = 0
-    for start in range(0, len(stored_keys), _ROWS_PER_STATEMENT):
-        chunk = stored_keys[start:start + _ROWS_PER_STATEMENT]
-        found += session.execute(select(func.count()).select_from(_SIGNERS).where(
-            SignerRow.campaign_id == campaign_id, SignerRow.email_key.in_(chunk))).scalar_one()
-    return found
-
-
 def withdraw_signer(session: Session, campaign_id: int, email: str, *, now: datetime,
                     actor: str, keys: SignerKeys) -> bool:
     """Mark the signer with this e-mail withdrawn (and audit it) → whether one was found."""
@@ -158,6 +190,22 @@ def withdraw_signer(session: Session, campaign_id: int, email: str, *, now: date
                  subject=f"signer {row.id}", signer_id=row.id,
                  already_withdrawn=row.withdrawn_at is not None)
     return True
+
+
+def forget_volume_facts(session: Session, campaign_id: int, signer_ids: Sequence[int]) -> int:
+    """Delete the stored facts of every volume holding one of these signers (their rows changed:
+    a build must read and draw those volumes again) → how many."""
+    ids = sorted(signer_ids)
+    facts = session.execute(select(VolumeFactsRow.fingerprint, VolumeFactsRow.first_id,
+                                   VolumeFactsRow.last_id)
+                            .where(VolumeFactsRow.campaign_id == campaign_id)).all()
+    stale = [fact.fingerprint for fact in facts
+             if (i := bisect.bisect_left(ids, fact.first_id)) < len(ids) and ids[i] <= fact.last_id]
+    for start in range(0, len(stale), _ROWS_PER_STATEMENT):
+        session.execute(delete(VolumeFactsRow).where(
+            VolumeFactsRow.campaign_id == campaign_id,
+            VolumeFactsRow.fingerprint.in_(stale[start:start + _ROWS_PER_STATEMENT])))
+    return len(stale)
 
 
 def count_signers(session: Session, campaign_id: int) -> int:
@@ -210,34 +258,27 @@ class _RejectsFile:
             self._partial.unlink(missing_ok=True)
 
 
-class _Importer:
-    """Writes batches through one connection, one transaction per batch."""
+class _DuplicatesFile:
+    """`<input>.duplicates.csv`: each row that is a signer already counted, with the line (or the
+    list) it repeats, and what it would have printed. No e-mail addresses: only line numbers."""
 
-    def __init__(self, conn: Connection, campaign_id: int, report: ImportReport, now: datetime,
-                 keys: SignerKeys):
-        self.conn, self.campaign_id, self.report, self.now = conn, campaign_id, report, now
-        self.keys = keys
-        self.seen: set[int] = set()  # dry run only: 64-bit key prefixes met in earlier batches
+    def __init__(self, input_path: Path) -> None:
+        self.path = input_path.with_name(input_path.name + ".duplicates.csv")
 
-    def flush(self, batch: list[SignerInput]) -> None:
-        if not batch:
-            return
-        with self.conn.begin(), Session(bind=self.conn) as session:
-            if self.report.dry_run:
-                self._count_only(session, batch)
-                return
-            inserted, duplicates = add_signers(session, self.campaign_id, batch, now=self.now,
-                                               keys=self.keys)
-        # Counted once committed: a commit that fails (a full disk) saved none of them.
-        self.report.imported += inserted
-        self.report.duplicates += duplicates
-
-    def _count_only(self, session: Session, batch: list[SignerInput]) -> None:
-        fresh = [k for k in _unique(batch) if int(k[:16], 16) not in self.seen]
-        self.seen.update(int(k[:16], 16) for k in fresh)
-        stored = _existing_keys(session, self.campaign_id, self.keys.stored_keys(fresh))
-        self.report.imported += len(fresh) - stored
-        self.report.duplicates += len(batch) - (len(fresh) - stored)
+    def write(self, rows: Sequence[tuple[int, str, str, str, str]]) -> Path | None:
+        if not rows:
+            self.path.unlink(missing_ok=True)  # a stale file would describe another run
+            return None
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["line", "same signer as", "name", "city", "country"])
+            for row in rows:
+                writer.writerow([row[0], *map(_inert, row[1:])])
+        os.replace(partial, self.path)
+        return self.path
 
 
 @contextmanager
@@ -256,67 +297,226 @@ def _import_connection(engine: Engine) -> Iterator[Connection]:
             conn.invalidate()
 
 
-def _batches(records: Iterator[SignerInput | Rejected], report: ImportReport,
+# One import is staged in a temporary table, then stored in one statement ordered by signing
+# time: the signers of one file are numbered in the order they signed, and an import is stored
+# whole or not at all.
+_PG_STAGE = (
+    "INSERT INTO import_staging (line, email_key, name, city, country, signed_at, consent, source) "
+    "SELECT * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::timestamptz[], %s::boolean[], %s::text[])")
+_SQLITE_STAGE = (
+    "INSERT INTO import_staging (line, email_key, name, city, country, signed_at, consent, source) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+class _Stage:
+    """The temporary table of one import, on the import's connection and transaction."""
+
+    def __init__(self, conn: Connection, keys: SignerKeys) -> None:
+        self.conn, self.keys = conn, keys
+        self.dialect = conn.dialect.name
+        timestamp = "timestamptz" if self.dialect == "postgresql" else "text"
+        if self.dialect == "postgresql":
+            # The one sort by signing time: in memory rather than in temporary files (the
+            # default 4 MB spilled a 1,000,000-row import to disk).
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        conn.exec_driver_sql("DROP TABLE IF EXISTS import_staging")
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE import_staging (line integer NOT NULL, email_key text NOT NULL, "
+            "name text NOT NULL, city text NOT NULL, country text NOT NULL, "
+            f"signed_at {timestamp} NOT NULL, consent boolean NOT NULL, source text NOT NULL)")
+        as_text = _SIGNERS.c.signed_at.type.bind_processor(conn.dialect)
+        self._as_text = as_text
+        self.rows = 0
+        # Signers with a larger id were stored by this import: the others were there before.
+        self.last_id_before = int(conn.execute(select(func.coalesce(func.max(_SIGNERS.c.id), 0))
+                                               ).scalar_one())
+
+    def add(self, batch: Sequence[SignerInput]) -> None:
+        stored_keys = self.keys.stored_keys(s.email_key for s in batch)
+        if self.dialect == "postgresql":
+            columns = [[s.line for s in batch], stored_keys, *(
+                [getattr(s, name) for s in batch]
+                for name in ("name", "city", "country", "signed_at", "consent", "source"))]
+            self.conn.exec_driver_sql(_PG_STAGE, tuple(columns))
+        elif self.dialect == "sqlite":
+            as_text = self._as_text
+            assert as_text is not None
+            self.conn.exec_driver_sql(_SQLITE_STAGE, [
+                (s.line, key, s.name, s.city, s.country, as_text(s.signed_at), s.consent,
+                 s.source) for key, s in zip(stored_keys, batch, strict=True)])
+        else:
+            raise NotImplementedError(f"signers on {self.dialect}")
+        self.rows += len(batch)
+
+    def _param(self, value: datetime) -> object:
+        return self._as_text(value) if self._as_text is not None else value
+
+    def store(self, campaign_id: int, now: datetime) -> int:
+        """Insert the staged signers not stored yet, earliest signature first → how many."""
+        # "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
+        sql = ("INSERT INTO signers (campaign_id, email_key, name, city, country, signed_at, "
+               "consent, source, created_at) SELECT :campaign, email_key, name, city, country, "
+               "signed_at, consent, source, :now FROM import_staging WHERE true "
+               "ORDER BY signed_at, line ON CONFLICT (campaign_id, email_key) DO NOTHING")
+        result = self.conn.execute(text(sql), {"campaign": campaign_id, "now": self._param(now)})
+        return int(result.rowcount)
+
+    def duplicates(self, campaign_id: int) -> list[tuple[int, str, str, str, str, bool]]:
+        """Staged rows that are not new signers: (line, what they repeat, name, city, country,
+        consent), after `store` or in a dry run (before anything is stored)."""
+        before = self.conn.execute(text(
+            "SELECT s.line FROM import_staging s JOIN signers t ON t.campaign_id = :campaign AND "
+            "t.email_key = s.email_key AND t.id <= :before"),
+            {"campaign": campaign_id, "before": self.last_id_before}).scalars()
+        listed = set(before)
+        found: list[tuple[int, str, str, str, str, bool]] = []
+        groups = self.conn.execute(text(
+            "SELECT line, email_key, name, city, country, consent FROM import_staging WHERE email_key "
+            "IN (SELECT email_key FROM import_staging GROUP BY email_key HAVING count(*) > 1) "
+            "ORDER BY email_key, signed_at, line"))
+        first_of: dict[str, int] = {}
+        for line, key, name, city, country, consent in groups:
+            if line in listed:
+                continue
+            if key in first_of:
+                found.append((line, f"line {first_of[key]}", name, city, country, bool(consent)))
+            else:
+                first_of[key] = line
+        if listed:
+            for line, name, city, country, consent in self.conn.execute(text(
+                    "SELECT line, name, city, country, consent FROM import_staging "
+                    "WHERE line IN (SELECT value FROM json_each(:lines))" if self.dialect == "sqlite"
+                    else "SELECT line, name, city, country, consent FROM import_staging "
+                    "WHERE line = ANY(:lines)"),
+                    {"lines": json.dumps(sorted(listed)) if self.dialect == "sqlite"
+                     else sorted(listed)}):
+                found.append((line, "the list (stored before)", name, city, country, bool(consent)))
+        return sorted(found)
+
+    def update(self, campaign_id: int) -> list[int]:
+        """Stored signers (stored before this import) take the staged consent, city, country and
+        date of their file's earliest row → the ids changed."""
+        self.conn.exec_driver_sql("CREATE INDEX import_staging_key ON import_staging (email_key)")
+        result = self.conn.execute(text(
+            "UPDATE signers SET consent = s.consent, city = s.city, country = s.country, "
+            "signed_at = s.signed_at FROM import_staging s WHERE signers.campaign_id = :campaign "
+            "AND signers.email_key = s.email_key AND signers.id <= :before "
+            "AND s.line = (SELECT min(o.line) FROM import_staging o WHERE o.email_key = s.email_key) "
+            "AND (signers.consent != s.consent OR signers.city != s.city "
+            "OR signers.country != s.country OR signers.signed_at != s.signed_at) "
+            "RETURNING signers.id"), {"campaign": campaign_id, "before": self.last_id_before})
+        return sorted(result.scalars())
+
+    def drop(self) -> None:
+        self.conn.exec_driver_sql("DROP TABLE IF EXISTS import_staging")
+
+
+_PREVIEW_ROWS = 10
+
+
+def _batches(records: Iterator[SignerInput | Rejected | Excluded], report: ImportReport,
              rejects: _RejectsFile | None, size: int) -> Iterator[list[SignerInput]]:
     batch: list[SignerInput] = []
     for record in records:
-        if isinstance(record, Rejected):
+        if isinstance(record, SignerInput):
+            batch.append(record)
+            if len(report.preview) < _PREVIEW_ROWS:
+                report.preview.append(PreviewRow(record.line, record.name, record.signed_at,
+                                                 record.country, record.consent))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        elif isinstance(record, Excluded):
+            report.excluded += 1
+            report.excluded_reasons[record.reason] = report.excluded_reasons.get(record.reason, 0) + 1
+        else:
             report.rejected += 1
             if len(report.sample_rejects) < _SAMPLE_REJECTS:
                 report.sample_rejects.append((record.line, record.reason))
             if rejects is not None:
                 rejects.write(record)
-            continue
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
     yield batch
 
 
 def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime, keys: SignerKeys,
-               encoding: str | None = None, column_map: Mapping[str, str] | None = None,
-               dry_run: bool = False, batch_size: int = 5000,
+               options: ImportOptions | None = None, batch_size: int = 5000,
                source: str | None = None) -> ImportReport:
-    """A signer CSV → rows stored batch by batch, rejects beside it → ImportReport.
+    """A signer CSV + options → its signers stored in one transaction, in order of signing, and
+    the rejects and duplicates files beside it → ImportReport.
 
-    InputRefused (nothing written) for a file that is not usable as a whole; DeliveryError when
-    the database fails mid-way (the batches before it stay, the failing one is rolled back).
+    InputRefused (nothing written) for a file that is not usable as a whole or leaves a decision
+    open; DeliveryError when the database fails (nothing is stored: rerun the import).
     """
+    options = options or ImportOptions()
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     with transaction(engine) as session:
         if session.get(CampaignRow, campaign_id) is None:
             raise NotFound(f"campaign {campaign_id} does not exist")
+    dry_run = options.dry_run
     report = ImportReport(0, 0, 0, None, dry_run)
-    with (open_signer_csv(path, encoding=encoding, column_map=column_map) as signer_csv,
+    with (open_signer_csv(path, options) as signer_csv,
           _import_connection(engine) as conn):
-        used = set(signer_csv.plan.values())
-        report.unused_columns = [h for i, h in enumerate(signer_csv.header) if i not in used and h.strip()]
-        has_name = "name" in signer_csv.plan or "first_name" in signer_csv.plan
-        report.missing_fields = [f for f in ("email", "city", "country", "signed_at")
-                                 if f not in signer_csv.plan] if has_name else []
-        importer = _Importer(conn, campaign_id, report, now, keys)
+        used = signer_csv.columns.read()
+        report.unused_columns = [h for i, h in enumerate(signer_csv.header)
+                                 if i not in used and h.strip()]
+        report.missing_fields = [f for f in ("email", "city", "country", "signed_at", "consent")
+                                 if f not in signer_csv.plan]
+        report.date_order = signer_csv.date_order
+        report.timezone = signer_csv.zone_name
         rejects = None if dry_run else _RejectsFile(path, signer_csv.header)
         records = signer_csv.records(now=now, source=source or f"import:{path.name}"[:200])
+        named = withheld = 0
         try:
-            for batch in _batches(records, report, rejects, batch_size):
-                importer.flush(batch)
+            with conn.begin():
+                stage = _Stage(conn, keys)
+                for batch in _batches(records, report, rejects, batch_size):
+                    if batch:
+                        stage.add(batch)
+                        consenting = sum(s.consent for s in batch)
+                        named, withheld = named + consenting, withheld + len(batch) - consenting
+                staged = stage.rows
+                if dry_run:
+                    duplicates = stage.duplicates(campaign_id)
+                    report.imported = stage.rows - len(duplicates)
+                    if options.update:
+                        report.updated = len(stage.update(campaign_id))
+                    conn.rollback()
+                else:
+                    report.imported = stage.store(campaign_id, now)
+                    duplicates = stage.duplicates(campaign_id) \
+                        if report.imported < stage.rows else []
+                    if options.update:
+                        report.updated_ids = stage.update(campaign_id)
+                        report.updated = len(report.updated_ids)
+                    stage.drop()
         except SQLAlchemyError as exc:
             if rejects is not None:
                 rejects.abort()
             # The driver's message may quote row values (names): keep only its first line.
             first_line = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
             raise DeliveryError(
-                f"{path}: import stopped by a database error after {report.imported} new signers "
-                f"were saved; the failing batch was rolled back; rerun to resume ({first_line})"
-            ) from None
+                f"{path}: import stopped by a database error; nothing was stored; rerun it "
+                f"({first_line})") from None
         except BaseException:
             if rejects is not None:
                 rejects.abort()
             raise
-    if rejects is not None:
+    # Exact whatever other importers do; the listing names the lines as this import saw them.
+    report.duplicates = staged - report.imported
+    repeated_named = sum(d[5] for d in duplicates)
+    report.named = named - repeated_named
+    report.withheld = withheld - (len(duplicates) - repeated_named)
+    if signer_csv.mojibake_rows:
+        report.warnings.append(
+            f"{signer_csv.mojibake_rows:,} rows (the first on line {signer_csv.mojibake_line}) "
+            f"hold text like 'Ã©' or 'Ð°', which is what UTF-8 read as {options.encoding} looks "
+            "like: check --encoding (the file may well be UTF-8)")
+    if not dry_run:
+        assert rejects is not None
         report.rejects_file = rejects.finish()
+        report.duplicates_file = _DuplicatesFile(path).write([d[:5] for d in duplicates])
     return report
 
 
@@ -349,12 +549,6 @@ def purgeable_signers(session: Session, campaign_id: int, *, before: datetime) -
     return Purgeable(int(count), first, last)
 
 
-def _iso_country_names() -> frozenset[str]:
-    """The canonical names intake gives ISO 3166-1 countries (the third field of COUNTRIES)."""
-    return frozenset(entry.split("|")[2] for entry in COUNTRIES.replace("\n", "").split(";")
-                     if entry.count("|") >= 2)
-
-
 def purge_signers(session: Session, campaign_id: int, *, before: datetime,
                   country_kept_from: int) -> Purgeable:
     """Erase the signers who signed before `before` (withdrawn ones too), in the caller's
@@ -375,7 +569,7 @@ def purge_signers(session: Session, campaign_id: int, *, before: datetime,
         # Overwrite freed bytes with zeros: the old name and key must not stay in the file's
         # free space (see forget_erased for the write-ahead log).
         conn.exec_driver_sql("PRAGMA secure_delete = ON")
-    iso = _iso_country_names()
+    iso = iso_country_names()
     common = [country for country, _n in conn.execute(
         select(_SIGNERS.c.country, func.count()).where(
             _SIGNERS.c.campaign_id == campaign_id, _SIGNERS.c.withdrawn_at.is_(None),

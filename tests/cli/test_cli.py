@@ -36,8 +36,8 @@ def cli(database_url: str, tmp_path: Path, signing_files: tuple[Path, Path]) -> 
 
 
 def write_csv(path: Path, rows: int, start: int = 0) -> Path:
-    lines = ["name,email,city,country,signed_at"]
-    lines += [f"Signer {i},signer{i}@example.net,Yerevan,Armenia,2026-10-01T10:00:00Z"
+    lines = ["name,email,city,country,signed_at,consent"]
+    lines += [f"Signer {i},signer{i}@example.net,Yerevan,Armenia,2026-10-01T10:00:00Z,yes"
               for i in range(start, start + rows)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -205,15 +205,40 @@ def test_database_unreachable_is_one_line_exit_1(cli: Run) -> None:
 
 def test_import_names_the_columns_it_did_not_read(cli: Run, tmp_path: Path) -> None:
     path = tmp_path / "de.csv"
-    path.write_text("Full Name;Mail;Ort;Land\nHans Beispiel;hans@example.net;Köln;DE\n", encoding="utf-8")
-    result = cli("signers", "import", str(path), "--dry-run")
+    path.write_text("Full Name;Mail;Heimatstadt;Staat;Unterschrieben am\n"
+                    "Hans Beispiel;hans@example.net;Köln;DE;27.11.2026\n", encoding="utf-8")
+    undated = cli("signers", "import", str(path), "--consent-missing", "withhold")
+    assert undated.returncode == 2 and "--signed-at-missing import-time" in undated.stderr
+    result = cli("signers", "import", str(path), "--dry-run", "--map", "signed_at=Unterschrieben am",
+                 "--consent-missing", "withhold")
     assert result.returncode == 0, result.stderr
-    assert "columns not read: Ort, Land" in result.stdout
-    assert "no column found for: city, country, signed_at" in result.stdout
-    mapped = cli("signers", "import", str(path), "--map", "city=Ort,country=Land", "--json")
+    assert "columns not read: Heimatstadt, Staat" in result.stdout
+    assert "no column found for: city, country, consent" in result.stdout
+    assert "would import 1 (0 named, 1 withheld)" in result.stdout
+    assert "line 2: Hans Beispiel | 2026-11-27 00:00 UTC | - | withheld" in result.stdout
+    mapped = cli("signers", "import", str(path), "--map", "city=Heimatstadt", "--map", "country=Staat",
+                 "--map", "signed_at=Unterschrieben am", "--consent-missing", "withhold", "--json")
     report = json.loads(mapped.stdout)
-    assert report["imported"] == 1 and report["unused_columns"] == []
-    assert report["missing_fields"] == ["signed_at"]
+    assert report["imported"] == 1 and report["withheld"] == 1 and report["unused_columns"] == []
+    assert report["missing_fields"] == ["consent"] and report["date_order"] == "dmy"
+
+
+@pytest.mark.parametrize(("rows", "refusal", "option"), [
+    (["3/4/2026", "5/6/2026"], "can be read as", "--date-order"),
+    (["25/3/2026", "3/25/2026"], "mixes day-first dates (line 2", "one file must use one order"),
+])
+def test_import_refuses_dates_it_cannot_read_one_way_and_the_option_settles_it(
+        cli: Run, tmp_path: Path, rows: list[str], refusal: str, option: str) -> None:
+    path = tmp_path / "us.csv"
+    path.write_text("name,email,signed_at,consent\n" + "".join(
+        f"Signer {chr(65 + i)},s{i}@example.net,{day},yes\n" for i, day in enumerate(rows)),
+        encoding="utf-8")
+    refused = cli("signers", "import", str(path))
+    assert refused.returncode == 2 and refusal in refused.stderr and option in refused.stderr
+    assert cli("signers", "count").stdout.strip() == "0"
+    if option == "--date-order":
+        settled = cli("signers", "import", str(path), "--date-order", "mdy", "--json")
+        assert settled.returncode == 0 and json.loads(settled.stdout)["imported"] == 2
 
 
 def test_campaign_and_json_options_go_before_or_after_the_command(cli: Run) -> None:

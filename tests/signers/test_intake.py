@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from delivery.errors import InputRefused
-from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, parse_column_map
+from delivery.signers.intake import Excluded, Rejected, SignerInput, open_signer_csv
 from delivery.signers.normalize import email_key
+from delivery.signers.options import FIELDS, parse_pairs
+from tests.support.imports import decided
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 HEADER = "name,email,city,country,signed_at,consent\r\n"
@@ -22,9 +25,9 @@ def write(tmp_path: Path, data: bytes, name: str = "signers.csv") -> Path:
     return path
 
 
-def read(path: Path, **kwargs: object) -> list[SignerInput | Rejected]:
-    with open_signer_csv(path, **kwargs) as signer_csv:  # type: ignore[arg-type]
-        return list(signer_csv.records(now=NOW, source="test"))
+def read(path: Path, **kwargs: Any) -> list[SignerInput | Rejected]:
+    with open_signer_csv(path, decided(**kwargs)) as signer_csv:
+        return [r for r in signer_csv.records(now=NOW, source="test") if not isinstance(r, Excluded)]
 
 
 def accepted(records: list[SignerInput | Rejected]) -> list[SignerInput]:
@@ -182,10 +185,11 @@ def test_full_name_alias_and_unknown_columns_ignored(tmp_path: Path) -> None:
 
 def test_column_map_names_other_columns(tmp_path: Path) -> None:
     text = "Unterzeichner,Ort,Land,Datum\nZoë Ørsted,Århus,Dänemark,27.11.2026\n"
-    mapping = parse_column_map("name=Unterzeichner, city=Ort,country = Land,signed_at=datum")
+    mapping = dict(parse_pairs("--map", ["name=Unterzeichner", " city=Ort", "country = Land",
+                                         "signed_at=datum"], fields=FIELDS))
     [record] = read(write(tmp_path, text.encode()), column_map=mapping)
     assert isinstance(record, SignerInput)
-    assert (record.name, record.city, record.country) == ("Zoë Ørsted", "Århus", "Dänemark")
+    assert (record.name, record.city, record.country) == ("Zoë Ørsted", "Århus", "Denmark")
     assert record.signed_at == datetime(2026, 11, 27, tzinfo=UTC)
 
 
@@ -198,10 +202,16 @@ def test_no_name_column_is_refused(tmp_path: Path) -> None:
         read(path, column_map={"name": "Full Name"})
 
 
-@pytest.mark.parametrize("text", ["name", "name=", "=Full Name", "nickname=Nick", "name=A,name=B"])
-def test_bad_column_map_is_refused(text: str) -> None:
-    with pytest.raises(InputRefused):
-        parse_column_map(text)
+@pytest.mark.parametrize("items", [["name"], ["name="], ["=Full Name"], ["nickname=Nick"],
+                                   ["name=A", "name=B"]])
+def test_bad_column_map_is_refused(items: list[str]) -> None:
+    with pytest.raises(InputRefused, match="--map"):
+        parse_pairs("--map", items, fields=FIELDS)
+
+
+def test_a_mapped_column_is_everything_after_the_first_equals_sign() -> None:
+    assert parse_pairs("--map", ["city=Town, village=or hamlet"], fields=FIELDS) == [
+        ("city", "Town, village=or hamlet")]
 
 
 def test_source_is_recorded(tmp_path: Path) -> None:

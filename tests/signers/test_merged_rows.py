@@ -16,10 +16,11 @@ from delivery.campaigns.config import parse_campaign
 from delivery.dossier.stored import Frozen, compose_stored
 from delivery.errors import RowRejected
 from delivery.pdf.build import build_dossier_pdfs
-from delivery.signers.intake import Rejected, SignerInput, open_signer_csv, validate_signer
+from delivery.signers.intake import Excluded, Rejected, SignerInput, open_signer_csv, validate_signer
 from delivery.signers.store import import_csv
 from delivery.storage.db import transaction
 from delivery.storage.models import SignerRow
+from tests.support.imports import DECIDED
 from tests.support.keys import TEST_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,14 +30,14 @@ HEADER = "name,email,city,country,signed_at,consent\n"
 # csv module read lines 3-6 as one signer whose name holds three other signers' addresses
 # ("imported 5, rejected 0" for 8 rows).
 STRAY_QUOTE = (HEADER
-               + "Ann,ann@example.org,Rome,IT,,\n"                 # 2
+               + "Ann,ann@example.org,Rome,IT,,yes\n"                 # 2
                + '"Bob Stray,bob@example.org,Oslo,NO,,\n'          # 3: the stray quote
                + "Cid,cid@example.org,Lyon,FR,,\n"                 # 4
                + "Dee,dee@example.org,Nice,FR,,\n"                 # 5
                + 'Eve,eve@example.org,Bern,CH,,"yes"\n'            # 6: the next quote
-               + "Fay,fay@example.org,Riga,LV,,\n"                 # 7
-               + "Gus,gus@example.org,Kyiv,UA,,\n"                 # 8
-               + "Hal,hal@example.org,Baku,AZ,,\n")                # 9
+               + "Fay,fay@example.org,Riga,LV,,yes\n"                 # 7
+               + "Gus,gus@example.org,Kyiv,UA,,yes\n"                 # 8
+               + "Hal,hal@example.org,Baku,AZ,,yes\n")                # 9
 
 
 def write(folder: Path, text: str, name: str = "signers.csv") -> Path:
@@ -46,8 +47,8 @@ def write(folder: Path, text: str, name: str = "signers.csv") -> Path:
 
 
 def read(path: Path) -> list[SignerInput | Rejected]:
-    with open_signer_csv(path) as signer_csv:
-        return list(signer_csv.records(now=NOW, source="test"))
+    with open_signer_csv(path, DECIDED) as signer_csv:
+        return [r for r in signer_csv.records(now=NOW, source="test") if not isinstance(r, Excluded)]
 
 
 def names(records: list[SignerInput | Rejected]) -> list[str]:
@@ -155,7 +156,7 @@ def test_reasons_quoting_a_bad_value_never_quote_an_address(tmp_path: Path) -> N
     text = HEADER + "Ann,,Rome,IT,ann@example.org,\n" + "Bob,,Oslo,NO,,bob@example.org\n"
     assert [r.reason for r in rejects(read(write(tmp_path, text)))] == [
         "unreadable date (it holds an e-mail address)",
-        "unreadable consent value (it holds an e-mail address)"]
+        "unreadable consent answer (it holds an e-mail address)"]
 
 
 @pytest.mark.parametrize("comment", [0, 300])  # within the csv module's field limit, beyond it
@@ -169,7 +170,7 @@ def test_an_unclosed_quote_loses_no_row_of_5000(engine: Engine, campaign_id: int
     rows[1749] = '"' + rows[1749]
     path = write(files, "name,email,city,country,signed_at,consent,comment\n"
                  + "\n".join(rows) + "\n")
-    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS)
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, options=DECIDED)
     assert report.imported + report.duplicates + report.rejected == 5000
     assert report.rejects_file is not None
     rejected_lines = [int(row[0]) for row in rejects_file(report.rejects_file)]
@@ -188,7 +189,8 @@ def test_an_unclosed_quote_loses_no_row_of_5000(engine: Engine, campaign_id: int
 
 def test_the_stray_quote_dossier_prints_no_address(engine: Engine, campaign_id: int,
                                                    files: Path) -> None:
-    report = import_csv(engine, campaign_id, write(files, STRAY_QUOTE), now=NOW, keys=TEST_KEYS)
+    report = import_csv(engine, campaign_id, write(files, STRAY_QUOTE), now=NOW, keys=TEST_KEYS,
+                        options=DECIDED)
     assert (report.imported, report.duplicates, report.rejected) == (4, 0, 4)
     assert report.rejects_file is not None
     assert [row[0] for row in rejects_file(report.rejects_file)] == ["3", "4", "5", "6"]

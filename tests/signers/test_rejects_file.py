@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from delivery.signers.store import import_csv
+from tests.support.imports import DECIDED
 from tests.support.keys import TEST_KEYS
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -26,7 +27,7 @@ def test_rejected_rows_holding_formulas_are_written_as_inert_text(engine: Engine
         for payload in PAYLOADS:  # each row lacks a valid e-mail, so each is rejected
             writer.writerow([payload, "not-an-address", payload, "AM", payload])
         writer.writerow(["Good Signer", "good@example.org", "Yerevan", "AM", ""])
-    report = import_csv(engine, campaign_id, source, now=NOW, keys=TEST_KEYS)
+    report = import_csv(engine, campaign_id, source, now=NOW, keys=TEST_KEYS, options=DECIDED)
     assert report.rejects_file is not None
     with report.rejects_file.open(encoding="utf-8-sig", newline="") as stream:
         rows = list(csv.reader(stream))

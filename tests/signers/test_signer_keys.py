@@ -29,6 +29,7 @@ from delivery.storage.db import MIGRATIONS, make_engine, schema_revisions, trans
 from delivery.storage.keys import SignerKeys, create_key_file, read_key_file
 from delivery.storage.models import CampaignRow, SignerRow
 from tests.conftest import PG_ADMIN_URL
+from tests.support.imports import DECIDED
 from tests.support.serve_harness import fresh_database
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -106,7 +107,7 @@ def test_the_service_stores_and_finds_signers_with_the_installation_key(
     export = tmp_path / "export.csv"
     export.write_text("name,email,city,country\nZoë Ø,Zoë@Example.org,Århus,DK\nAnna,anna@example.net,,\n",
                       encoding="utf-8")
-    report = signers.import_file(app, campaign, export, now=NOW, actor="cli:test")
+    report = signers.import_file(app, campaign, export, now=NOW, actor="cli:test", options=DECIDED)
     assert (report.imported, report.duplicates) == (1, 1)
 
     keys = app.signer_keys

@@ -91,9 +91,14 @@ def test_an_imports_rejects_file_is_owner_only(tmp_path: Path) -> None:
     try:
         init(app)
         export = tmp_path / "export.csv"
-        export.write_text("name,email,city,country\n,someone@example.org,Yerevan,AM\n", encoding="utf-8")
+        export.write_text("name,email,city,country,signed_at,consent\n"
+                          ",someone@example.org,Yerevan,AM,2026-03-04,yes\n"
+                          "Ann Lee,ann@example.org,Yerevan,AM,2026-03-04,yes\n"
+                          "Ann Lee,ANN@example.org,Yerevan,AM,2026-03-05,yes\n", encoding="utf-8")
         report = signers.import_file(app, app.campaign(None), export, now=NOW, actor="cli:test")
         assert report.rejected == 1 and report.rejects_file is not None
         assert mode(report.rejects_file) == 0o600
+        assert report.duplicates == 1 and report.duplicates_file is not None
+        assert mode(report.duplicates_file) == 0o600
     finally:
         app.close()
