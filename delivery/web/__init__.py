@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.services.app import App
-from delivery.web import actions, api, auth, pages
+from delivery.web import actions, api, auth, imports, pages
 from delivery.web.common import WebState, css_path, error_page, template_env
 from delivery.web.config import WebConfig, web_config
 from delivery.web.middleware import WebSecurityMiddleware
@@ -40,7 +40,8 @@ class FormSizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["path"].startswith("/api/"):
             length = dict(scope["headers"]).get(b"content-length")
-            if length is None or not length.isdigit() or int(length) > FORM_LIMIT:
+            limit = imports.body_limit(scope["path"]) or FORM_LIMIT  # an upload's page takes more
+            if length is None or not length.isdigit() or int(length) > limit:
                 status, text = (411, "Length Required") if length is None else (413, "Request too large")
                 await PlainTextResponse(text, status_code=status)(scope, receive, send)
                 return
@@ -76,7 +77,7 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
         return Response(body, media_type="text/css", headers={"cache-control": "max-age=3600"})
 
     routes = [Route("/static/admin.css", stylesheet, methods=["GET"]),
-              *auth.routes, *pages.routes, *actions.routes, *api.routes]
+              *auth.routes, *pages.routes, *actions.routes, *imports.routes, *api.routes]
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield

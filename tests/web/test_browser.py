@@ -4,25 +4,18 @@ see it marked sent, cancel a held delivery. Screenshots go to test-artifacts/bro
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from delivery.services.app import App
 from delivery.storage.db import make_engine
-from delivery.web import create_web_app
-from tests.support.smtpd import SmtpServer, free_port
+from tests.support.browser import ARTIFACTS, chromium, serving
+from tests.support.smtpd import SmtpServer
 from tests.web.test_web import PASSWORD, SLUG, add_signers, add_user, held_delivery, make_app, web_config
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BUILD_TIMEOUT_MS = 180_000
 
 pytestmark = pytest.mark.slow
@@ -31,36 +24,19 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def live(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[str, App]]:
     """The admin on a real uvicorn server on loopback, with a SQLite database and SMTP to aiosmtpd."""
-    assert CHROMIUM.exists(), "Debian chromium is missing: make test installs it (scripts/setup-system.sh)"
     engine = make_engine(f"sqlite:///{tmp_path / 'delivery.sqlite3'}")
     app = make_app(engine, tmp_path, extra_env=smtp_server.env())
     add_signers(app)
     add_user(app)
-    port = free_port()
-    web = create_web_app(app, config=web_config())
-    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    thread.join(15)
+    with serving(app, web_config()) as base:
+        yield base, app
     engine.dispose()
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def shot(page: Any, name: str) -> None:
