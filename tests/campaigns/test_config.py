@@ -48,6 +48,8 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
     ('hold = "2h"', 'hold = "two hours"', "schedule.hold", "duration"),
     ('language = "hy"', 'language = "xx"', "recipients[1].language", "not one of"),
     ('signing = "required"', 'signing = "maybe"', "campaign.signing", "not one of"),
+    ('# consent_missing = "withhold"', 'consent_missing = "sometimes"', "campaign.consent_missing",
+     "not one of"),
     ('slug = "salman-mukaev"', 'slug = "Salman Mukaev"', "campaign.slug", "lowercase"),
     ('name = "Nikol Pashinyan"', 'name = "Nikol\\r\\nPashinyan"', "recipients[0].name", "line break"),
     ('title = "Armenia: Save', 'title = "Armenia:\\rSave', "campaign.title", "line break"),
@@ -67,6 +69,12 @@ def test_config_errors_name_file_key_and_problem(old: str, new: str, key: str, p
     assert caught.value.key == key
     assert problem in caught.value.problem
     assert str(caught.value).startswith(f"schedules/x.toml: {key}: ")
+
+
+def test_consent_missing_is_unset_by_default_and_read_when_given() -> None:
+    assert parse_campaign(GOOD, "x.toml").consent_missing == ""
+    given = GOOD.replace('# consent_missing = "withhold"', 'consent_missing = "withhold"', 1)
+    assert parse_campaign(given, "x.toml").consent_missing == "withhold"
 
 
 def test_missing_table_and_syntax_error_are_reported() -> None:
