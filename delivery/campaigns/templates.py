@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, FileSystemLoader, TemplateError, TemplateSyntaxError
 
 from delivery.campaigns.config import Campaign
 from delivery.errors import CampaignIncomplete, ConfigError, MissingPiece
 
 I18N_FILE = "i18n.toml"
-MONTHS = 12
 
 
 def letter_template(letter: str, language: str) -> str:
@@ -82,10 +82,12 @@ def missing_pieces(campaign: Campaign, templates_dir: Path, texts: FixedTexts,
         if absent:
             yield MissingPiece(str(texts.path), f"[{language}] {', '.join(absent)}", language,
                                "fixed texts missing", key)
-        months = table.get("months")
-        if "months" in table and (not isinstance(months, list) or len(months) != MONTHS):
-            yield MissingPiece(str(texts.path), f"[{language}] months", language,
-                               f"needs the {MONTHS} month names", key)
+        locale = str(table.get("locale", language))
+        try:
+            Locale.parse(locale)
+        except (ValueError, UnknownLocaleError):
+            yield MissingPiece(str(texts.path), f"[{language}] locale", language,
+                               f"'{locale}' is not a CLDR locale Babel knows", key)
 
 
 def check_campaigns(campaigns: Mapping[str, Campaign], templates_dir: Path) -> None:

@@ -6,6 +6,7 @@ XML-escaped here, so a country or a campaign title cannot inject markup.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date
 from xml.sax.saxutils import escape
@@ -17,20 +18,38 @@ LINE_COLOR = "#1f4e79"
 GRID_COLOR = "#c8c8c8"
 
 
+LABEL_SIZE = 12  # px, the bar labels' font size
+LABEL_GAP = 8    # px between a label's end and its bar
+
+
 def bar_chart(rows: Sequence[tuple[str, int]], *, fmt: Callable[[int], str],
-              width: int = 640, bar: int = 18, gap: int = 6, label_width: int = 190) -> str:
-    """Horizontal bars, one per (label, count) row, longest first as given."""
+              width: int = 640, bar: int = 18, gap: int = 6, label_width: int = 190,
+              measure: Callable[[str], float] | None = None,
+              max_label_width: int | None = None) -> str:
+    """Horizontal bars, one per (label, count) row, longest first as given.
+
+    With `measure` (a label → its drawn width in px at LABEL_SIZE), the label column widens to
+    the longest label, up to `max_label_width`, and a label still too long is shortened with
+    "…" to the width it has (the table beside the chart keeps the full name); without it,
+    labels are cut at 18 characters."""
     if not rows:
         return ""
+    if measure is not None:
+        longest = max(measure(label) for label, _ in rows)
+        label_width = max(label_width, min(max_label_width or label_width,
+                                           int(longest) + LABEL_GAP + 1))
+        labels = [fit(label, label_width - LABEL_GAP, measure) for label, _ in rows]
+    else:
+        labels = [_clip(label, 18) for label, _ in rows]
     top = max(count for _, count in rows) or 1
     plot = width - label_width - 80
     height = len(rows) * (bar + gap) + gap
     out = [_open(width, height)]
-    for i, (label, count) in enumerate(rows):
+    for i, ((_, count), label) in enumerate(zip(rows, labels, strict=True)):
         y = gap + i * (bar + gap)
         w = max(1.0, plot * count / top)
-        out.append(f'<text x="{label_width - 8}" y="{y + bar * 0.72:.1f}" text-anchor="end" '
-                   f'font-size="12">{escape(_clip(label, 18))}</text>')
+        out.append(f'<text x="{label_width - LABEL_GAP}" y="{y + bar * 0.72:.1f}" '
+                   f'text-anchor="end" font-size="{LABEL_SIZE}">{escape(label)}</text>')
         out.append(f'<rect x="{label_width}" y="{y}" width="{w:.1f}" height="{bar}" '
                    f'fill="{BAR_COLOR}"/>')
         out.append(f'<text x="{label_width + w + 6:.1f}" y="{y + bar * 0.72:.1f}" '
@@ -87,6 +106,23 @@ def _open(width: int, height: int) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
             f'height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}" '
             f'fill="#222">')
+
+
+def fit(text: str, room: float, measure: Callable[[str], float]) -> str:
+    """`text`, or its longest beginning that fits `room` with "…" after it (whole words kept
+    whole where one fits; combining marks stay with their letter)."""
+    if measure(text) <= room:
+        return text
+    cut = len(text)
+    while cut > 1 and measure(text[:cut].rstrip() + "…") > room:
+        cut -= 1
+    while cut > 1 and unicodedata.combining(text[cut]):
+        cut -= 1
+    head = text[:cut]
+    space = head.rfind(" ")
+    if space > 0 and space >= len(head) // 2:  # end at a word when that keeps half of it
+        head = head[:space]
+    return head.rstrip(" ,&-–") + "…"
 
 
 def _clip(text: str, limit: int) -> str:

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
+from babel import __version__ as babel_version
+from babel.dates import format_date
+from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 from markupsafe import Markup
 
@@ -34,10 +38,12 @@ from delivery.campaigns.templates import I18N_FILE, letter_template
 from delivery.dossier import charts
 from delivery.dossier.compose import Dossier, Line, Volume
 from delivery.errors import RenderError
+from delivery.signers.countries import country_code
 
 FSI, PDI, FIGURE_SPACE = "\u2068", "\u2069", "\u2007"
 NUMBER_WIDTH = 7  # digits of the running number; padded with figure spaces to line up
 DOSSIER_DIR = "dossier"
+BAR_LABEL_MAX = 170  # px of the bar chart's 380 for labels: the bars keep more than half
 COUNTRY_ROWS = 10
 NEUTRAL_LANGUAGE = "und"  # volume bodies serve every language
 
@@ -66,11 +72,18 @@ class Layout:
 
 
 class Texts:
-    """The fixed texts of one language (templates/i18n.toml), with number and date formats."""
+    """The fixed texts of one language (templates/i18n.toml), with the dates, numbers,
+    percentages and country names of its CLDR locale (Babel)."""
 
     def __init__(self, language: str, table: Mapping[str, Any]) -> None:
         self.language = language
         self.table = table
+        name = str(table.get("locale", language))
+        try:
+            self.locale = Locale.parse(name)
+        except (ValueError, UnknownLocaleError) as exc:
+            raise RenderError(f"templates/{I18N_FILE}: [{language}] locale '{name}' is not a "
+                              "CLDR locale") from exc
 
     def raw(self, key: str) -> str:
         try:
@@ -83,15 +96,19 @@ class Texts:
                                    for k, v in values.items()})
 
     def num(self, value: int) -> str:
-        return f"{value:,}".replace(",", str(self.table.get("group_separator", ",")))
+        return format_decimal(value, locale=self.locale)
 
     def date(self, day: date) -> str:
-        months: Sequence[str] = self.table["months"]
-        return self("date", day=str(day.day), month=months[day.month - 1], year=str(day.year))
+        return format_date(day, format="long", locale=self.locale)
 
     def percent(self, value: float) -> str:
-        text = f"{value:.1f}"
-        return text if self.language == "en" else text.replace(".", ",")
+        return format_decimal(value, format="#,##0.0", locale=self.locale)
+
+    def country(self, name: str) -> str:
+        """A stored country (the canonical English name, or free text) → its name in this
+        locale; free text ("Kurdistan") stays as the signers wrote it."""
+        code = country_code(name)
+        return self.locale.territories.get(code, name) if code else name
 
 
 def load_texts(templates_dir: Path, language: str) -> Texts:
@@ -114,8 +131,9 @@ def make_environment(templates_dir: Path) -> Environment:
 
 
 def template_version(templates_dir: Path, letter: str) -> str:
-    """A hash of every template file a dossier of this letter is made from."""
-    digest = hashlib.sha256()
+    """A hash of every template file a dossier of this letter is made from, and of the CLDR data
+    (Babel's version) that formats its dates, numbers and country names."""
+    digest = hashlib.sha256(f"babel {babel_version}\0".encode())
     roots = [templates_dir / I18N_FILE, templates_dir / DOSSIER_DIR, templates_dir / letter]
     for root in roots:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
@@ -153,7 +171,10 @@ def footer_text(dossier: Dossier) -> str:
     return f"{dossier.campaign_title} — {dossier.dossier_id} · {dossier.signer_count:,}"
 
 
-def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages: int) -> str:
+def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages: int,
+               measure: Callable[[str], float] | None = None) -> str:
+    """The letter and summary as HTML; `measure` (a bar label → its drawn width in px, see
+    charts.bar_chart) lets the chart's labels fit their column."""
     lang = texts.language
     letter_name = letter_template(dossier.letter, lang)
     try:
@@ -161,7 +182,8 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
     except TemplateNotFound as exc:
         raise RenderError(f"no letter template templates/{letter_name} for language '{lang}'") \
             from exc
-    rows = charts.top_rows(dossier.by_country, COUNTRY_ROWS, texts("other_countries"))
+    named = [(texts.country(name), count) for name, count in dossier.by_country]
+    rows = charts.top_rows(named, COUNTRY_ROWS, texts("other_countries"))
     total = dossier.signer_count or 1
     return env.get_template(f"{DOSSIER_DIR}/front.html.j2").render(
         d=dossier, t=texts, lang=lang, letter_template=letter_name,
@@ -170,7 +192,8 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
         page_label=page_content(texts.raw("page_of")),
         country_rows=[(name, texts.num(n), texts.percent(100 * n / total)) for name, n in rows],
         # charts.* escape every label themselves
-        bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120)),  # noqa: S704
+        bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120,  # noqa: S704
+                                          measure=measure, max_label_width=BAR_LABEL_MAX)),
         line_chart=Markup(charts.line_chart(dossier.growth, fmt=texts.num)),  # noqa: S704
         volume_pages=volume_pages,
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from delivery.artifacts import PART_BYTES, UnsignedPdf
-from delivery.dossier import render
+from delivery.dossier import charts, render
 from delivery.dossier.compose import Dossier, Line, Volume, line_digest
 from delivery.dossier.render import Layout, Texts
 from delivery.errors import RenderError
@@ -32,6 +32,8 @@ from delivery.pdf.cache import VolumeCache, content_key
 from delivery.pdf.jobs import PdfJob, Renderable, RenderedPdf
 from delivery.pdf.parts import Rendered, join_parts, plan_parts
 from delivery.pdf.pool import render_many
+from delivery.pdf.text.fonts import chain
+from delivery.pdf.text.shape import text_width
 from delivery.pdf.typeset import ENGINE as TYPESET
 from delivery.pdf.typeset import VolumeJob
 from delivery.pdf.weasy import ENGINE
@@ -139,6 +141,12 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
                       memory_limit=memory_limit, inline_budget=inline_budget)
 
 
+def bar_label_width(label: str) -> float:
+    """A bar label's drawn width in px, shaped (HarfBuzz) in the fonts fontconfig gives the
+    chart's family list, as the summary page draws it."""
+    return text_width(label, chain(charts.FONT), charts.LABEL_SIZE)
+
+
 class _Planner:
     """Which documents a dossier needs, their cache keys, and plans for those not cached."""
 
@@ -157,7 +165,8 @@ class _Planner:
         volume_pages = sum(layout.pages_for(v.facts.lines) for v in d.volumes)
         pieces = [
             _Piece("front", lang, -1, front_key, PdfJob(
-                f"front ({lang})", render.front_html(self.env, t, d, volume_pages=volume_pages),
+                f"front ({lang})", render.front_html(self.env, t, d, volume_pages=volume_pages,
+                                                     measure=bar_label_width),
                 self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST)),
             _Piece("stamp", lang, -1, stamp_key, PdfJob(
                 f"stamp ({lang})", render.stamp_html(self.env, t, d), self.base,

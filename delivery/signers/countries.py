@@ -121,6 +121,17 @@ def _parse_table(text: str) -> dict[str, tuple[str, str]]:
 COUNTRY_CODES: Mapping[str, tuple[str, str]] = types.MappingProxyType(_parse_table(_TABLE))
 
 
+@functools.cache
+def _codes_by_name() -> dict[str, str]:
+    return {name: alpha2 for alpha2, (_alpha3, name) in COUNTRY_CODES.items()}
+
+
+def country_code(canonical: str) -> str | None:
+    """A canonical name (as canonical_country returns it) → its alpha-2 code; None for text
+    that names no ISO country."""
+    return _codes_by_name().get(canonical)
+
+
 def iso_country_names() -> frozenset[str]:
     """Every canonical name `canonical_country` returns for a recognised country."""
     return frozenset(name for _, name in COUNTRY_CODES.values())

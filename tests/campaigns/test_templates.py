@@ -86,6 +86,15 @@ def test_a_language_without_a_table_of_texts_is_named(home: Path) -> None:
     assert [(p.key, p.problem) for p in problems(home).pieces] == [("[ru]", "no table of fixed texts")]
 
 
+def test_a_locale_cldr_does_not_know_is_named(home: Path) -> None:
+    add_russian_templates(home)
+    i18n = home / "templates" / "i18n.toml"
+    i18n.write_text(i18n.read_text(encoding="utf-8").replace('locale = "ru"', 'locale = "ru_XX_NOPE"'),
+                    encoding="utf-8")
+    assert [(p.key, p.problem) for p in problems(home).pieces] == [
+        ("[ru] locale", "'ru_XX_NOPE' is not a CLDR locale Babel knows")]
+
+
 def test_a_template_that_does_not_parse_is_named_with_its_line(home: Path) -> None:
     add_russian_templates(home)
     email = home / "templates" / email_template("ru")

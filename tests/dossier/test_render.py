@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import tomllib
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -36,7 +37,6 @@ def test_every_language_has_every_text() -> None:
     assert set(data) == {"en", "hy", "ru"}
     for language in ("hy", "ru"):
         assert set(data[language]) == set(data["en"]), language
-        assert len(data[language]["months"]) == 12
 
 
 def test_css_string_cannot_break_out() -> None:
@@ -176,12 +176,27 @@ def test_template_version_follows_the_files(tmp_path: Path) -> None:
 
 def test_texts_format_numbers_and_dates() -> None:
     en, hy, ru = (render.load_texts(TEMPLATES, lang) for lang in ("en", "hy", "ru"))
-    assert en.num(80000) == "80,000" and hy.num(80000) == "80 000"
+    # CLDR's formats (Babel): a no-break space groups Armenian and Russian digits
+    assert en.num(80000) == "80,000" and hy.num(80000) == ru.num(80000) == "80\u00a0000"
     assert en.date(DAY) == "29 January 2024"
     assert hy.date(DAY) == "2024 թ. հունվարի 29"
-    assert ru.date(DAY) == "29 января 2024 г."
+    assert ru.date(DAY) == "29 января 2024\u202fг."
+    assert (en.percent(6.9), hy.percent(6.9), ru.percent(1234.5)) == ("6.9", "6,9", "1\u00a0234,5")
     assert en("volume_heading", volume=3, first=4001, last=6000) == \
         "Volume 3: signers no. 4,001–6,000"
+
+
+def test_countries_are_named_in_the_edition_language_and_free_text_stays() -> None:
+    en, hy, ru = (render.load_texts(TEMPLATES, lang) for lang in ("en", "hy", "ru"))
+    assert (en.country("Germany"), hy.country("Germany"), ru.country("Germany")) == (
+        "Germany", "Գերմանիա", "Германия")
+    assert (en.country("Russian Federation"), hy.country("Armenia")) == ("Russia", "Հայաստան")
+    assert hy.country("Kurdistan") == "Kurdistan" and ru.country("") == ""
+
+
+def test_an_edition_whose_locale_cldr_lacks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match="not a CLDR locale"):
+        render.Texts("xx", {"locale": "xx_NOWHERE"})
 
 
 def test_footer_text_pattern() -> None:
@@ -194,6 +209,18 @@ def test_bar_chart_escapes_labels_and_scales() -> None:
     widths = [float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', svg)]
     assert widths[0] == pytest.approx(2 * widths[1])
     assert charts.bar_chart([], fmt=str) == ""
+
+
+def test_fit_shortens_to_the_room_at_a_word_and_keeps_marks_with_their_letter() -> None:
+    def width(text: str) -> float:
+        return 10.0 * sum(1 for c in text if not unicodedata.combining(c))
+
+    assert charts.fit("Russia", 60, width) == "Russia"
+    assert charts.fit("Saint Vincent & Grenadines", 160, width) == "Saint Vincent…"
+    assert charts.fit("Bosnia", 40, width) == "Bos…"
+    # the accent stays on its e: a cut never falls between a letter and its combining mark
+    assert charts.fit("Cafe\u0301 Noir Extra", 50, width) == "Cafe\u0301…"
+    assert charts.fit("Cafe\u0301s", 40, width) == "Caf…"
 
 
 def test_line_chart_points_and_thinning() -> None:

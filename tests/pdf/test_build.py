@@ -4,6 +4,7 @@ pikepdf and fontTools."""
 from __future__ import annotations
 
 import dataclasses
+import html
 import io
 import itertools
 import os
@@ -25,10 +26,11 @@ from fontTools.ttLib import TTFont
 
 from delivery.artifacts import UnsignedPdf
 from delivery.campaigns.config import parse_campaign
+from delivery.dossier import charts, render
 from delivery.dossier.compose import Dossier, Signer, compose
 from delivery.dossier.render import Layout
 from delivery.errors import RenderError
-from delivery.pdf.build import build_dossier_pdfs, volume_key
+from delivery.pdf.build import bar_label_width, build_dossier_pdfs, volume_key
 from delivery.pdf.join import PartInfo, PartJob
 from delivery.pdf.parts import split_parts
 
@@ -199,6 +201,33 @@ def test_letter_and_summary(built: Built, tmp_path: Path) -> None:
     hy = text_of(built.lang("hy"), tmp_path)
     assert "Սալման Մուկաևին" in hy and "2024 թ. մայիսի 1" in hy and "Ամփոփում" in hy
     assert "Այս փաթեթը թվային ստորագրությամբ հաստատված չէ։" in hy
+
+
+def test_the_summary_names_countries_and_writes_numbers_in_the_edition_language(
+        built: Built) -> None:
+    en_summary = " ".join(page_texts(built.lang("en"))[1].split())
+    # the campaign's title (in the footer) is one language for all editions as yet
+    hy_summary = " ".join(page_texts(built.lang("hy"))[1].replace(CAMPAIGN.title, "").split())
+    for english, armenian in (("Armenia", "Հայաստան"), ("Egypt", "Եգիպտոս"), ("Japan", "Ճապոնիա"),
+                              ("France", "Ֆրանսիա")):
+        assert english in en_summary and armenian in hy_summary, english
+        assert english not in hy_summary, english  # CLDR's Armenian name, not the stored English
+    assert "80,000" in en_summary and "80\u00a0000" in page_texts(built.lang("hy"))[1]
+
+
+def test_the_bar_chart_labels_fit_their_column_as_the_fonts_draw_them() -> None:
+    names = ("Բոսնիա և Հերցեգովինա", "Միացյալ Նահանգներ", "Saint Vincent & Grenadines",
+             "Демократическая Республика Конго", "Russia")
+    svg = charts.bar_chart([(name, 10) for name in names], fmt=str, width=380, label_width=120,
+                           measure=bar_label_width, max_label_width=render.BAR_LABEL_MAX)
+    labels = [(float(x), html.unescape(text)) for x, text in re.findall(
+        r'<text x="([\d.]+)" [^>]*text-anchor="end"[^>]*>([^<]*)</text>', svg)]
+    assert len(labels) == len(names)
+    for end, label in labels:  # drawn leftwards from `end`: it must not start before the chart
+        assert bar_label_width(label) <= end, label
+    shown = [label for _, label in labels]
+    assert shown[:2] == list(names[:2]) and shown[4] == "Russia"  # whole where they fit
+    assert shown[3].endswith("…") and names[3].startswith(shown[3][:-1])
 
 
 def test_summary_embeds_both_charts_as_vectors(built: Built) -> None:

@@ -70,6 +70,11 @@ def shape_line(text: str, fonts: FontChain) -> list[Run]:
     return _visual_order(runs)
 
 
+def text_width(text: str, fonts: FontChain, size: float) -> float:
+    """The width one line of `text` is drawn at, at font size `size` (in the unit of `size`)."""
+    return size * sum(run.width / fonts.font(run.font).upem for run in shape_line(text, fonts))
+
+
 def has_rtl(text: str) -> bool:
     return _RTL.search(text) is not None
 
