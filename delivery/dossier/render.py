@@ -19,6 +19,7 @@ no wrapping), so every volume's page count is known before it is drawn.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -78,12 +79,18 @@ class Texts:
     def __init__(self, language: str, table: Mapping[str, Any]) -> None:
         self.language = language
         self.table = table
-        name = str(table.get("locale", language))
+        # The name, not the Locale: Texts go to the render workers with every volume, and a
+        # Locale that has formatted once carries its whole CLDR data along when pickled.
+        self.locale_name = str(table.get("locale", language))
         try:
-            self.locale = Locale.parse(name)
+            cldr_locale(self.locale_name)
         except (ValueError, UnknownLocaleError) as exc:
-            raise RenderError(f"templates/{I18N_FILE}: [{language}] locale '{name}' is not a "
-                              "CLDR locale") from exc
+            raise RenderError(f"templates/{I18N_FILE}: [{language}] locale "
+                              f"'{self.locale_name}' is not a CLDR locale") from exc
+
+    @property
+    def locale(self) -> Locale:
+        return cldr_locale(self.locale_name)
 
     def raw(self, key: str) -> str:
         try:
@@ -109,6 +116,12 @@ class Texts:
         locale; free text ("Kurdistan") stays as the signers wrote it."""
         code = country_code(name)
         return self.locale.territories.get(code, name) if code else name
+
+
+@functools.cache
+def cldr_locale(name: str) -> Locale:
+    """A CLDR locale by name, once per process."""
+    return Locale.parse(name)
 
 
 def load_texts(templates_dir: Path, language: str) -> Texts:
@@ -194,7 +207,9 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
         # charts.* escape every label themselves
         bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120,  # noqa: S704
                                           measure=measure, max_label_width=BAR_LABEL_MAX)),
-        line_chart=Markup(charts.line_chart(dossier.growth, fmt=texts.num)),  # noqa: S704
+        # 160 of 240 px high: with ten countries the chart still fits under them on the
+        # summary page, in both editions, instead of alone on a third page
+        line_chart=Markup(charts.line_chart(dossier.growth, fmt=texts.num, height=160)),  # noqa: S704
         volume_pages=volume_pages,
     )
 
