@@ -126,7 +126,7 @@ def purge(app: App, campaign: Campaign, *, before: datetime, now: datetime, acto
                        unknown=unknown, delivered=kept)
     with transaction(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-        _refuse_while_building(session, app, now=now)
+        refuse_while_building(session, app, now=now)
         erased = store.purge_signers(session, campaign_id, before=before,
                                      country_kept_from=COUNTRY_KEPT_FROM)
         if not erased.signers:  # nothing changed: no files to drop, nothing to audit
@@ -195,18 +195,19 @@ def apply_retention(app: App, campaign: Campaign, *, now: datetime) -> PurgeRepo
     return None
 
 
-def _refuse_while_building(session: Session, app: App, *, now: datetime) -> None:
+def refuse_while_building(session: Session, app: App, *, now: datetime,
+                          action: str = "purge") -> None:
     """StateConflict while a delivery of any campaign (the volume cache is shared) is being
-    built; on PostgreSQL, the deliveries waiting to be built are held until the purge commits
-    (claims skip locked rows), as SQLite's write lock does there."""
+    built; on PostgreSQL, the deliveries waiting to be built are held until the caller's
+    transaction commits (claims skip locked rows), as SQLite's write lock does there."""
     if is_postgres(app.engine):
         session.execute(select(DeliveryRow.id).where(DeliveryRow.status.in_(
             (DeliveryState.HELD, DeliveryState.QUEUED, DeliveryState.BUILDING))).with_for_update())
     building = session.scalar(select(DeliveryRow.public_id).where(
         DeliveryRow.status == DeliveryState.BUILDING, DeliveryRow.lease_until >= now).limit(1))
     if building is not None:
-        raise StateConflict(f"delivery {building} is being built: purge when its build is done "
-                            "(`petition-delivery deliveries` shows it)")
+        raise StateConflict(f"delivery {building} is being built: {action} when its build is "
+                            "done (`petition-delivery deliveries` shows it)")
 
 
 def _cache_dir(app: App) -> Path:

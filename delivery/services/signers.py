@@ -17,6 +17,7 @@ from typing import Any
 from delivery.campaigns.config import Campaign
 from delivery.errors import NotFound
 from delivery.services.app import App
+from delivery.services.retention import refuse_while_building
 from delivery.signers import options, store
 from delivery.signers.intake import SignerInput, validate_signer
 from delivery.signers.options import ImportOptions
@@ -69,18 +70,19 @@ def import_file(app: App, campaign: Campaign, path: Path, *, now: datetime, acto
     """Import a CSV export (see delivery.signers.store.import_csv); audited unless a dry run.
 
     Signers changed by `options.update` make the volumes holding them be drawn again: their
-    stored facts describe the old values.
+    stored facts describe the old values. Such an import is refused (StateConflict, nothing
+    stored) while a delivery is being built, as a purge is.
     """
     options = options or import_options(campaign)
     keys = app.signer_keys
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
-    report = store.import_csv(app.engine, campaign_id, path, now=now, keys=keys, options=options)
+    report = store.import_csv(app.engine, campaign_id, path, now=now, keys=keys, options=options,
+                              before_update=lambda session: refuse_while_building(
+                                  session, app, now=now, action="signers import --update"))
     if options.dry_run:
         return report
     with transaction(app.engine) as session:
-        if report.updated_ids:
-            store.forget_volume_facts(session, campaign_id, report.updated_ids)
         audit.record(session, at=now, actor=actor, action="signers.import", campaign_id=campaign_id,
                      subject=path.name, imported=report.imported, duplicates=report.duplicates,
                      rejected=report.rejected, excluded=report.excluded, named=report.named,

@@ -29,7 +29,7 @@ import bisect
 import csv
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -441,9 +441,15 @@ def _batches(records: Iterator[SignerInput | Rejected | Excluded], report: Impor
 
 def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime, keys: SignerKeys,
                options: ImportOptions | None = None, batch_size: int = 5000,
-               source: str | None = None) -> ImportReport:
+               source: str | None = None,
+               before_update: Callable[[Session], None] | None = None) -> ImportReport:
     """A signer CSV + options → its signers stored in one transaction, in order of signing, and
     the rejects and duplicates files beside it → ImportReport.
+
+    With `options.update`, `before_update` runs in the import's transaction before stored rows
+    change (to refuse while a build reads them: it raises), and the facts of the volumes holding
+    changed signers are deleted in that same transaction, so no build can take the old, named
+    volume for the corrected one.
 
     InputRefused (nothing written) for a file that is not usable as a whole or leaves a decision
     open; DeliveryError when the database fails (nothing is stored: rerun the import).
@@ -488,7 +494,12 @@ def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime, k
                     duplicates = stage.duplicates(campaign_id) \
                         if report.imported < stage.rows else []
                     if options.update:
-                        report.updated_ids = stage.update(campaign_id)
+                        with Session(bind=conn) as session:
+                            if before_update is not None:
+                                before_update(session)
+                            report.updated_ids = stage.update(campaign_id)
+                            forget_volume_facts(session, campaign_id, report.updated_ids)
+                            session.flush()
                         report.updated = len(report.updated_ids)
                     stage.drop()
         except SQLAlchemyError as exc:
