@@ -10,11 +10,12 @@ Rules:
   separator `/`, `.` or `-` twice, y of 2 or 4 digits, a time may follow) is *day-first only*
   when 12 < a ≤ 31 and 1 ≤ b ≤ 12, *month-first only* when 12 < b ≤ 31 and 1 ≤ a ≤ 12, and
   *ambiguous* when both are 1–12 and differ; a == b reads the same either way. Year-first dates
-  (2026/03/04), month names, ISO forms and epoch numbers prove nothing. `settle` gives the order
-  the organiser chose (`--date-order`) if any: rows that contradict it are then rejected one by
-  one. Otherwise a column with both day-first-only and month-first-only cells is refused (one
-  file, one order), one kind settles dmy or mdy, and ambiguous cells that nothing settles refuse
-  the column, naming `--date-order`; with no ambiguous cell there is no order to settle (None).
+  (2026/03/04), month names, ISO forms and epoch numbers prove nothing. `settle` refuses a column
+  with both day-first-only and month-first-only cells (one file, one order), and an order the
+  organiser chose (`--date-order dmy|mdy`) that a cell proves wrong, naming the line; otherwise it
+  gives the chosen order, or the one kind seen settles dmy or mdy, and ambiguous cells that
+  nothing settles refuse the column, naming `--date-order`; with no ambiguous cell there is no
+  order to settle (None). A chosen ymd is not checked: two-digit y/m/d dates look day first.
 - Forms `read_date` reads:
   - ISO 8601 dates and date-times: `T` or a space, seconds and fractions optional, zone `Z`,
     `±HH:MM`, `±HHMM` or `±HH`.
@@ -50,7 +51,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 
 from delivery.errors import InputRefused, RowRejected
-from delivery.signers.normalize import clean_text, email_like
+from delivery.signers.normalize import clean_text, quote_value
 
 CLOCK_SKEW = timedelta(minutes=5)
 MONTH_LANGUAGES = ("en", "hy", "ru", "de", "fr", "es", "it", "pt", "nl", "pl", "uk")
@@ -71,8 +72,7 @@ _ENGLISH_MONTHS = ("January", "February", "March", "April", "May", "June", "July
 
 def quoted(text: str) -> str:
     """A cell for a reason or a refusal: reports and logs carry them, addresses must not."""
-    cleaned = clean_text(text)
-    return "(it holds an e-mail address)" if email_like(cleaned) else repr(cleaned[:QUOTE_LIMIT])
+    return quote_value(clean_text(text), QUOTE_LIMIT)
 
 
 def _unreadable(text: str) -> RowRejected:
@@ -125,7 +125,8 @@ class DateScan:
         self._day_first: tuple[int, str] | None = None
         self._month_first: tuple[int, str] | None = None
         self._ambiguous: tuple[int, str] | None = None
-        self._learned = given is not None  # nothing more to learn: cells are skipped
+        # Nothing more to learn once both orders are proved; a given order is checked too.
+        self._learned = given is DateOrder.YMD  # two-digit y/m/d dates look day first
 
     def add(self, line: int, text: str) -> None:
         if self._learned:
@@ -151,15 +152,23 @@ class DateScan:
             self._learned = self._day_first is not None
 
     def settle(self, source: str, column: str) -> DateOrder | None:
-        if self._given is not None:
-            return self._given
         if self._day_first is not None and self._month_first is not None:
             (day_line, day_text), (month_line, month_text) = self._day_first, self._month_first
             raise InputRefused(source, (
                 f"column {column!r} mixes day-first dates (line {day_line}: {quoted(day_text)}) "
                 f"and month-first dates (line {month_line}: {quoted(month_text)}); one file must "
-                "use one order: fix the column or split the file (--date-order would reject the "
-                "other rows one by one)"))
+                "use one order: fix the column or split the file"))
+        proof = {DateOrder.DMY: self._month_first, DateOrder.MDY: self._day_first}
+        against = proof.get(self._given) if self._given is not None else None
+        if against is not None:
+            line, text = against
+            other = "month" if self._given is DateOrder.DMY else "day"
+            raise InputRefused(source, (
+                f"--date-order {self._given}, but column {column!r} line {line}: {quoted(text)} "
+                f"can only be {other} first: the file settles its order itself; leave out "
+                "--date-order or fix that row"))
+        if self._given is not None:
+            return self._given
         if self._day_first is not None:
             return DateOrder.DMY
         if self._month_first is not None:
@@ -384,6 +393,17 @@ def _today_midnight_utc(now: datetime, zone: tzinfo) -> datetime:
     """The midnight UTC of today in `zone`: a date-only cell after it is in the future."""
     today = now.astimezone(zone).date()
     return datetime(today.year, today.month, today.day, 0, 0, 0, 0, UTC)
+
+
+def signing_time(when: datetime, *, zone: tzinfo, now: datetime) -> datetime:
+    """A datetime given as such (an API call, a single add) → aware UTC, not in the future;
+    a naive one is in `zone`."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone)
+    when = _as_utc(when)
+    if when > now + CLOCK_SKEW:
+        raise RowRejected("signing date is in the future")
+    return when
 
 
 def read_date(text: str, *, order: DateOrder | None, zone: tzinfo, now: datetime) -> datetime:

@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo
 from delivery.errors import InputRefused, RowRejected
 from delivery.signers.consent import is_consent_header, read_consent
 from delivery.signers.countries import canonical_country
-from delivery.signers.dates import CLOCK_SKEW, DateOrder, DateScan, read_date
+from delivery.signers.dates import DateOrder, DateScan, read_date, signing_time
 from delivery.signers.formats import FORMATS, format_columns
 from delivery.signers.names import join_name, looks_mojibake, name_problem
 from delivery.signers.normalize import (
@@ -178,15 +178,7 @@ def _signed_at(value: object, now: datetime, rules: RowRules) -> datetime:
         raise RowRejected("the date of signing is empty (to date such rows at the time of "
                           "import: --signed-at-missing import-time)")
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=rules.zone)
-        try:
-            when = value.astimezone(UTC)
-        except OverflowError:
-            raise RowRejected("signing date is out of range") from None
-        if when > now + CLOCK_SKEW:
-            raise RowRejected("signing date is in the future")
-        return when
+        return signing_time(value, zone=rules.zone, now=now)
     if isinstance(value, str):
         return read_date(value, order=rules.date_order, zone=rules.zone, now=now)
     raise RowRejected("unreadable date")
@@ -405,7 +397,7 @@ class SignerCsv:
                                        f"{MAX_HEADER:,} characters: this is not a signer export")
         first = first.removeprefix("\ufeff")  # a BOM left by an explicit utf-16-le/-be
         self.delimiter = _sniff_delimiter(first)
-        self._offset = self.skipped_lines = skipped
+        self.skipped_lines = skipped  # blank lines before the header
         self._lines: list[str] = []
         csv.field_size_limit(_CSV_LIMIT)
         self._reader = csv.reader(_recorded(itertools.chain([first], stream), self._lines),
@@ -419,8 +411,12 @@ class SignerCsv:
         self.options = options
         fmt = FORMATS[options.format] if options.format else None
         # A format's zone is a fact of its export ("Submit Date (UTC)"), not a default.
-        self.zone_name = (fmt.timezone if fmt else None) or options.timezone \
-            or options.campaign_timezone
+        fixed = fmt.timezone if fmt else None
+        if fixed and options.timezone and options.timezone != fixed:
+            raise InputRefused(source, f"--timezone {options.timezone}, but {options.format} "
+                                       f"exports write their times in {fixed}: leave out "
+                                       "--timezone")
+        self.zone_name = fixed or options.timezone or options.campaign_timezone
         given = options.date_order or (fmt.date_order if fmt else None)
         self.date_scan = DateScan(given)
         self.date_order: DateOrder | None = given
@@ -457,7 +453,7 @@ class SignerCsv:
         width, plan, reader, lines = len(self.header), self.plan, self._reader, self._lines
         fallbacks, filters, rules = self.columns.fallbacks.items(), self.columns.filters, self.rules
         while True:
-            start = self._offset + reader.line_num + 1
+            start = self.skipped_lines + reader.line_num + 1
             lines.clear()
             try:
                 row = next(reader)

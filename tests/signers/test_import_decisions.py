@@ -63,6 +63,18 @@ def test_each_refusal_names_the_option_that_settles_it_and_stores_nothing(
     assert rows(engine) == [] and sorted(p.name for p in files.iterdir()) == ["in.csv"]
 
 
+def test_a_timezone_against_the_zone_a_format_fixes_is_refused(
+        engine: Engine, campaign_id: int, files: Path) -> None:
+    path = write(files, "#,Name,Submit Date (UTC),Response Type\nr1,Ann Lee,2026-03-04 10:00:00,"
+                        "completed\n")
+    with pytest.raises(InputRefused, match="leave out --timezone"):
+        import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, options=import_options(
+            format="typeform", timezone="Asia/Yerevan", consent_missing="withhold"))
+    report = import_csv(engine, campaign_id, path, now=NOW, keys=TEST_KEYS, options=import_options(
+        format="typeform", timezone="UTC", consent_missing="withhold"))
+    assert report.imported == 1 and rows(engine)[0].signed_at == datetime(2026, 3, 4, 10, tzinfo=UTC)
+
+
 def test_the_campaign_key_decides_a_file_without_a_consent_column(
         engine: Engine, campaign_id: int, files: Path) -> None:
     path = write(files, "name,signed_at\nAnn Lee,2026-03-04\nBo Kim,2026-03-05\n")

@@ -12,7 +12,7 @@ import pytest
 
 from delivery.services.app import App
 from delivery.storage.db import make_engine
-from tests.support.browser import ARTIFACTS, chromium, serving
+from tests.support.browser import ARTIFACTS, serving
 from tests.support.smtpd import SmtpServer
 from tests.web.test_web import PASSWORD, SLUG, add_signers, add_user, held_delivery, make_app, web_config
 
@@ -31,12 +31,6 @@ def live(tmp_path: Path, smtp_server: SmtpServer) -> Iterator[tuple[str, App]]:
     with serving(app, web_config()) as base:
         yield base, app
     engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def shot(page: Any, name: str) -> None:

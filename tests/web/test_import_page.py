@@ -21,7 +21,7 @@ from delivery.services import signers
 from delivery.services.app import App
 from delivery.storage.db import make_engine
 from delivery.web import create_web_app
-from tests.support.browser import chromium, serving
+from tests.support.browser import serving
 from tests.web.test_web import (
     NOW,
     PASSWORD,
@@ -307,12 +307,6 @@ def live(tmp_path: Path) -> Iterator[tuple[str, App]]:
     with serving(app, web_config()) as base:
         yield base, app
     engine.dispose()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def _log_in(page: Any, base: str) -> None:
