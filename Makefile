@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system demo test test-fast lint bench clean
+.PHONY: setup system demo test test-fast lint bench clean translations
 
 setup: system $(STAMP)
 
@@ -30,6 +30,12 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/translations.py --check
+
+# Extract the fixed texts (templates/locale/*.pot), update each language's catalog (.po) and
+# compile it (.mo); prints every message still to translate.
+translations: setup
+	$(BIN)/python scripts/translations.py
 
 bench: setup
 	$(BIN)/python bench/dossier.py --signers 80000

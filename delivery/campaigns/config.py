@@ -9,17 +9,18 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time, timedelta
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from delivery.errors import ConfigError
 
-LANGUAGES = ("en", "hy", "ru")
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")  # which codes exist: templates/languages.toml
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+V = TypeVar("V")
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _DAYS = re.compile(r"^(\d+)\s*d$")
 MAX_RETENTION_DAYS = 36500
@@ -28,11 +29,39 @@ _ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Z
 
 
 @dataclass(frozen=True)
+class RecipientText:
+    """How a recipient is addressed in one language: name, title and postal address lines."""
+
+    name: str
+    title: str = ""
+    postal: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Recipient:
     name: str
     email: str
     language: str
     title: str = ""
+    postal: tuple[str, ...] = ()
+    # (language, text) where the campaign file gives this recipient's texts per language
+    translations: tuple[tuple[str, RecipientText], ...] = ()
+
+    def text(self, language: str) -> RecipientText:
+        """This recipient's name, title and postal lines in `language` (every edition lists
+        every addressee in its own language); the plain values where none are given."""
+        return dict(self.translations).get(language) or RecipientText(self.name, self.title,
+                                                                      self.postal)
+
+
+@dataclass(frozen=True)
+class CampaignText:
+    """The campaign's own words in one language: what the dossier, the e-mail and the
+    signature print for it."""
+
+    title: str
+    sender_name: str
+    location: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +106,8 @@ class Campaign:
     # What an import file without a consent column means: "name", "withhold", or "" (no
     # default: such a file is refused until the organizer decides).
     consent_missing: str = ""
+    # (language, text) for each language whose title, sender name or location the file gives
+    translations: tuple[tuple[str, CampaignText], ...] = ()
 
     @property
     def sender_address(self) -> str:
@@ -85,6 +116,12 @@ class Campaign:
     @property
     def sender_name(self) -> str:
         return parseaddr(self.sender)[0] or self.title
+
+    def text(self, language: str) -> CampaignText:
+        """The title, sender name and location in `language`; the plain values where the
+        file gives none for it."""
+        return dict(self.translations).get(language) or CampaignText(
+            self.title, self.sender_name, self.signer_location)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -147,16 +184,27 @@ def parse_campaign(text: str, source: str) -> Campaign:
         key = f"recipients[{i}]"
         if not isinstance(raw, dict):
             raise ConfigError(source, key, "must be a table")
-        language = f.choice(raw, f"{key}.language", LANGUAGES, default="en")
+        language = f.string(raw, f"{key}.language", default="en")
+        if not _LANGUAGE_CODE.match(language):
+            raise ConfigError(source, f"{key}.language", f"'{language}' is not a language code "
+                                                         "like 'en', 'hy' or 'ru'")
         recipients.append(Recipient(
-            name=f.string(raw, f"{key}.name"),
-            email=f.address(f.string(raw, f"{key}.email"), f"{key}.email"),
-            language=language,
-            title=f.string(raw, f"{key}.title", default=""),
-        ))
+            name="", email=f.address(f.string(raw, f"{key}.email"), f"{key}.email"),
+            language=language))
     emails = [r.email.lower() for r in recipients]
     if len(set(emails)) != len(emails):
         raise ConfigError(source, "recipients", "the same e-mail address is listed twice")
+    languages = tuple(dict.fromkeys(r.language for r in recipients))
+    for i, (raw, recipient) in enumerate(zip(raw_recipients, recipients, strict=True)):
+        key = f"recipients[{i}]"
+        names = f.localized(raw, f"{key}.name", languages)
+        titles = f.localized(raw, f"{key}.title", languages, default="")
+        postal = f.localized_lines(raw, f"{key}.postal", languages)
+        recipients[i] = replace(
+            recipient, name=names.plain, title=titles.plain, postal=postal.plain,
+            translations=tuple(
+                (lang, RecipientText(names.get(lang), titles.get(lang), postal.get(lang)))
+                for lang in _given(names, titles, postal)))
 
     ms = f.table(data, "milestones")
     thresholds = ms.get("thresholds")
@@ -184,9 +232,17 @@ def parse_campaign(text: str, source: str) -> Campaign:
     if schedule.check_every < timedelta(seconds=10):
         raise ConfigError(source, "schedule.check_every", "must be at least 10s")
 
+    titles = f.localized(camp, "campaign.title", languages)
+    locations = f.localized(camp, "campaign.location", languages, default="")
+    display = parseaddr(sender)[0]
+    sender_names = f.localized(camp, "campaign.sender_name", languages, default=display)
+    translations = tuple(
+        (lang, CampaignText(titles.get(lang), sender_names.get(lang) or titles.get(lang),
+                            locations.get(lang)))
+        for lang in _given(titles, locations, sender_names))
     return Campaign(
         slug=slug,
-        title=f.string(camp, "campaign.title"),
+        title=titles.plain,
         goal=goal,
         letter=f.string(camp, "campaign.letter"),
         sender=sender,
@@ -196,19 +252,21 @@ def parse_campaign(text: str, source: str) -> Campaign:
         schedule=schedule,
         signing=signing,
         withheld_names=withheld,
-        signer_location=f.string(camp, "campaign.location", default=""),
+        signer_location=locations.plain,
         source=source,
         retention=f.retention(camp, "campaign.retention"),
         consent_missing=f.choice(camp, "campaign.consent_missing", ("", "name", "withhold"),
                                  default=""),
+        translations=translations,
     )
 
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
-                           "withheld_names", "location", "retention", "consent_missing"}),
-    "recipients": frozenset({"name", "title", "email", "language"}),
+                           "withheld_names", "location", "retention", "consent_missing",
+                           "sender_name"}),
+    "recipients": frozenset({"name", "title", "email", "language", "postal"}),
     "milestones": frozenset({"thresholds"}),
     "schedule": frozenset({"check_every", "timezone", "send_window", "hold"}),
 }
@@ -230,6 +288,22 @@ def _refuse_unknown_keys(data: Mapping[str, Any], source: str) -> None:
                 known = ", ".join(sorted(KNOWN_KEYS[kind]))
                 raise ConfigError(source, f"{where}.{key}" if where else key,
                                   f"unknown key (known here: {known})")
+
+
+@dataclass(frozen=True)
+class _Localized(Generic[V]):
+    """A campaign value given once for every language, or as a table by language."""
+
+    plain: V  # the value without a language: the English one, or the only one
+    by_language: Mapping[str, V]
+
+    def get(self, language: str) -> V:
+        return self.by_language.get(language, self.plain)
+
+
+def _given(*values: _Localized[Any]) -> list[str]:
+    """The languages some of `values` are given in."""
+    return list(dict.fromkeys(lang for v in values for lang in v.by_language))
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -309,6 +383,59 @@ class _Fields:
             raise self.fail(key, "contains a line break or another control character; "
                                  "campaign values are one line each")
         return value.strip()
+
+    def localized(self, data: Mapping[str, Any], key: str, languages: tuple[str, ...],
+                  default: str | None = None) -> _Localized[str]:
+        """A string, or a table of strings by language code that gives every language of
+        `languages` (those the recipients read): an edition is never half in another
+        language."""
+        value = data.get(key.rsplit(".", 1)[-1])
+        if not isinstance(value, dict):
+            text = self.string(data, key, default=default)
+            return _Localized(text, {})
+        # in a table each language's text is required: an empty one would leave that
+        # edition without what the others print
+        texts = {lang: self.string(value, f"{key}.{lang}")
+                 for lang in self._languages_of(value, key, languages)}
+        return _Localized(texts.get("en", next(iter(texts.values()))), texts)
+
+    def localized_lines(self, data: Mapping[str, Any], key: str,
+                        languages: tuple[str, ...]) -> _Localized[tuple[str, ...]]:
+        """Postal lines: a list of strings (a string is one line), or a table of those by
+        language."""
+        value = data.get(key.rsplit(".", 1)[-1], [])
+        if not isinstance(value, dict):
+            return _Localized(self._lines(data, key), {})
+        lines = {lang: self._lines(value, f"{key}.{lang}")
+                 for lang in self._languages_of(value, key, languages)}
+        return _Localized(lines.get("en", next(iter(lines.values()))), lines)
+
+    def _lines(self, data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        one = data.get(key.rsplit(".", 1)[-1])
+        items = [one] if isinstance(one, str) else self.string_list(data, key, default=[])
+        return tuple(self._one_line(item, f"{key}[{n}]") for n, item in enumerate(items))
+
+    def _one_line(self, text: str, key: str) -> str:
+        if _breaks_a_line(text.strip()):
+            raise self.fail(key, "contains a line break or another control character; "
+                                 "write one postal line per list item")
+        if not text.strip():
+            raise self.fail(key, "must not be empty")
+        return text.strip()
+
+    def _languages_of(self, table: Mapping[str, Any], key: str,
+                      languages: tuple[str, ...]) -> list[str]:
+        if not table:
+            raise self.fail(key, "the table is empty; give one value, or one per language")
+        for lang in table:
+            if not _LANGUAGE_CODE.match(lang):
+                raise self.fail(f"{key}.{lang}", "is not a language code like 'en', 'hy' or 'ru'")
+        absent = [lang for lang in languages if lang not in table]
+        if absent:
+            raise self.fail(key, f"has no text in {', '.join(absent)}, which a recipient reads; "
+                                 f"add {absent[0]} = \"…\" to the table, or give one value "
+                                 "for every language")
+        return list(table)
 
     def string_list(self, data: Mapping[str, Any], key: str, default: list[str]) -> list[str]:
         value = data.get(key.rsplit(".", 1)[-1], default)

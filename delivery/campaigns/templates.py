@@ -1,101 +1,75 @@
 """Campaign + templates/ → what each recipient language needs, and every piece that is missing.
 
-A delivery is built long after its campaign file was loaded: a recipient whose language has no
-letter, no e-mail template or no fixed texts must stop the campaign when it loads, not leave a
+A delivery is built long after its campaign file was loaded: a recipient whose language is not
+in templates/languages.toml, has no letter, or whose catalog lacks a fixed text must stop the
+campaign when it loads, not leave a
 delivery failing at 03:00. The template names are defined here, once, for the stages that render
 them (delivery.dossier.render, delivery.services.pipeline).
 """
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from babel import Locale, UnknownLocaleError
 from jinja2 import Environment, FileSystemLoader, TemplateError, TemplateSyntaxError
 
 from delivery.campaigns.config import Campaign
-from delivery.errors import CampaignIncomplete, ConfigError, MissingPiece
-
-I18N_FILE = "i18n.toml"
-
+from delivery.campaigns.languages import (
+    DOSSIER,
+    LANGUAGES_FILE,
+    Language,
+    catalog_problems,
+    read_languages,
+)
+from delivery.errors import CampaignIncomplete, MissingPiece
 
 def letter_template(letter: str, language: str) -> str:
     """The cover letter of `letter` (a folder under templates/, e.g. letters/salman-mukaev)."""
     return f"{letter}/{language}.html.j2"
 
 
-def email_template(language: str) -> str:
-    """The e-mail that carries the dossier: a 'Subject:' line, then the body."""
-    return f"email/dossier.{language}.txt.j2"
+EMAIL_TEMPLATE = "email/dossier.txt.j2"  # a 'Subject:' line, then the body; one for all languages
 
 
-@dataclass(frozen=True)
-class FixedTexts:
-    """templates/i18n.toml read once: one table of texts per language."""
-
-    path: Path
-    tables: Mapping[str, Mapping[str, Any]]
-
-    @property
-    def keys(self) -> frozenset[str]:
-        """Every key some language defines: each language used must define them all."""
-        return frozenset(key for table in self.tables.values() for key in table)
-
-
-def read_fixed_texts(templates_dir: Path) -> FixedTexts:
-    path = templates_dir / I18N_FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", f"cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "(syntax)", str(exc)) from None
-    return FixedTexts(path, {lang: table for lang, table in data.items() if isinstance(table, dict)})
-
-
-def missing_pieces(campaign: Campaign, templates_dir: Path, texts: FixedTexts,
+def missing_pieces(campaign: Campaign, templates_dir: Path, languages: Mapping[str, Language],
                    env: Environment | None = None) -> Iterator[MissingPiece]:
-    """Each file, template error or fixed text that a recipient's language lacks."""
-    env = env or Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True)
+    """Each file, template error or translation that a recipient's language lacks."""
+    env = env or Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
+                             extensions=["jinja2.ext.i18n"])
     has_letter = (templates_dir / campaign.letter).is_dir()
     if not has_letter:
         yield MissingPiece(str(templates_dir / campaign.letter), "", campaign.languages[0],
                            "the letter's folder does not exist", "campaign.letter")
+    problem = _template_problem(env, templates_dir, EMAIL_TEMPLATE)
+    if problem:
+        yield MissingPiece(str(templates_dir / EMAIL_TEMPLATE), "", campaign.languages[0],
+                           f"the e-mail: {problem}", "recipients")
     for index, language in _first_recipient_of_each_language(campaign):
         key = f"recipients[{index}].language"
-        needed = [(email_template(language), "the e-mail")]
+        if language not in languages:
+            yield MissingPiece(str(templates_dir / LANGUAGES_FILE), f"[{language}]", language,
+                               f"'{language}' is not a language of {LANGUAGES_FILE} (known: "
+                               f"{', '.join(languages)})", key)
+            continue
         if has_letter:
-            needed.insert(0, (letter_template(campaign.letter, language), "the cover letter"))
-        for name, what in needed:
+            name = letter_template(campaign.letter, language)
             problem = _template_problem(env, templates_dir, name)
             if problem:
-                yield MissingPiece(str(templates_dir / name), "", language, f"{what}: {problem}", key)
-        table = texts.tables.get(language)
-        if table is None:
-            yield MissingPiece(str(texts.path), f"[{language}]", language, "no table of fixed texts", key)
-            continue
-        absent = sorted(texts.keys - table.keys())
-        if absent:
-            yield MissingPiece(str(texts.path), f"[{language}] {', '.join(absent)}", language,
-                               "fixed texts missing", key)
-        locale = str(table.get("locale", language))
-        try:
-            Locale.parse(locale)
-        except (ValueError, UnknownLocaleError):
-            yield MissingPiece(str(texts.path), f"[{language}] locale", language,
-                               f"'{locale}' is not a CLDR locale Babel knows", key)
+                yield MissingPiece(str(templates_dir / name), "", language,
+                                   f"the cover letter: {problem}", key)
+        for line in catalog_problems(templates_dir, language, DOSSIER):
+            path, _, what = line.partition(": ")
+            yield MissingPiece(path, "", language, what, key)
 
 
 def check_campaigns(campaigns: Mapping[str, Campaign], templates_dir: Path) -> None:
     """CampaignIncomplete naming every missing piece of every campaign; nothing when all is there."""
-    texts = read_fixed_texts(templates_dir)
-    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True)
+    languages = read_languages(templates_dir)
+    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
+                      extensions=["jinja2.ext.i18n"])
     for campaign in campaigns.values():
-        pieces = list(missing_pieces(campaign, templates_dir, texts, env))
+        pieces = list(missing_pieces(campaign, templates_dir, languages, env))
         if pieces:
             raise CampaignIncomplete(campaign.source, pieces)
 

@@ -24,7 +24,7 @@ from datetime import date, datetime
 from itertools import islice
 from typing import NamedTuple
 
-from delivery.campaigns.config import Campaign, Recipient
+from delivery.campaigns.config import Campaign, CampaignText, Recipient
 from delivery.signers.normalize import email_like
 
 DEFAULT_VOLUME_SIZE = 2000
@@ -121,6 +121,13 @@ class Dossier:
     by_country: tuple[tuple[str, int], ...]
     growth: tuple[tuple[date, int], ...]
     volumes: tuple[Volume, ...]
+    # (language, text) where the campaign gives its title, sender name or location per language
+    campaign_texts: tuple[tuple[str, CampaignText], ...] = ()
+
+    def text(self, language: str) -> CampaignText:
+        """The campaign's title, sender name and location in `language`."""
+        return dict(self.campaign_texts).get(language) or CampaignText(
+            self.campaign_title, self.sender_name, self.location)
 
     @property
     def progress_percent(self) -> float:
@@ -274,6 +281,7 @@ def assemble(
         by_country=tuple(sorted(by_country.items(), key=lambda kv: (-kv[1], kv[0]))),
         growth=_cumulative(by_day),
         volumes=tuple(volumes),
+        campaign_texts=campaign.translations,
     )
 
 

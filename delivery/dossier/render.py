@@ -3,7 +3,8 @@
 What the dossier shows, per language:
 - the *front*: cover letter and summary, numbered "page X of Y" within itself (HTML, rendered
   by WeasyPrint through `delivery.pdf.weasy`);
-- each *volume*: the signer lines (`line_parts`), and what the language adds (`overlay`): the
+- each *volume*: the signer lines (`line_parts`; the countries named in the edition's
+  language, the names and cities as the signers wrote them), and what the language adds (`overlay`): the
   volume heading ("Volume 3: signers no. 4,001–6,000") on its first page, the column headers,
   the withheld signers' lines ("Name withheld — city, country") at their places, and "Volume v
   · page X of Y". Nothing in it changes with a later milestone, so a full volume is drawn once
@@ -21,24 +22,32 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import icu
 from babel import Locale, UnknownLocaleError
 from babel import __version__ as babel_version
 from babel.dates import format_date
 from babel.numbers import format_decimal
+from babel.support import NullTranslations
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 from markupsafe import Markup
 
-from delivery.campaigns.templates import I18N_FILE, letter_template
+from delivery.campaigns.languages import (
+    DOSSIER,
+    LANGUAGES_FILE,
+    LOCALE_DIR,
+    read_languages,
+    translations,
+)
+from delivery.campaigns.templates import letter_template
 from delivery.dossier import charts
 from delivery.dossier.compose import Dossier, Line, Volume
-from delivery.errors import RenderError
+from delivery.errors import ConfigError, RenderError
 from delivery.signers.countries import country_code
 
 FSI, PDI, FIGURE_SPACE = "\u2068", "\u2069", "\u2007"
@@ -73,34 +82,56 @@ class Layout:
 
 
 class Texts:
-    """The fixed texts of one language (templates/i18n.toml), with the dates, numbers,
-    percentages and country names of its CLDR locale (Babel)."""
+    """One language's fixed texts (its `dossier` gettext catalog under templates/locale/), with
+    the dates, numbers, percentages, country names and alphabetical order of its CLDR locale
+    (Babel; ICU's collation)."""
 
-    def __init__(self, language: str, table: Mapping[str, Any]) -> None:
+    def __init__(self, language: str, locale_name: str, templates_dir: Path) -> None:
         self.language = language
-        self.table = table
         # The name, not the Locale: Texts go to the render workers with every volume, and a
         # Locale that has formatted once carries its whole CLDR data along when pickled.
-        self.locale_name = str(table.get("locale", language))
+        self.locale_name = locale_name
+        self.templates_dir = templates_dir
+        self._catalog: NullTranslations | None = None
+        self._countries: dict[str, str] = {}  # stored name → this locale's, once per name
         try:
-            cldr_locale(self.locale_name)
+            cldr_locale(locale_name)
         except (ValueError, UnknownLocaleError) as exc:
-            raise RenderError(f"templates/{I18N_FILE}: [{language}] locale "
-                              f"'{self.locale_name}' is not a CLDR locale") from exc
+            raise RenderError(f"templates/{LANGUAGES_FILE}: [{language}] locale "
+                              f"'{locale_name}' is not a CLDR locale") from exc
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a catalog holds its plural rule as compiled code, which does not pickle: each worker
+        # reads the file again (once, languages.translations caches it)
+        return {**self.__dict__, "_catalog": None, "_countries": {}}
+
+    @property
+    def catalog(self) -> NullTranslations:
+        if self._catalog is None:
+            try:
+                self._catalog = translations(self.templates_dir, self.language, DOSSIER)
+            except ConfigError as exc:
+                raise RenderError(str(exc)) from exc
+        return self._catalog
 
     @property
     def locale(self) -> Locale:
         return cldr_locale(self.locale_name)
 
-    def raw(self, key: str) -> str:
-        try:
-            return str(self.table[key])
-        except KeyError as exc:
-            raise RenderError(f"templates/{I18N_FILE}: [{self.language}] lacks '{key}'") from exc
+    def gettext(self, message: str, **values: object) -> str:
+        """`message` in this language, its %(name)s placeholders filled (whole numbers written
+        as this locale writes them)."""
+        return self._fill(self.catalog.gettext(message), values)
 
-    def __call__(self, key: str, **values: object) -> str:
-        return self.raw(key).format(**{k: self.num(v) if isinstance(v, int) else v
-                                   for k, v in values.items()})
+    def ngettext(self, singular: str, plural: str, n: int, **values: object) -> str:
+        """The form of `singular`/`plural` this language uses for `n` (CLDR's plural rules:
+        Russian has three), with %(num)s the number as this locale writes it."""
+        return self._fill(self.catalog.ngettext(singular, plural, n), {"num": n, **values})
+
+    def _fill(self, text: str, values: Mapping[str, object]) -> str:
+        # always formatted, as Jinja2's newstyle gettext does: a literal % is %% everywhere
+        return text % {k: self.num(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                       for k, v in values.items()}
 
     def num(self, value: int) -> str:
         return format_decimal(value, locale=self.locale)
@@ -114,8 +145,17 @@ class Texts:
     def country(self, name: str) -> str:
         """A stored country (the canonical English name, or free text) → its name in this
         locale; free text ("Kurdistan") stays as the signers wrote it."""
-        code = country_code(name)
-        return self.locale.territories.get(code, name) if code else name
+        known = self._countries.get(name)
+        if known is None:
+            code = country_code(name)
+            known = self._countries[name] = (self.locale.territories.get(code, name) if code
+                                             else name)
+        return known
+
+    def sort_key(self, text: str) -> bytes:
+        """Where `text` goes in this locale's alphabetical order (ICU's collation of its CLDR
+        locale: Armenian letters in the Armenian alphabet's order, Russian Ё beside Е)."""
+        return collator(self.locale_name).getSortKey(text)  # type: ignore[no-any-return]
 
 
 @functools.cache
@@ -124,30 +164,42 @@ def cldr_locale(name: str) -> Locale:
     return Locale.parse(name)
 
 
+@functools.cache
+def collator(locale_name: str) -> Any:
+    return icu.Collator.createInstance(icu.Locale(locale_name))
+
+
 def load_texts(templates_dir: Path, language: str) -> Texts:
-    path = templates_dir / I18N_FILE
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RenderError(f"{path}: cannot be read: {exc}") from exc
-    table = data.get(language)
-    if not isinstance(table, dict):
-        raise RenderError(f"{path}: no fixed texts for language '{language}'")
-    return Texts(language, table)
+        known = read_languages(templates_dir)
+    except ConfigError as exc:
+        raise RenderError(str(exc)) from exc
+    if language not in known:
+        raise RenderError(f"templates/{LANGUAGES_FILE}: no language '{language}'")
+    texts = Texts(language, known[language].locale, templates_dir)
+    texts.catalog  # noqa: B018 (a missing catalog fails here, not in a render worker)
+    return texts
 
 
-def make_environment(templates_dir: Path) -> Environment:
+def make_environment(templates_dir: Path, texts: Texts | None = None) -> Environment:
+    """The dossier's templates; with `texts`, `{% trans %}`, `_()` and `ngettext()` speak its
+    language (one environment per language: a shared one would change under another build)."""
     env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
-                      undefined=StrictUndefined, keep_trailing_newline=False)
+                      undefined=StrictUndefined, keep_trailing_newline=False,
+                      extensions=["jinja2.ext.i18n"])
+    env.policies["ext.i18n.trimmed"] = True
     env.filters["css_string"] = css_string
+    catalog = texts.catalog if texts is not None else NullTranslations()
+    env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
     return env
 
 
 def template_version(templates_dir: Path, letter: str) -> str:
     """A hash of every template file a dossier of this letter is made from, and of the CLDR data
     (Babel's version) that formats its dates, numbers and country names."""
-    digest = hashlib.sha256(f"babel {babel_version}\0".encode())
-    roots = [templates_dir / I18N_FILE, templates_dir / DOSSIER_DIR, templates_dir / letter]
+    digest = hashlib.sha256(f"babel {babel_version}\0icu {icu.ICU_VERSION}\0".encode())
+    roots = [templates_dir / LANGUAGES_FILE, templates_dir / LOCALE_DIR, templates_dir / DOSSIER_DIR,
+             templates_dir / letter]
     for root in roots:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for path in files:
@@ -168,9 +220,10 @@ def css_string(text: str) -> Markup:
 
 
 def page_content(template: str, **labels: str) -> Markup:
-    """'Volume {volume} · page {page} of {pages}' → a CSS `content` value with page counters."""
+    """'Volume %(volume)s · page %(page)s of %(pages)s' → a CSS `content` value with page
+    counters."""
     out: list[str] = []
-    rest = template.format(**labels, page="\0page\0", pages="\0pages\0")
+    rest = template % {**labels, "page": "\0page\0", "pages": "\0pages\0"}
     for i, piece in enumerate(rest.split("\0")):
         if i % 2:
             out.append(f"counter({piece})")
@@ -179,15 +232,37 @@ def page_content(template: str, **labels: str) -> Markup:
     return Markup(" ".join(out))  # noqa: S704 (css_string pieces and fixed counter names)
 
 
-def footer_text(dossier: Dossier) -> str:
+def footer_text(dossier: Dossier, language: str) -> str:
     """The dossier footer; `verify` finds the signer count by the 'id · count' pattern."""
-    return f"{dossier.campaign_title} — {dossier.dossier_id} · {dossier.signer_count:,}"
+    title = dossier.text(language).title
+    return f"{title} — {dossier.dossier_id} · {dossier.signer_count:,}"
+
+
+def pdf_subject(texts: Texts, dossier: Dossier) -> str:
+    """The PDF's Subject: what it is and whom it addresses, in the edition's language."""
+    addressees = ", ".join(a.text(texts.language).name for a in dossier.addressees)
+    return texts.ngettext("Petition dossier: %(num)s signature, addressed to %(addressees)s",
+                          "Petition dossier: %(num)s signatures, addressed to %(addressees)s",
+                          dossier.signer_count, addressees=addressees)
+
+
+def country_table(texts: Texts, dossier: Dossier) -> tuple[list[tuple[str, int]],
+                                                            list[tuple[str, int]]]:
+    """(the bar chart's rows, most signers first; the table's rows, the same countries in the
+    edition's alphabetical order), each ending with "Other countries" when there are more."""
+    named = [(texts.country(name), count) for name, count in dossier.by_country]
+    rows = charts.top_rows(named, COUNTRY_ROWS, texts.gettext("Other countries"))
+    grouped = len(named) > COUNTRY_ROWS  # the last row sums the rest
+    head = rows[:-1] if grouped else rows
+    table = sorted(head, key=lambda row: texts.sort_key(row[0]))
+    return rows, (table + rows[-1:] if grouped else table)
 
 
 def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages: int,
                measure: Callable[[str], float] | None = None) -> str:
     """The letter and summary as HTML; `measure` (a bar label → its drawn width in px, see
-    charts.bar_chart) lets the chart's labels fit their column."""
+    charts.bar_chart) lets the chart's labels fit their column. `env` is the language's
+    (make_environment with these texts)."""
     lang = texts.language
     letter_name = letter_template(dossier.letter, lang)
     try:
@@ -195,15 +270,18 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
     except TemplateNotFound as exc:
         raise RenderError(f"no letter template templates/{letter_name} for language '{lang}'") \
             from exc
-    named = [(texts.country(name), count) for name, count in dossier.by_country]
-    rows = charts.top_rows(named, COUNTRY_ROWS, texts("other_countries"))
+    rows, table = country_table(texts, dossier)
     total = dossier.signer_count or 1
+    own = dossier.text(lang)
     return env.get_template(f"{DOSSIER_DIR}/front.html.j2").render(
         d=dossier, t=texts, lang=lang, letter_template=letter_name,
-        count=texts.num(dossier.signer_count), title=dossier.campaign_title,
-        footer=footer_text(dossier),
-        page_label=page_content(texts.raw("page_of")),
-        country_rows=[(name, texts.num(n), texts.percent(100 * n / total)) for name, n in rows],
+        count=texts.num(dossier.signer_count), title=own.title, sender_name=own.sender_name,
+        location=own.location,
+        addressees=[a.text(lang) for a in dossier.addressees],
+        description=pdf_subject(texts, dossier),
+        footer=footer_text(dossier, lang),
+        page_label=page_content(texts.catalog.gettext("page %(page)s of %(pages)s")),
+        country_rows=[(name, texts.num(n), texts.percent(100 * n / total)) for name, n in table],
         # charts.* escape every label themselves
         bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120,  # noqa: S704
                                           measure=measure, max_label_width=BAR_LABEL_MAX)),
@@ -214,34 +292,41 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
     )
 
 
-def line_text(line: Line, withheld: str) -> str:
+def line_text(line: Line, withheld: str, country: Callable[[str], str] = str) -> str:
     """One signer as one run of text: number and date at fixed width, then name — city, country.
 
     A single text run per line is what makes long lists fast (every extra inline box costs a
     layout box per signer). Each name, city and country sits between Unicode isolates (FSI…PDI,
     what <bdi> means), so a right-to-left name cannot reorder the rest of its line.
     """
-    return "".join(line_parts(line, withheld))
+    return "".join(line_parts(line, withheld, country))
 
 
-def line_parts(line: Line, withheld: str) -> tuple[str, str, str, str]:
+def line_parts(line: Line, withheld: str,
+               country: Callable[[str], str] = str) -> tuple[str, str, str, str]:
     """`line_text` in four pieces: the padded number, the date with its spaces, the name, and
-    " — city, country" (empty without a place)."""
-    place = ", ".join(f"{FSI}{_one_line(part)}{PDI}" for part in (line.city, line.country)
+    " — city, country" (empty without a place). `country`: the stored country → as the edition
+    names it (Texts.country); the name and the city stay as the signer wrote them."""
+    place = ", ".join(f"{FSI}{_one_line(part)}{PDI}"
+                      for part in (line.city, country(line.country) if line.country else "")
                       if part)
     name = withheld if line.name is None else f"{FSI}{_one_line(line.name)}{PDI}"
     return (str(line.number).rjust(NUMBER_WIDTH, FIGURE_SPACE),
             f"  {line.signed_on.isoformat()}  ", name, f" — {place}" if place else "")
 
 
-def volume_html(env: Environment, volume: Volume, layout: Layout) -> str:
+def volume_html(env: Environment, volume: Volume, layout: Layout,
+                texts: Texts | None = None) -> str:
     """The lines of the signers who gave their names, as WeasyPrint lays them out: with
     overlay_html (the headers, withheld signers' lines and page labels laid over it), the
-    reference rendering of typeset.volume_pdf, which its tests compare word by word."""
-    pages = [[line_text(line, "") if line.name is not None else "" for line in page]
+    reference rendering of typeset.volume_pdf, which its tests compare word by word. With
+    `texts`, the countries are named in that edition's language; without, as stored."""
+    country = texts.country if texts is not None else str
+    pages = [[line_text(line, "", country) if line.name is not None else "" for line in page]
              for page in paginate(volume.printed_lines(), layout)]
     return env.get_template(f"{DOSSIER_DIR}/volume.html.j2").render(
-        lang=NEUTRAL_LANGUAGE, layout=layout, pages=pages)
+        lang=texts.language if texts is not None else NEUTRAL_LANGUAGE, layout=layout,
+        pages=pages)
 
 
 @dataclass(frozen=True)
@@ -269,19 +354,22 @@ class Overlay:
 
 
 def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
-    withheld = texts("name_withheld")
+    withheld = texts.gettext("Name withheld")
     paginated = paginate(volume.printed_lines(), layout)
     pages = []
     for number, page in enumerate(paginated, start=1):
-        rows = [(row, line_parts(line, withheld)) for row, line in enumerate(page)
+        rows = [(row, line_parts(line, withheld, texts.country)) for row, line in enumerate(page)
                 if line.name is None]
-        label = texts.raw("volume_page").format(volume=volume.number, page=number,
-                                                pages=len(paginated))
+        label = texts.gettext("Volume %(volume)s · page %(page)s of %(pages)s",
+                              volume=str(volume.number), page=str(number),
+                              pages=str(len(paginated)))
         pages.append(OverlayPage(rows, label))
     return Overlay(
-        texts("volume_heading", volume=volume.number, first=volume.first, last=volume.last),
-        (texts("col_number"), texts("col_date"), texts("col_name"), texts("col_city"),
-         texts("col_country")), pages)
+        texts.gettext("Volume %(volume)s: signers no. %(first)s–%(last)s", volume=volume.number,
+                      first=volume.first, last=volume.last),
+        # Translators: the column headers of the signer list: number, date, name, city, country
+        (texts.gettext("No."), texts.gettext("Date"), texts.gettext("Name"),
+         texts.gettext("City"), texts.gettext("Country")), pages)
 
 
 def overlay_html(env: Environment, texts: Texts, volume: Volume, layout: Layout) -> str:
@@ -303,7 +391,7 @@ def _column_header(columns: tuple[str, str, str, str, str]) -> Markup:
 def stamp_html(env: Environment, texts: Texts, dossier: Dossier) -> str:
     """One page: the dossier footer, laid over every volume page."""
     return env.get_template(f"{DOSSIER_DIR}/stamp.html.j2").render(
-        lang=texts.language, footer=css_string(footer_text(dossier)))
+        lang=texts.language, footer=css_string(footer_text(dossier, texts.language)))
 
 
 def _one_line(text: str) -> str:

@@ -25,6 +25,8 @@ class Letter:
 
     subject: str
     body: str
+    sender_name: str = ""  # the From display name in this language ("" keeps the envelope's)
+    recipient_name: str = ""  # the To display name in this language ("" uses the recipient's)
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,9 @@ def build_messages(
         mid = message_id(envelope.dossier_id, recipient.email, index, envelope.sender_address)
         subject = letter.subject if len(groups) == 1 else f"{letter.subject} ({index}/{len(groups)})"
         msg = EmailMessage(policy=SMTP)
-        msg["From"] = envelope.sender
-        msg["To"] = formataddr((recipient.name, recipient.email))
+        msg["From"] = (formataddr((letter.sender_name, envelope.sender_address))
+                       if letter.sender_name else envelope.sender)
+        msg["To"] = formataddr((letter.recipient_name or recipient.name, recipient.email))
         msg["Subject"] = subject
         msg["Date"] = format_datetime(envelope.created_at)
         msg["Message-ID"] = mid

@@ -154,7 +154,7 @@ class _Planner:
                  cache: VolumeCache, read_lines: LineReader | None) -> None:
         self.dossier, self.layout, self.cache = dossier, layout, cache
         self.read_lines = read_lines
-        self.env = render.make_environment(templates_dir)
+        self.templates_dir = templates_dir
         self.base = str(templates_dir)
         self.version = render.template_version(templates_dir, dossier.letter)
 
@@ -162,14 +162,15 @@ class _Planner:
         d, lang, layout = self.dossier, t.language, self.layout
         ident = f"{d.campaign_slug}/{d.dossier_id}/{lang}/{self.version}/{d.signer_count}"
         front_key, stamp_key = content_key("front", ident), content_key("stamp", ident)
+        env = render.make_environment(self.templates_dir, t)
         volume_pages = sum(layout.pages_for(v.facts.lines) for v in d.volumes)
         pieces = [
             _Piece("front", lang, -1, front_key, PdfJob(
-                f"front ({lang})", render.front_html(self.env, t, d, volume_pages=volume_pages,
+                f"front ({lang})", render.front_html(env, t, d, volume_pages=volume_pages,
                                                      measure=bar_label_width),
                 self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST)),
             _Piece("stamp", lang, -1, stamp_key, PdfJob(
-                f"stamp ({lang})", render.stamp_html(self.env, t, d), self.base,
+                f"stamp ({lang})", render.stamp_html(env, t, d), self.base,
                 bytes.fromhex(stamp_key[:32]), expected_pages=1, cost=PAGE_COST)),
         ]
         for i, volume in enumerate(d.volumes):

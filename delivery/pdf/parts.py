@@ -20,7 +20,7 @@ import pikepdf
 
 from delivery.artifacts import UnsignedPdf
 from delivery.dossier.compose import Dossier
-from delivery.dossier.render import Texts
+from delivery.dossier.render import Texts, pdf_subject
 from delivery.errors import RenderError
 from delivery.pdf.cache import VolumeCache, content_key
 from delivery.pdf.jobs import RenderedPdf
@@ -110,17 +110,17 @@ def plan_parts(dossier: Dossier, t: Texts, pieces: Mapping[str, str], volumes: S
     groups = split_parts(sizes, part_budget - max(rendered.size(stamp),
                                                   part_budget // STAMP_SHARE))
     stamp_pdf = rendered.get(stamp)
-    addressees = ", ".join(a.name for a in dossier.addressees)
+    own = dossier.text(t.language)
+    subject = pdf_subject(t, dossier)
     out = []
     for part, group in enumerate(groups, start=1):
-        title = dossier.campaign_title
+        title = own.title
         name = f"dossier-{dossier.campaign_slug}-{t.language}"
         if len(groups) > 1:
-            title += f" ({t('part', part=part, parts=len(groups))})"
+            which = t.gettext("part %(part)s of %(parts)s", part=part, parts=len(groups))
+            title += f" ({which})"
             name += f"-part{part}of{len(groups)}"
-        info = PartInfo(title=title, author=dossier.sender_name,
-                        subject=t("pdf_subject", count=dossier.signer_count,
-                                  addressees=addressees),
+        info = PartInfo(title=title, author=own.sender_name, subject=subject,
                         producer=producer, language=t.language, created_at=dossier.created_at)
         label = f"part {part} of {len(groups)} ({t.language})"
         keys = [volumes[i - 1] for i in group if i > 0]

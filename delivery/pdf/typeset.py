@@ -101,20 +101,21 @@ def volume_pdf(texts: Texts, volume: Volume, layout: Layout,
     for number, (page, labels) in enumerate(zip(paginate(volume.printed_lines(), layout), drawn.pages,
                                                 strict=True)):
         writer.new_page()
-        _draw_body(writer, grid, page, first=number == 0)
+        _draw_body(writer, grid, page, texts, first=number == 0)
         _draw_overlay(writer, grid, drawn, labels, first=number == 0)
         writer.raw(b"q /%s Do Q" % STAMP.encode())
     return (writer.finish(identifier, PAGE_WIDTH, PAGE_HEIGHT, slots=[STAMP]), len(drawn.pages),
             tuple(writer.warnings))
 
 
-def _draw_body(writer: PdfWriter, grid: _Grid, page: Sequence[Line], *, first: bool) -> None:
+def _draw_body(writer: PdfWriter, grid: _Grid, page: Sequence[Line], texts: Texts, *,
+               first: bool) -> None:
     rule = PAGE_HEIGHT - grid.header_top(first) - grid.pitch - RULE
     writer.raw(b"q %s %.4f %.4f %.4f %.4f re f Q" % (BLUE, LEFT, rule, COLUMN, RULE))
     writer.raw(_clip())
     for row, line in enumerate(page):
         if line.name is not None:
-            writer.text(line_parts(line, ""), LEFT, grid.line_y(first, row), size=LINE_SIZE,
+            writer.text(line_parts(line, "", texts.country), LEFT, grid.line_y(first, row), size=LINE_SIZE,
                         colour=TEXT)
     writer.raw(b"Q")
 

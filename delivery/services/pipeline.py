@@ -21,7 +21,7 @@ from delivery.artifacts import BundleFile
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
 from delivery.bundle.sign import SigningIdentity, load_identity
 from delivery.campaigns.config import Campaign, Recipient
-from delivery.campaigns.templates import email_template, letter_template
+from delivery.campaigns.templates import EMAIL_TEMPLATE, letter_template
 from delivery.dossier.render import load_texts, template_version
 from delivery.dossier.stored import Frozen, compose_stored
 from delivery.errors import SigningError
@@ -111,21 +111,30 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
 
 def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,
                   signer_count: int, milestone: int | None, created_at: datetime) -> Letter:
-    """The e-mail's subject and body in the recipient's language, from templates/email/.
+    """The e-mail's subject, body and display names in the recipient's language, from
+    templates/email/ and the language's catalog.
 
     The body carries the same letter as the dossier's cover page, turned into plain text.
     """
-    count = load_texts(templates_dir, recipient.language).num(signer_count)  # "1,200", "1 200"
+    texts = load_texts(templates_dir, recipient.language)
+    count = texts.num(signer_count)  # "1,200", "1 200"
+    own = campaign.text(recipient.language)
     html_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=True, undefined=StrictUndefined)
     letter_html = html_env.get_template(letter_template(campaign.letter, recipient.language)).render(
-        count=count, title=campaign.title)
+        count=count, title=own.title)
     text_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text
-                           undefined=StrictUndefined, keep_trailing_newline=True)
-    text = text_env.get_template(email_template(recipient.language)).render(
-        campaign=campaign, recipient=recipient, dossier_id=dossier_id, signer_count=signer_count,
-        count=count, milestone=milestone, created_at=created_at, letter_text=html_to_text(letter_html))
+                           undefined=StrictUndefined, keep_trailing_newline=True,
+                           extensions=["jinja2.ext.i18n"])
+    text_env.policies["ext.i18n.trimmed"] = True
+    text_env.install_gettext_translations(texts.catalog, newstyle=True)  # type: ignore[attr-defined]
+    text = text_env.get_template(EMAIL_TEMPLATE).render(
+        title=own.title, sender_name=own.sender_name, dossier_id=dossier_id,
+        signer_count=signer_count, count=count, milestone=milestone,
+        milestone_count=texts.num(milestone) if milestone is not None else "",
+        created_at=created_at, letter_text=html_to_text(letter_html))
     subject, _, body = text.partition("\n")
-    return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"))
+    return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"),
+                  sender_name=own.sender_name, recipient_name=recipient.text(recipient.language).name)
 
 
 def html_to_text(markup: str) -> str:

@@ -19,7 +19,19 @@ GOOD = (REPO / "schedules" / "salman-mukaev.toml").read_text(encoding="utf-8")
 def test_default_campaign_addresses_the_prime_minister_and_the_migration_service() -> None:
     campaign = load_campaigns(REPO / "schedules")["salman-mukaev"]
     assert campaign.goal == 80_000
-    assert [r.name for r in campaign.recipients] == ["Nikol Pashinyan", "Migration Service of Armenia"]
+    assert [r.name for r in campaign.recipients] == ["Nikol Pashinyan",
+                                                     "Migration and Citizenship Service"]
+    assert [r.text("hy").name for r in campaign.recipients] == [
+        "Նիկոլ Փաշինյան", "Միգրացիայի և քաղաքացիության ծառայություն"]
+    assert [r.text("ru").title for r in campaign.recipients] == [
+        "Премьер-министр Республики Армения", "Министерство внутренних дел Республики Армения"]
+    assert campaign.recipients[0].text("hy").postal == (
+        "Հանրապետության հրապարակ, Կառավարական տուն 1", "Երևան 0010, Հայաստան")
+    assert campaign.title == "Armenia: Save Salman Mukaev's life!"
+    assert campaign.text("hy").title == "Հայաստան, փրկե՛ք Սալման Մուկաևի կյանքը"
+    assert (campaign.text("ru").sender_name, campaign.text("ru").location) == (
+        "Кампания «Спасите Салмана Мукаева»", "Ереван")
+    assert campaign.sender_name == "Save Salman Mukaev campaign"
     assert all(r.email.endswith("@example.org") for r in campaign.recipients)
     assert campaign.thresholds == (1000, 5000, 10000, 25000, 50000, 80000)
     assert campaign.languages == ("en", "hy")
@@ -46,16 +58,25 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
     ('send_window = "Mon-Fri 09:00-18:00"', 'send_window = "Mon-Fri 18:00-09:00"', "schedule.send_window",
      "before the end"),
     ('hold = "2h"', 'hold = "two hours"', "schedule.hold", "duration"),
-    ('language = "hy"', 'language = "xx"', "recipients[1].language", "not one of"),
+    ('language = "hy"', 'language = "Armenian"', "recipients[1].language", "not a language code"),
     ('signing = "required"', 'signing = "maybe"', "campaign.signing", "not one of"),
     ('# consent_missing = "withhold"', 'consent_missing = "sometimes"', "campaign.consent_missing",
      "not one of"),
     ('slug = "salman-mukaev"', 'slug = "Salman Mukaev"', "campaign.slug", "lowercase"),
-    ('name = "Nikol Pashinyan"', 'name = "Nikol\\r\\nPashinyan"', "recipients[0].name", "line break"),
-    ('title = "Armenia: Save', 'title = "Armenia:\\rSave', "campaign.title", "line break"),
-    ('title = "Armenia: Save', 'title = "Armenia:\\u2028Save', "campaign.title", "line break"),
+    ('en = "Nikol Pashinyan"', 'en = "Nikol\\r\\nPashinyan"', "recipients[0].name.en", "line break"),
+    ('en = "Armenia: Save', 'en = "Armenia:\\rSave', "campaign.title.en", "line break"),
+    ('hy = "Հայաստան, փրկե՛ք', 'hy = "Հայաստան,\\u2028փրկե՛ք', "campaign.title.hy", "line break"),
     ('sender = "Save Salman', 'sender = "Save\\rSalman', "campaign.sender", "line break"),
-    ('location = "Yerevan"', 'location = "Yere\\u0000van"', "campaign.location", "control character"),
+    ('en = "Yerevan"', 'en = "Yere\\u0000van"', "campaign.location.en", "control character"),
+    ('hy = "Հայաստան, փրկե՛ք', 'hye = "Հայաստան, փրկե՛ք', "campaign.title", "no text in hy"),
+    ('hy = "Նիկոլ Փաշինյան"', '', "recipients[0].name", "no text in hy"),
+    ('en = "Nikol Pashinyan"', 'EN = "Nikol Pashinyan"', "recipients[0].name.EN",
+     "not a language code"),
+    ('hy = "Երևան"', 'hy = ""', "campaign.location.hy", ""),
+    ('en = ["Government House 1, Republic Square",', 'en = ["Government House 1\\nRepublic Square",',
+     "recipients[0].postal.en[0]", "one postal line per list item"),
+    ('en = ["Government House 1, Republic Square", "Yerevan 0010, Armenia"]', 'en = 10',
+     "recipients[0].postal.en", "list of strings"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
      'sender = "Campaign <campaign@example.org>, other@example.org"', "campaign.sender", "exactly one"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
@@ -69,6 +90,16 @@ def test_config_errors_name_file_key_and_problem(old: str, new: str, key: str, p
     assert caught.value.key == key
     assert problem in caught.value.problem
     assert str(caught.value).startswith(f"schedules/x.toml: {key}: ")
+
+
+def test_a_postal_string_is_one_line_in_every_language() -> None:
+    start = GOOD.index("[recipients.postal]")
+    table = GOOD[start:GOOD.index("[[recipients]]", start)]
+    pm = 'email = "prime-minister@example.org"\n'
+    campaign = parse_campaign(GOOD.replace(table, "").replace(
+        pm, pm + 'postal = "Government House 1, Yerevan 0010"\n'), "x")
+    assert [campaign.recipients[0].text(lang).postal for lang in ("en", "hy")] == [
+        ("Government House 1, Yerevan 0010",)] * 2
 
 
 def test_consent_missing_is_unset_by_default_and_read_when_given() -> None:

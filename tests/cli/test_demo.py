@@ -51,7 +51,7 @@ def test_demo_delivers_signed_dossiers_with_every_signer_once(tmp_path: Path) ->
     path.write_bytes(pdfs[0].get_content())
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
                           check=True).stdout
-    assert "Nikol Pashinyan" in text and "Migration Service of Armenia" in text
+    assert "Nikol Pashinyan" in text and "Migration and Citizenship Service" in text
     assert "Mukaev" in text and "not to extradite Salman Mukaev" in text.replace("\n", " ")
 
     rows = [(int(m.group(1)), m.group(2)) for m in map(LINE.match, text.splitlines()) if m]

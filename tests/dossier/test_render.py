@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tomllib
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from delivery.campaigns.config import parse_campaign
+from delivery.campaigns.languages import DOSSIER, catalog_file, catalog_problems, read_languages
 from delivery.dossier import charts, render
 from delivery.dossier.compose import Dossier, Line, Signer, Volume, compose
 from delivery.errors import RenderError
@@ -33,10 +33,9 @@ def dossier(n: int = 30, *, signed: bool = False, volume_size: int = 10) -> Doss
 
 
 def test_every_language_has_every_text() -> None:
-    data = tomllib.loads((TEMPLATES / "i18n.toml").read_text())
-    assert set(data) == {"en", "hy", "ru"}
+    assert set(read_languages(TEMPLATES)) == {"en", "hy", "ru"}
     for language in ("hy", "ru"):
-        assert set(data[language]) == set(data["en"]), language
+        assert list(catalog_problems(TEMPLATES, language, DOSSIER)) == [], language
 
 
 def test_css_string_cannot_break_out() -> None:
@@ -50,9 +49,9 @@ def test_css_string_cannot_break_out() -> None:
 
 
 def test_page_content_uses_counters() -> None:
-    assert render.page_content("page {page} of {pages}") == \
+    assert render.page_content("page %(page)s of %(pages)s") == \
         '"page " counter(page) " of " counter(pages)'
-    assert render.page_content("Volume {volume} · page {page} of {pages}", volume="3") == \
+    assert render.page_content("Volume %(volume)s · page %(page)s of %(pages)s", volume="3") == \
         '"Volume 3 \\b7  page " counter(page) " of " counter(pages)'
 
 
@@ -81,8 +80,8 @@ def test_volume_body_escapes_names_and_shows_nothing_delivery_or_language_specif
     # nor anything in a language: one body serves every edition
     for language in ("en", "hy", "ru"):
         t = render.load_texts(TEMPLATES, language)
-        for key in ("name_withheld", "col_number", "col_name", "col_country"):
-            assert t(key) not in html, (language, key)
+        for text in ("Name withheld", "No.", "Name", "Country"):
+            assert t.gettext(text) not in html, (language, text)
     assert 'lang="und"' in html and "Gyumri" not in html and "counter(page)" not in html
 
 
@@ -126,10 +125,11 @@ def test_front_has_letter_summary_and_footer() -> None:
     html = render.front_html(env, render.load_texts(TEMPLATES, "en"), d, volume_pages=3)
     assert "Nikol Pashinyan" in html and "Prime Minister of the Republic of Armenia" in html
     assert "This dossier is not digitally signed." in html
-    assert "volumes: 3, pages: 3" in html and "25 signatures" in html
+    assert "3 volumes, 3 pages" in html and "25 signatures" in html
     assert html.count("<svg") == 2
     assert "counter(page)" in html and "D\\2d 1 \\b7  30" in html
-    signed = render.front_html(env, render.load_texts(TEMPLATES, "hy"), dossier(signed=True),
+    hy = render.load_texts(TEMPLATES, "hy")
+    signed = render.front_html(render.make_environment(TEMPLATES, hy), hy, dossier(signed=True),
                                volume_pages=3)
     assert "not digitally signed" not in signed and "PAdES" in signed
     assert "Սալման Մուկաևին" in signed and 'lang="hy"' in signed
@@ -138,21 +138,25 @@ def test_front_has_letter_summary_and_footer() -> None:
 def test_front_escapes_campaign_texts() -> None:
     d = dossier()
     hostile = d.__class__(**{**d.__dict__, "campaign_title": "</title><script>x</script>",
-                             "sender_name": '"><img src=x>'})
+                             "sender_name": '"><img src=x>', "campaign_texts": ()})
     env = render.make_environment(TEMPLATES)
     html = render.front_html(env, render.load_texts(TEMPLATES, "en"), hostile, volume_pages=1)
     assert "<script>" not in html and "<img src=x>" not in html
     assert "&lt;/title&gt;&lt;script&gt;" in html
 
 
-def test_missing_letter_and_language_are_render_errors() -> None:
-    env = render.make_environment(TEMPLATES)
+def test_missing_letter_language_and_catalog_are_render_errors(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    (templates / "letters" / "salman-mukaev" / "ru.html.j2").unlink()
+    env = render.make_environment(templates)
     with pytest.raises(RenderError, match="no letter template"):
-        render.front_html(env, render.load_texts(TEMPLATES, "ru"), dossier(), volume_pages=1)
-    with pytest.raises(RenderError, match="no fixed texts for language 'fr'"):
-        render.load_texts(TEMPLATES, "fr")
-    with pytest.raises(RenderError, match="lacks 'nope'"):
-        render.load_texts(TEMPLATES, "en")("nope")
+        render.front_html(env, render.load_texts(templates, "ru"), dossier(), volume_pages=1)
+    with pytest.raises(RenderError, match="no language 'fr'"):
+        render.load_texts(templates, "fr")
+    catalog_file(templates, "hy", DOSSIER).unlink()
+    with pytest.raises(RenderError, match="no compiled catalog: run `make translations`"):
+        render.load_texts(templates, "hy")
 
 
 def test_undefined_template_variables_fail(tmp_path: Path) -> None:
@@ -182,8 +186,48 @@ def test_texts_format_numbers_and_dates() -> None:
     assert hy.date(DAY) == "2024 թ. հունվարի 29"
     assert ru.date(DAY) == "29 января 2024\u202fг."
     assert (en.percent(6.9), hy.percent(6.9), ru.percent(1234.5)) == ("6.9", "6,9", "1\u00a0234,5")
-    assert en("volume_heading", volume=3, first=4001, last=6000) == \
+    heading = "Volume %(volume)s: signers no. %(first)s–%(last)s"
+    assert en.gettext(heading, volume=3, first=4001, last=6000) == \
         "Volume 3: signers no. 4,001–6,000"
+    assert ru.gettext(heading, volume=3, first=4001, last=6000) == \
+        "Том 3: подписавшие № 4\u00a0001–6\u00a0000"
+
+
+def test_plural_forms_follow_cldr_rules() -> None:
+    ru, hy = render.load_texts(TEMPLATES, "ru"), render.load_texts(TEMPLATES, "hy")
+    forms = [ru.ngettext("%(count)s volume", "%(count)s volumes", n, count=n) for n in (1, 3, 5, 21, 1000)]
+    assert forms == ["1 том", "3 тома", "5 томов", "21 том", "1\u00a0000 томов"]
+    # Armenian nouns stay singular after a numeral
+    assert hy.ngettext("%(count)s page", "%(count)s pages", 38, count=38) == "38 էջ"
+
+
+def test_country_table_in_the_editions_alphabetical_order_and_chart_by_count() -> None:
+    d = dossier()
+    counts = (("Russian Federation", 9), ("Armenia", 7), ("Germany", 5), ("Egypt", 3))
+    d = d.__class__(**{**d.__dict__, "by_country": counts})
+    hy = render.load_texts(TEMPLATES, "hy")
+    chart, table = render.country_table(hy, d)
+    assert [name for name, _ in chart] == ["Ռուսաստան", "Հայաստան", "Գերմանիա", "Եգիպտոս"]
+    # Armenian alphabet: Գ, Ե, Հ, Ռ
+    assert [name for name, _ in table] == ["Գերմանիա", "Եգիպտոս", "Հայաստան", "Ռուսաստան"]
+    many = tuple((f"Land {chr(65 + i)}", 20 - i) for i in range(12))
+    d = d.__class__(**{**d.__dict__, "by_country": (("Zimbabwe", 30), *many)})
+    chart, table = render.country_table(render.load_texts(TEMPLATES, "en"), d)
+    assert table[-1] == chart[-1] == ("Other countries", sum(n for _, n in many[8:]))
+    assert [name for name, _ in table[:2]] == ["Land A", "Land B"] and ("Zimbabwe", 30) in table
+
+
+def test_the_armenian_edition_prints_the_campaign_in_armenian() -> None:
+    env_texts = render.load_texts(TEMPLATES, "hy")
+    html = render.front_html(render.make_environment(TEMPLATES, env_texts), env_texts, dossier(),
+                             volume_pages=3)
+    for text in ("Հայաստան, փրկե՛ք Սալման Մուկաևի կյանքը", "Նիկոլ Փաշինյան",
+                 "Հայաստանի Հանրապետության վարչապետ", "Երևան 0010, Հայաստան",
+                 "Միգրացիայի և քաղաքացիության ծառայություն", "«Փրկենք Սալման Մուկաևին» արշավ",
+                 "Երևան, "):
+        assert text in html, text
+    for english in ("Save Salman", "Pashinyan", "Prime Minister", "Yerevan,", "campaign"):
+        assert english not in html.split("<body>")[1].replace("Signer ", ""), english
 
 
 def test_countries_are_named_in_the_edition_language_and_free_text_stays() -> None:
@@ -196,11 +240,12 @@ def test_countries_are_named_in_the_edition_language_and_free_text_stays() -> No
 
 def test_an_edition_whose_locale_cldr_lacks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="not a CLDR locale"):
-        render.Texts("xx", {"locale": "xx_NOWHERE"})
+        render.Texts("xx", "xx_NOWHERE", TEMPLATES)
 
 
 def test_footer_text_pattern() -> None:
-    assert render.footer_text(dossier()).endswith("D-1 · 30")
+    assert render.footer_text(dossier(), "en") == "Armenia: Save Salman Mukaev's life! — D-1 · 30"
+    assert render.footer_text(dossier(), "ru").startswith("Армения, спасите жизнь")
 
 
 def test_bar_chart_escapes_labels_and_scales() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
+import re
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from delivery.artifacts import BundleFile
 from delivery.campaigns.config import Recipient, parse_campaign
@@ -77,3 +81,27 @@ def test_the_letter_writes_the_count_as_the_recipients_language_does() -> None:
     # CLDR groups Armenian digits with a no-break space
     assert "81\u00a0200" in letters["hy"].subject and "81\u00a0200" in letters["hy"].body
     assert "81,200" not in letters["hy"].subject + letters["hy"].body
+
+
+@pytest.mark.parametrize("language", ["hy", "ru"])
+def test_the_email_is_wholly_in_the_recipients_language(language: str) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    campaign = parse_campaign((repo / "schedules" / "salman-mukaev.toml").read_text(), "test")
+    recipient = dataclasses.replace(campaign.recipients[0], language=language)
+    letter = render_letter(repo / "templates", campaign, recipient, dossier_id="SM-1",
+                           signer_count=81_203, milestone=80_000,
+                           created_at=datetime(2026, 11, 24, tzinfo=UTC))
+    english = render_letter(repo / "templates", campaign,
+                            dataclasses.replace(recipient, language="en"), dossier_id="SM-1",
+                            signer_count=81_203, milestone=80_000,
+                            created_at=datetime(2026, 11, 24, tzinfo=UTC))
+    words = re.compile(r"[A-Za-z]{2,}")
+    # a file name and the checksum's name are the same in every language
+    assert set(words.findall(letter.subject + letter.body)) <= {"SM", "PDF", "SHA", "manifest",
+                                                                 "json"}
+    assert "Respectfully" in english.body and "signatures" in english.subject
+    assert letter.sender_name == campaign.text(language).sender_name
+    assert letter.recipient_name == campaign.recipients[0].text(language).name
+    assert letter.recipient_name != campaign.recipients[0].text("en").name
+    if language == "ru":  # CLDR's "few" form: 81 203 ends in 3
+        assert "81\u00a0203 подписи" in letter.subject

@@ -81,7 +81,8 @@ def test_every_word_sits_where_weasyprint_puts_it(language: str, tmp_path: Path)
     texts = render.load_texts(TEMPLATES, language)
     drawn, pages, warnings = typeset.volume_pdf(texts, vol, layout, ID)
     env = render.make_environment(TEMPLATES)
-    body = render_job(PdfJob("body", render.volume_html(env, vol, layout), str(TEMPLATES), ID))
+    body = render_job(PdfJob("body", render.volume_html(env, vol, layout, texts), str(TEMPLATES),
+                             ID))
     over = render_job(PdfJob("overlay", render.overlay_html(env, texts, vol, layout),
                              str(TEMPLATES), ID))
     assert pages == body.pages == over.pages == 2 and warnings == ()

@@ -310,7 +310,7 @@ def test_signing_required_without_a_key_sends_nothing_and_alerts(
     assert not any(p.get_filename() for p in smtp_server.received[0].message.iter_attachments())
 
 
-@pytest.mark.parametrize("template", ["letters/salman-mukaev/en.html.j2", "email/dossier.en.txt.j2"])
+@pytest.mark.parametrize("template", ["letters/salman-mukaev/en.html.j2", "email/dossier.txt.j2"])
 def test_an_unexpected_error_in_a_build_fails_the_delivery_and_alerts_once(
         make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path, template: str) -> None:
     """A template edited on a running server to use an unknown value makes Jinja raise its own
