@@ -24,6 +24,7 @@ from delivery.campaigns.languages import (
 )
 from delivery.errors import CampaignIncomplete, MissingPiece
 
+
 def letter_template(letter: str, language: str) -> str:
     """The cover letter of `letter` (a folder under templates/, e.g. letters/salman-mukaev)."""
     return f"{letter}/{language}.html.j2"

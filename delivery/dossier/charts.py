@@ -59,8 +59,10 @@ def bar_chart(rows: Sequence[tuple[str, int]], *, fmt: Callable[[int], str],
 
 
 def line_chart(points: Sequence[tuple[date, int]], *, fmt: Callable[[int], str],
+               day_fmt: Callable[[date], str] = date.isoformat,
                width: int = 640, height: int = 240, max_points: int = 240) -> str:
-    """Cumulative signatures per day as a line, with a light grid and first/last date labels."""
+    """Cumulative signatures per day as a line, with a light grid and first/last date labels
+    (`fmt` writes the counts, `day_fmt` the dates, as the edition's language does)."""
     if not points:
         return ""
     points = _thin(points, max_points)
@@ -87,9 +89,9 @@ def line_chart(points: Sequence[tuple[date, int]], *, fmt: Callable[[int], str],
     out.append(f'<polyline points="{" ".join(coords)}" fill="none" stroke="{LINE_COLOR}" '
                f'stroke-width="2"/>')
     base = top_pad + plot_h
-    out.append(f'<text x="{left}" y="{base + 18}" font-size="11">{first.isoformat()}</text>')
+    out.append(f'<text x="{left}" y="{base + 18}" font-size="11">{escape(day_fmt(first))}</text>')
     out.append(f'<text x="{width - right}" y="{base + 18}" text-anchor="end" font-size="11">'
-               f'{last.isoformat()}</text>')
+               f'{escape(day_fmt(last))}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -136,8 +136,10 @@ class Texts:
     def num(self, value: int) -> str:
         return format_decimal(value, locale=self.locale)
 
-    def date(self, day: date) -> str:
-        return format_date(day, format="long", locale=self.locale)
+    def date(self, day: date, length: str = "long") -> str:
+        """The day as CLDR's `length` (short, medium, long, full) writes it in this locale: long
+        "1 May 2024", "1 мая 2024 г.", "2024 թ. մայիսի 1"; medium "1 May 2024", "1 мая 2024 г."."""
+        return format_date(day, format=length, locale=self.locale)
 
     def percent(self, value: float) -> str:
         return format_decimal(value, format="#,##0.0", locale=self.locale)
@@ -271,6 +273,10 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
         raise RenderError(f"no letter template templates/{letter_name} for language '{lang}'") \
             from exc
     rows, table = country_table(texts, dossier)
+    # 160 of 240 px high: with ten countries the chart still fits under them on the summary
+    # page, in every edition, instead of alone on a third page
+    growth = charts.line_chart(dossier.growth, fmt=texts.num, height=160,
+                               day_fmt=lambda day: texts.date(day, "medium"))
     total = dossier.signer_count or 1
     own = dossier.text(lang)
     return env.get_template(f"{DOSSIER_DIR}/front.html.j2").render(
@@ -285,9 +291,7 @@ def front_html(env: Environment, texts: Texts, dossier: Dossier, *, volume_pages
         # charts.* escape every label themselves
         bar_chart=Markup(charts.bar_chart(rows, fmt=texts.num, width=380, label_width=120,  # noqa: S704
                                           measure=measure, max_label_width=BAR_LABEL_MAX)),
-        # 160 of 240 px high: with ten countries the chart still fits under them on the
-        # summary page, in both editions, instead of alone on a third page
-        line_chart=Markup(charts.line_chart(dossier.growth, fmt=texts.num, height=160)),  # noqa: S704
+        line_chart=Markup(growth),  # noqa: S704 - charts escape every text they draw
         volume_pages=volume_pages,
     )
 

@@ -46,6 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from delivery.campaigns.config import Campaign
+from delivery.campaigns.languages import read_languages
 from delivery.errors import NotFound, StateConflict, UsageError
 from delivery.services.app import App
 from delivery.storage import audit
@@ -336,6 +337,28 @@ def log_out(app: App, name: str, session_id: str, *, now: datetime, actor: str, 
         row.session_id = None
         audit.record(session, at=now, actor=actor, action="user.logout", subject=name, ip=ip)
     return True
+
+
+def set_language(app: App, name: str, language: str, *, now: datetime, actor: str) -> None:
+    """Store the web admin's language the user chose (a code of templates/languages.toml), audited;
+    UsageError for a code not listed there, NotFound for no such user."""
+    known = read_languages(app.settings.templates_dir)
+    if language not in known:
+        raise UsageError(f"'{language[:20]}' is not a language of the admin: one of "
+                         f"{', '.join(sorted(known))} (templates/languages.toml)")
+    with transaction(app.engine) as session:
+        row = session.scalar(select(UserRow).where(UserRow.name == name).with_for_update())
+        if row is None:
+            raise NotFound(f"no user '{name}'")
+        previous, row.language = row.language, language
+        audit.record(session, at=now, actor=actor, action="user.language", subject=name,
+                     language=language, previous=previous)
+
+
+def user_language(app: App, name: str) -> str | None:
+    """The web admin's language the user chose, or None (none chosen, or no such user)."""
+    with reading(app.engine) as session:
+        return session.scalar(select(UserRow.language).where(UserRow.name == name))
 
 
 def user_exists(app: App, name: str) -> bool:

@@ -229,6 +229,9 @@ class UserRow(Base):
     # login, set to None at logout and at a password change, so that every cookie made before
     # stops working; a user removed and made again starts with None, so old cookies never fit.
     session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The web admin's language this organizer chose (a code of templates/languages.toml); None:
+    # none chosen, the browser's Accept-Language decides.
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class LoginAttemptRow(Base):

@@ -6,9 +6,11 @@ sign-up forms and dashboards. Both call the same service functions as the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,14 +21,29 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.services.app import App
-from delivery.web import actions, api, auth, imports, pages
-from delivery.web.common import WebState, css_path, error_page, template_env
+from delivery.web import actions, api, auth, imports, language, pages
+from delivery.web.common import (
+    N_,
+    USER,
+    WebState,
+    admin_languages,
+    css_path,
+    error_page,
+    logged_in,
+    translator,
+)
 from delivery.web.config import WebConfig, web_config
 from delivery.web.middleware import WebSecurityMiddleware
 from delivery.web.ratelimit import LoginLimiter
 
 log = logging.getLogger("delivery.web")
 FORM_LIMIT = 256 * 1024
+LENGTH_REQUIRED = N_("This form was sent without its length: send it again from the page.")
+TOO_LARGE = N_("This form is too large to be sent.")
+NOT_ALLOWED = N_("This address does not take that kind of request.")
+SERVER_ERROR = N_("Something went wrong; the error is in the service log.")
+HTTP_TEXTS = {404: N_("There is no such page here."), 400: N_("This request is not understood.")}
+CANNOT = N_("This request cannot be answered.")
 
 __all__ = ["create_web_app"]
 
@@ -42,7 +59,16 @@ class FormSizeLimit:
             length = dict(scope["headers"]).get(b"content-length")
             limit = imports.body_limit(scope["path"]) or FORM_LIMIT  # an upload's page takes more
             if length is None or not length.isdigit() or int(length) > limit:
-                status, text = (411, "Length Required") if length is None else (413, "Request too large")
+                request = Request(scope)
+                with contextlib.suppress(Exception):  # then the session's or the browser's language
+                    await logged_in(request)
+                if length is None:
+                    status, text = 411, _translated(request, LENGTH_REQUIRED)
+                elif imports.body_limit(scope["path"]):
+                    status = 413
+                    text = _translated(request, imports.TOO_LARGE) % {"n": imports.UPLOAD_LIMIT_MB}
+                else:
+                    status, text = 413, _translated(request, TOO_LARGE)
                 await PlainTextResponse(text, status_code=status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -53,22 +79,38 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail or "error"}, status_code=exc.status_code,
                             headers=exc.headers)
+    if USER not in request.scope:  # not answered by login_required's page: an unknown address
+        await logged_in(request)
     if exc.status_code == 405:
-        return PlainTextResponse("Method Not Allowed", status_code=405, headers=exc.headers)
-    return error_page(request, exc.status_code, str(exc.detail))
+        return PlainTextResponse(_translated(request, NOT_ALLOWED), status_code=405, headers=exc.headers)
+    detail = str(exc.detail)
+    if detail == HTTPStatus(exc.status_code).phrase:  # Starlette's own (English) words: ours instead
+        detail = translator(request).gettext(HTTP_TEXTS.get(exc.status_code, CANNOT))
+    return error_page(request, exc.status_code, detail)
+
+
+def _translated(request: Request, text: str) -> str:
+    """`text` in the request's language; the English text when even that fails (these answers
+    are the last ones and must not fail in turn)."""
+    with contextlib.suppress(Exception):
+        return translator(request).gettext(text)
+    return text
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("web request failed: %s %s", request.method, request.url.path, exc_info=exc)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": "internal error; see the service log"}, status_code=500)
-    return PlainTextResponse("Something went wrong; the error is in the service log.", status_code=500)
+    with contextlib.suppress(Exception):  # the failure may well be the database's
+        if USER not in request.scope:
+            await logged_in(request)
+    return PlainTextResponse(_translated(request, SERVER_ERROR), status_code=500)
 
 
 def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
     """The admin + API for this App; `config` defaults to the one its settings make."""
     config = config or web_config(app.settings.web)
-    web = WebState(app=app, config=config, templates=template_env(app),
+    web = WebState(app=app, config=config, languages=admin_languages(app),
                    limiter=LoginLimiter(failures=config.login_failures, window=config.login_window))
     css = css_path(app)
 
@@ -77,7 +119,7 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
         return Response(body, media_type="text/css", headers={"cache-control": "max-age=3600"})
 
     routes = [Route("/static/admin.css", stylesheet, methods=["GET"]),
-              *auth.routes, *pages.routes, *actions.routes, *imports.routes, *api.routes]
+              *auth.routes, *language.routes, *pages.routes, *actions.routes, *imports.routes, *api.routes]
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield

@@ -25,17 +25,22 @@ from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
 from delivery.services import deliveries, sending, signers
 from delivery.web.common import (
+    N_,
     WebState,
     actor,
     blocking,
     campaign_for,
+    campaign_title,
     checked_form,
     csrf_token,
     error_page,
     flash,
+    language,
     login_required,
+    page_title,
     render,
     state,
+    translator,
 )
 from delivery.web.jobs import Job
 from delivery.web.pages import REFRESH_SECONDS, file_response
@@ -45,12 +50,13 @@ if TYPE_CHECKING:
 
 _REF = re.compile(r"[A-Za-z0-9-]{1,40}")
 _SEND_KEY = re.compile(r"([A-Za-z0-9_-]{24})\.[0-9a-f]{64}")
-SEND_REPLAYED = ("This confirmation was used already: nothing was sent twice. "
-                 "This is the delivery it made.")
-EXPIRED = "This form has expired (or was not sent from this site). Go back, reload the page and try again."
-DONE_TEXT = {"cancel": "cancelled: nothing more will be sent",
-             "release": "released: it is being built and sent now",
-             "retry": "queued again: it is being retried now"}
+SEND_REPLAYED = N_("This confirmation was used already: nothing was sent twice. "
+                   "This is the delivery it made.")
+EXPIRED = N_("This form has expired (or was not sent from this site). Go back, reload the page and "
+             "try again.")
+DONE_TEXT = {"cancel": N_("Delivery %(ref)s cancelled: nothing more will be sent."),
+             "release": N_("Delivery %(ref)s released: it is being built and sent now."),
+             "retry": N_("Delivery %(ref)s queued again: it is being retried now.")}
 
 
 # Request key → its send job, for a replay to show the first request's progress.
@@ -65,7 +71,7 @@ def csrf_checked(action: FormAction) -> Callable[[Request, str], Awaitable[Respo
     async def page(request: Request, user: str) -> Response:
         form = await checked_form(request)
         if form is None:
-            return error_page(request, 403, EXPIRED)
+            return error_page(request, 403, translator(request).gettext(EXPIRED))
         return await action(request, user, form)
 
     page.__name__ = action.__name__
@@ -76,11 +82,12 @@ async def delivery_action(request: Request, user: str, form: FormData) -> Respon
     web = state(request)
     campaign = campaign_for(request)
     ref, action = request.path_params["ref"], request.path_params["action"]
+    tr = translator(request)
     if action not in deliveries.ACTIONS:
-        return error_page(request, 404, "No such action.")
+        return error_page(request, 404, tr.gettext("No such action."))
     # deliveries.find_delivery reads an all-digit ref as a row id; keep those within an INTEGER.
     if not _REF.fullmatch(ref) or (ref.isdigit() and len(ref) > 9):
-        return error_page(request, 404, "No such delivery.")
+        return error_page(request, 404, tr.gettext("No such delivery."))
     try:
         public_id = await blocking(deliveries.change, web.app, campaign, action, ref, now=web.clock(),
                                    actor=actor(user))
@@ -89,7 +96,7 @@ async def delivery_action(request: Request, user: str, form: FormData) -> Respon
     except (StateConflict, UsageError) as exc:
         flash(request, "error", str(exc))
         return RedirectResponse(f"/c/{campaign.slug}/deliveries/{ref}", status_code=303)
-    flash(request, "ok", f"Delivery {public_id} {DONE_TEXT[action]}.")
+    flash(request, "ok", tr.gettext(DONE_TEXT[action]) % {"ref": public_id})
     target = f"/c/{campaign.slug}/deliveries/{public_id}"
     if deliveries.needs_work_now(action):
         def work(job: Job) -> None:
@@ -116,17 +123,20 @@ async def preview_start(request: Request, user: str, form: FormData) -> Response
         job.cleanup = lambda: shutil.rmtree(folder, ignore_errors=True)
     else:
         folder.rmdir()
-        flash(request, "info", f"A preview is being built already (started by {job.actor}): this is it.")
+        flash(request, "info", translator(request).gettext(
+            "A preview is being built already (started by %(actor)s): this is it.") % {"actor": job.actor})
     return RedirectResponse(f"/c/{campaign.slug}/preview/{job.id}", status_code=303)
 
 
 async def preview_page(request: Request, user: str) -> Response:
     campaign = campaign_for(request)
     job = state(request).jobs.get(request.path_params["job"], "preview", campaign.slug)
+    tr = translator(request)
     if job is None:
-        return error_page(request, 404, "This preview is gone (the service restarted or it is old). "
-                                        "Make a new one from the dashboard.")
-    return render(request, "preview.html", title=f"Preview · {campaign.title}", campaign=campaign, job=job,
+        return error_page(request, 404, tr.gettext("This preview is gone (the service restarted or it is "
+                                                   "old). Make a new one from the dashboard."))
+    return render(request, "preview.html", campaign=campaign, job=job,
+                  title=page_title(tr.gettext("Preview"), campaign_title(campaign, language(request))),
                   refresh=None if job.finished else REFRESH_SECONDS)
 
 
@@ -134,19 +144,21 @@ async def preview_file(request: Request, user: str) -> Response:
     campaign = campaign_for(request)
     job = state(request).jobs.get(request.path_params["job"], "preview", campaign.slug)
     name = request.path_params["name"]
+    tr = translator(request)
     if job is None or not job.finished or job.result is None:
-        return error_page(request, 404, "No such preview.")
+        return error_page(request, 404, tr.gettext("No such preview."))
     result: PreviewResult = job.result
     # only the files the preview listed: no path from the URL reaches the disk
     if name not in {f.name for f in result.files}:
-        return error_page(request, 404, "No such file in this preview.")
+        return error_page(request, 404, tr.gettext("No such file in this preview."))
     data = await blocking((Path(result.folder) / name).read_bytes)
     return file_response(name, data, download=request.query_params.get("download") == "1")
 
 
 async def send_page(request: Request, user: str) -> Response:
     campaign = campaign_for(request)
-    return render(request, "send.html", title=f"Send now · {campaign.title}", campaign=campaign,
+    title = page_title(translator(request).gettext("Send now"), campaign_title(campaign, language(request)))
+    return render(request, "send.html", title=title, campaign=campaign,
                   chosen={r.email for r in campaign.recipients})
 
 
@@ -154,24 +166,26 @@ async def send(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     to = [str(v) for v in form.getlist("to")]
+    tr = translator(request)
+    title = page_title(tr.gettext("Send now"), campaign_title(campaign, language(request)))
     try:
         recipients = deliveries.pick_recipients(campaign, to) if to else []
     except UsageError as exc:
-        return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
+        return render(request, "send.html", status_code=400, title=title, campaign=campaign,
                       chosen=set(to), error=str(exc))
     if not recipients:
-        return render(request, "send.html", status_code=400, title="Send now", campaign=campaign,
-                      chosen=set(), error="Choose at least one recipient.")
+        return render(request, "send.html", status_code=400, title=title, campaign=campaign,
+                      chosen=set(), error=tr.gettext("Choose at least one recipient."))
     emails = [r.email for r in recipients]
     if form.get("step") != "confirm":
         key = _send_key(request, web, campaign, user, emails, secrets.token_urlsafe(18))
         count = await blocking(signers.count, web.app, campaign)
-        return render(request, "send_confirm.html", title="Confirm sending", campaign=campaign,
+        return render(request, "send_confirm.html", title=tr.gettext("Confirm sending"), campaign=campaign,
                       recipients=recipients, signer_count=count, nonce=key)
     request_key = _checked_send_key(request, web, campaign, user, emails, form.get("nonce"))
     if request_key is None:
-        flash(request, "error", "This confirmation was used already or has expired: nothing was sent twice. "
-                                "See the deliveries below.")
+        flash(request, "error", tr.gettext("This confirmation was used already or has expired: nothing "
+                                           "was sent twice. See the deliveries below."))
         return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
     return await _start_send(request, web, campaign, emails, user, request_key)
 
@@ -207,7 +221,7 @@ async def _start_send(request: Request, web: WebState, campaign: Campaign, to: l
     if ref.replayed:
         # The first request builds and sends it; this one only shows it, with the first's job
         # when that runs in this process (a replay landing on another instance shows the page).
-        flash(request, "ok", SEND_REPLAYED)
+        flash(request, "ok", translator(request).gettext(SEND_REPLAYED))
         job = web.jobs.get(web.send_nonces.get(request_key, ""), "send", campaign.slug)
         return RedirectResponse(target + (f"?job={job.id}" if job else ""), status_code=303)
 
@@ -237,7 +251,9 @@ async def smtp_resume(request: Request, user: str, form: FormData) -> Response:
         deliveries.send_due(web.app, now=web.clock())
 
     web.jobs.start("send", campaign.slug, actor(user), work)
-    flash(request, "ok", f"Sending through {resumed.account} resumed: the waiting e-mails go out now.")
+    flash(request, "ok", translator(request).gettext(
+        "Sending through %(account)s resumed: the waiting e-mails go out now.")
+        % {"account": resumed.account})
     return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
 
 
@@ -245,19 +261,21 @@ async def withdraw(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     email = str(form.get("email") or "").strip()
+    tr = translator(request)
     if not email or len(email) > 320:
-        flash(request, "error", "Enter the signer's e-mail address.")
+        flash(request, "error", tr.gettext("Enter the signer's e-mail address."))
         return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
 
     try:
         await blocking(signers.withdraw, web.app, campaign, email, now=web.clock(), actor=actor(user))
     except NotFound:
         # The address is not repeated back: pages never show a signer's e-mail.
-        flash(request, "error", "No signer with that e-mail address in this campaign; nothing changed.")
+        flash(request, "error", tr.gettext("No signer with that e-mail address in this campaign; "
+                                           "nothing changed."))
     except DeliveryError as exc:
         flash(request, "error", str(exc))
     else:
-        flash(request, "ok", "Signer withdrawn: they will not appear in any later dossier.")
+        flash(request, "ok", tr.gettext("Signer withdrawn: they will not appear in any later dossier."))
     return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
 
 

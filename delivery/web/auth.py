@@ -12,27 +12,33 @@ from starlette.routing import Route
 
 from delivery.services import accounts
 from delivery.web.common import (
+    N_,
     SESSION_ID,
+    SESSION_LANGUAGE,
     actor,
     blocking,
     checked_form,
     client_ip,
     current_user,
     error_page,
+    language,
     login_required,
     render,
     safe_next,
     state,
+    translator,
 )
 from delivery.web.ratelimit import wait_text
 
 log = logging.getLogger("delivery.web")
+EXPIRED = N_("This form has expired. Go back, reload the page and try again.")
 
 
 async def login_page(request: Request) -> Response:
     if await blocking(current_user, request):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-    return render(request, "login.html", title="Log in", next=safe_next(request.query_params.get("next")))
+    return render(request, "login.html", title=translator(request).gettext("Log in"),
+                  next=safe_next(request.query_params.get("next")))
 
 
 def _check(request: Request, name: str, password: str) -> accounts.Login:
@@ -42,24 +48,30 @@ def _check(request: Request, name: str, password: str) -> accounts.Login:
 
 
 async def login(request: Request) -> Response:
+    tr = translator(request)
     form = await checked_form(request)
     if form is None:
-        return error_page(request, 403, "This form has expired. Go back, reload the page and try again.")
+        return error_page(request, 403, tr.gettext(EXPIRED))
     name = str(form.get("name") or "").strip()[:100]
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or "/"))
     result = await blocking(_check, request, name, password) if name and password else accounts.Login()
     if result.retry_after:
-        response = render(request, "login.html", status_code=429, title="Log in", next=target, name=name,
-                          error=f"Too many failed attempts. Try again in {wait_text(result.retry_after)}.")
+        response = render(request, "login.html", status_code=429, title=tr.gettext("Log in"), next=target,
+                          name=name, error=tr.gettext("Too many failed attempts. Try again in %(wait)s.")
+                          % {"wait": wait_text(result.retry_after, tr)})
         response.headers["retry-after"] = str(result.retry_after)
         return response
     if result.session_id is None:
         log.warning("failed web login from %s", client_ip(request))
-        return render(request, "login.html", status_code=401, title="Log in", next=target, name=name,
-                      error="Wrong name or password.")
+        return render(request, "login.html", status_code=401, title=tr.gettext("Log in"), next=target,
+                      name=name, error=tr.gettext("Wrong name or password."))
     # A fresh session (and CSRF token) at login: a token planted before login is worth nothing.
+    # Only the language chosen before login goes on (it counts until the account has its own).
+    chosen = request.session.get(SESSION_LANGUAGE)
     request.session.clear()
+    if isinstance(chosen, str) and chosen in state(request).languages:
+        request.session[SESSION_LANGUAGE] = chosen
     request.session["user"] = name
     request.session[SESSION_ID] = result.session_id
     request.session["csrf"] = secrets.token_urlsafe(32)
@@ -74,9 +86,11 @@ def _end(request: Request, user: str) -> None:
 
 async def _logout(request: Request, user: str) -> Response:
     if await checked_form(request) is None:
-        return error_page(request, 403, "This form has expired. Go back, reload the page and try again.")
+        return error_page(request, 403, translator(request).gettext(EXPIRED))
     await blocking(_end, request, user)
+    shown = language(request)
     request.session.clear()
+    request.session[SESSION_LANGUAGE] = shown  # the login page stays in the language just used
     return RedirectResponse("/login", status_code=303)
 
 

@@ -14,7 +14,9 @@ and says when it expires (an hour after its last check). It is deleted by its co
 check; "Do not import" deletes it at once. Nothing here logs a signer's data or the file's contents.
 
 A refusal (InputRefused) names the CLI option that settles it; the page shows it next to the
-form field standing for that option, with the option reworded as the field's label.
+form field standing for that option, with the option reworded as the field's label. The refusals
+themselves come from the service in English; the labels and choices put into them are in the
+page's language, as the form shows them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from babel.numbers import format_decimal
+from babel.support import NullTranslations
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -41,25 +45,33 @@ from starlette.routing import Route
 from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, InputRefused
 from delivery.services import signers
+from delivery.signers.options import FIELDS
 from delivery.web.common import (
     MAX_FORM_FIELDS,
+    N_,
     actor,
     blocking,
     campaign_for,
+    campaign_title,
     checked_form,
     error_page,
     flash,
+    language,
+    locale_of,
     login_required,
+    moment,
+    page_title,
     render,
     state,
+    translator,
 )
 
 if TYPE_CHECKING:
     from delivery.signers.options import ImportOptions
     from delivery.signers.store import ImportReport
 
-UPLOAD_LIMIT = 200 * 1024 * 1024  # bytes: the largest CSV the page takes
-UPLOAD_LIMIT_TEXT = "200 MB"
+UPLOAD_LIMIT_MB = 200
+UPLOAD_LIMIT = UPLOAD_LIMIT_MB * 1024 * 1024  # bytes: the largest CSV the page takes
 TOKEN_TTL = timedelta(hours=1)
 TOKEN_BYTES = 24
 FOLDER = "web-imports"
@@ -70,24 +82,41 @@ _CHUNK = 1 << 20
 _TEXT_LIMIT = 64 * 1024  # characters of one text field
 _CHECK_PATH = re.compile(r"/c/[^/]+/signers/import/check")
 
-EXPIRED_FORM = ("This form has expired (or was not sent from this site). Go back, reload the page and "
-                "try again.")
-GONE = ("This upload is no longer here: it was imported already, or it was checked more than an hour "
-        "ago (uploads are deleted after an hour). Choose the file again and check it.")
+EXPIRED_FORM = N_("This form has expired (or was not sent from this site). Go back, reload the page and "
+                  "try again.")
+GONE = N_("This upload is no longer here: it was imported already, or it was checked more than an hour "
+          "ago (uploads are deleted after an hour). Choose the file again and check it.")
 
 # The form's fields, in the page's order, and their labels (the refusals name these).
-LABELS = {"file": "CSV file", "format": "Format", "maps": "Column map", "where": "Keep only rows",
-          "encoding": "Encoding", "date_order": "Order of day and month", "timezone": "Time zone",
-          "signed_at_missing": "Empty date", "consent_missing": "No consent column",
-          "update": "Update signers already stored"}
-DATE_ORDERS = {"dmy": "day first (27/11/2026)", "mdy": "month first (11/27/2026)",
-               "ymd": "year first (2026/11/27)"}
-SIGNED_AT_MISSING = {"reject": "reject the row", "import-time": "date it at the time of import"}
-CONSENT_MISSING = {"withhold": "withhold every name (count everyone, name no one)",
-                   "name": "name everyone"}
-FIELD_WORDS = {"email": "e-mail", "city": "city", "country": "country", "signed_at": "date of signing",
-               "consent": "consent to be named"}
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+LABELS = {"file": N_("CSV file"), "format": N_("Format"), "maps": N_("Column map"),
+          "where": N_("Keep only rows"), "encoding": N_("Encoding"),
+          "date_order": N_("Order of day and month"), "timezone": N_("Time zone"),
+          "signed_at_missing": N_("Empty date"), "consent_missing": N_("No consent column"),
+          "update": N_("Update signers already stored")}
+DATE_ORDERS = {"dmy": N_("day first (27/11/2026)"), "mdy": N_("month first (11/27/2026)"),
+               "ymd": N_("year first (2026/11/27)")}
+SIGNED_AT_MISSING = {"reject": N_("reject the row"), "import-time": N_("date it at the time of import")}
+CONSENT_MISSING = {"withhold": N_("withhold every name (count everyone, name no one)"),
+                   "name": N_("name everyone")}
+FIELD_WORDS = {"email": N_("e-mail"), "city": N_("city"), "country": N_("country"),
+               "signed_at": N_("date of signing"), "consent": N_("consent to be named")}
+# The generic format's column names, which the file's header writes as they are (in any language).
+GENERIC_COLUMNS = "name, email, city, country, signed_at, consent…"
+# The titles and exclusion reasons of delivery.signers.formats, here for extraction only: the
+# page shows each through gettext, so a title changed there is shown as it is (in English) until
+# it is added here and translated (tests/web/test_admin_language.py checks that none is missing).
+FORMAT_TEXTS = (
+    N_("Google Forms responses (Google Sheets CSV)"), N_("Typeform responses (CSV)"),
+    N_("Mailchimp audience export (CSV)"), N_("Action Network report or action download (CSV)"),
+    N_("NationBuilder people export (CSV)"), N_("CiviCRM contact or activity export (CSV)"),
+    N_("Pytition signatures (CSV)"), N_("German spreadsheet saved as CSV (Excel, LibreOffice)"),
+    N_("French spreadsheet saved as CSV (Excel, LibreOffice)"),
+    N_("partial response (not submitted)"), N_("signature not confirmed by e-mail"),
+)
+# The choices as the refusals name them (the options' values, shorter than the form's texts).
+CHOICE_WORDS = {"dmy": N_("day first"), "mdy": N_("month first"), "ymd": N_("year first"),
+                "withhold": N_("withhold every name"), "name": N_("name everyone"),
+                "import-time": N_("date it at the time of import")}
 
 # An InputRefused's source (an option) → the field; for a whole file's refusal, the first of
 # these options its text names, in this order (the decision asked for before the column map).
@@ -97,33 +126,38 @@ _SOURCE_FIELDS = {"--consent-missing": "consent_missing", "campaign.consent_miss
                   "schedule.timezone": "timezone", "--format": "format", "--map": "maps"}
 _NAMED_IN_TEXT = ("--consent-missing", "--date-order", "--signed-at-missing", "--encoding", "--where",
                   "--timezone", "--format", "--map")
+# An option as the service's (English) refusals name it → the same naming the field: "{x}" is
+# the label of field x, "{=v}" the word for choice v, both quoted, in the page's language.
 _REWORDING: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), r) for p, r in (
-    (r"--date-order dmy or --date-order mdy", "“Order of day and month”: “day first” or “month first”"),
-    (r"--date-order dmy", "“Order of day and month”: “day first”"),
-    (r"--date-order mdy", "“Order of day and month”: “month first”"),
-    (r"--date-order ymd", "“Order of day and month”: “year first”"),
-    (r"--date-order", "“Order of day and month”"),
-    (r"--consent-missing withhold", "“No consent column”: “withhold every name”"),
-    (r"--consent-missing name", "“No consent column”: “name everyone”"),
-    (r"--consent-missing", "“No consent column”"),
-    (r"--signed-at-missing import-time", "“Empty date”: “date it at the time of import”"),
-    (r"--signed-at-missing", "“Empty date”"),
-    (r"--map ([a-z_]+|FIELD)=COLUMN", r"a line “\1=COLUMN” in “Column map”"),
-    (r"--map (?=[A-Za-z_]+=)", "the “Column map” line "),
-    (r"--map", "“Column map”"),
-    (r"--where COLUMN=VALUE", "a line “COLUMN=VALUE” in “Keep only rows”"),
-    (r"--where (?=\S)", "the “Keep only rows” line "),
-    (r"--where", "“Keep only rows”"),
-    (r"pass --encoding", "fill in “Encoding”"),
-    (r"--encoding ([\w.-]+)", r"“Encoding”: \1"),
-    (r"--encoding", "“Encoding”"),
-    (r"--timezone", "“Time zone”"),
-    (r"--format", "“Format”"),
-    (r"--update", "“Update signers already stored”"),
+    (r"--date-order dmy or --date-order mdy", "{date_order}: {=dmy} or {=mdy}"),
+    (r"--date-order dmy", "{date_order}: {=dmy}"),
+    (r"--date-order mdy", "{date_order}: {=mdy}"),
+    (r"--date-order ymd", "{date_order}: {=ymd}"),
+    (r"--date-order", "{date_order}"),
+    (r"--consent-missing withhold", "{consent_missing}: {=withhold}"),
+    (r"--consent-missing name", "{consent_missing}: {=name}"),
+    (r"--consent-missing", "{consent_missing}"),
+    (r"--signed-at-missing import-time", "{signed_at_missing}: {=import-time}"),
+    (r"--signed-at-missing", "{signed_at_missing}"),
+    (r"--map ([a-z_]+|FIELD)=COLUMN", r"a line “\1=COLUMN” in {maps}"),
+    (r"--map (?=[A-Za-z_]+=)", "the {maps} line "),
+    (r"--map", "{maps}"),
+    (r"--where COLUMN=VALUE", "a line “COLUMN=VALUE” in {where}"),
+    (r"--where (?=\S)", "the {where} line "),
+    (r"--where", "{where}"),
+    (r"pass --encoding", "fill in {encoding}"),
+    (r"--encoding ([\w.-]+)", r"{encoding}: \1"),
+    (r"--encoding", "{encoding}"),
+    (r"--timezone", "{timezone}"),
+    (r"--format", "{format}"),
+    (r"--update", "{update}"),
 ))
+_WORD = re.compile(r"\{(=?)([a-z_-]+)\}")
+TOO_LARGE = N_("The file is larger than %(n)s MB: split it into smaller files and import them one "
+                "after the other.")
 _SPREADSHEETS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # .xlsx/.ods (zip), .xls (OLE)
-SPREADSHEET = ("This is a spreadsheet file, not a CSV file: open it in your spreadsheet program, choose "
-               "File → Download (or Save as) → CSV, and upload that file.")
+SPREADSHEET = N_("This is a spreadsheet file, not a CSV file: open it in your spreadsheet program, "
+                 "choose File → Download (or Save as) → CSV, and upload that file.")
 
 
 def body_limit(path: str) -> int | None:
@@ -203,7 +237,16 @@ class Upload:
 
 
 class UploadRefused(Exception):
-    """The upload itself cannot be taken (too large, a spreadsheet, empty)."""
+    """The upload itself cannot be taken (too large, a spreadsheet, empty): `message` (English,
+    the msgid) with its `values`, translated where it is shown."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        super().__init__(message % values if values else message)
+        self.message, self.values = message, values
+
+    def text(self, tr: NullTranslations) -> str:
+        translated = tr.gettext(self.message)
+        return translated % self.values if self.values else translated
 
 
 def uploads_root(var_dir: Path) -> Path:
@@ -243,11 +286,10 @@ def save_upload(root: Path, source: IO[bytes], name: str, *, user: str, campaign
                     raise UploadRefused(SPREADSHEET)
                 upload.size += len(chunk)
                 if upload.size > UPLOAD_LIMIT:
-                    raise UploadRefused(f"The file is larger than {UPLOAD_LIMIT_TEXT}: split it into "
-                                        "smaller files and import them one after the other.")
+                    raise UploadRefused(TOO_LARGE, n=UPLOAD_LIMIT_MB)
                 out.write(chunk)
         if upload.size == 0:
-            raise UploadRefused("The file is empty: choose the CSV file your platform exported.")
+            raise UploadRefused(N_("The file is empty: choose the CSV file your platform exported."))
         write_meta(upload)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -328,29 +370,39 @@ def clean_expired(root: Path, now: datetime) -> int:
 
 # --- refusals → fields --------------------------------------------------------------------------
 
-def reword(text: str) -> str:
-    """A message naming CLI options → the same naming the form's fields."""
+def _quoted(match: re.Match[str], tr: NullTranslations) -> str:
+    words = CHOICE_WORDS if match.group(1) else LABELS
+    return "“" + tr.gettext(words[match.group(2)]).replace("\\", "\\\\") + "”"
+
+
+def reword(text: str, tr: NullTranslations | None = None) -> str:
+    """A message naming CLI options → the same naming the form's fields (in `tr`'s language)."""
+    tr = tr or NullTranslations()
     for pattern, replacement in _REWORDING:
-        text = pattern.sub(replacement, text)
+        text = pattern.sub(_WORD.sub(lambda m: _quoted(m, tr), replacement), text)
     return text
 
 
-def refusal(exc: InputRefused, upload: Upload | None) -> tuple[str, str]:
+def refusal(exc: InputRefused, upload: Upload | None,
+            tr: NullTranslations | None = None) -> tuple[str, str]:
     """An InputRefused → (the form field it concerns, its message in the form's words)."""
+    tr = tr or NullTranslations()
     source, problem = exc.source, exc.problem
     if source in _SOURCE_FIELDS:
         option_field = _SOURCE_FIELDS[source]
-        label = "The campaign file's consent_missing" if source == "campaign.consent_missing" else \
-            "The campaign file's time zone" if source == "schedule.timezone" else LABELS[option_field]
-        return option_field, f"{label}: {reword(problem)}"
+        label = tr.gettext("The campaign file's consent_missing") if source == "campaign.consent_missing" \
+            else tr.gettext("The campaign file's time zone") if source == "schedule.timezone" \
+            else tr.gettext(LABELS[option_field])
+        return option_field, f"{label}: {reword(problem, tr)}"
     name = next((_SOURCE_FIELDS[o] for o in _NAMED_IN_TEXT if o in problem), None)
     if name is None and re.match(r"(unknown encoding|does not decode as)", problem):
         name = "encoding"
+    # the subject of the service's own (English) sentence, which is left in English
     shown = upload.name if upload else "The file"
     problem = _hide_paths(problem, upload)
     joined = f"{shown} {problem}" if re.match(r"(is|does|contains|changed) ", problem) else \
         f"{shown}: {problem}"
-    return name or "file", reword(joined)
+    return name or "file", reword(joined, tr)
 
 
 def _hide_paths(text: str, upload: Upload | None) -> str:
@@ -364,48 +416,68 @@ def _hide_paths(text: str, upload: Upload | None) -> str:
 
 # --- what the pages show ------------------------------------------------------------------------
 
-def when_signed(moment: datetime, zone: str) -> str:
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year}, {local:%H:%M}"
+def when_signed(signed_at: datetime, zone: str, locale: str = "en_GB") -> str:
+    """A time of signing in the campaign's zone, as the page's locale writes it: "4 Mar 2026, 14:05"."""
+    return moment(signed_at, locale, ZoneInfo(zone))
 
 
-def report_view(report: ImportReport, campaign: Campaign, choices: Choices,
-                upload: Upload | None) -> dict[str, Any]:
+def report_view(report: ImportReport, campaign: Campaign, choices: Choices, upload: Upload | None,
+                tr: NullTranslations | None = None, locale: str = "en_GB") -> dict[str, Any]:
+    tr = tr or NullTranslations()
     zone = campaign.schedule.timezone
     order = report.date_order.value if report.date_order else None
     return {
         "r": report,
-        "date_order": DATE_ORDERS.get(order or "", ""),
+        "date_order": tr.gettext(DATE_ORDERS[order]) if order in DATE_ORDERS else "",
         "date_order_chosen": bool(choices.date_order),
-        "rejects": [(line, reword(_hide_paths(reason, upload))) for line, reason in report.sample_rejects],
-        "warnings": [reword(_hide_paths(w, upload)) for w in report.warnings],
-        "missing": [FIELD_WORDS.get(f, f) for f in report.missing_fields],
+        "rejects": [(line, reword(_hide_paths(reason, upload), tr))
+                    for line, reason in report.sample_rejects],
+        "warnings": [reword(_hide_paths(w, upload), tr) for w in report.warnings],
+        "missing": [tr.gettext(FIELD_WORDS[f]) if f in FIELD_WORDS else f for f in report.missing_fields],
         "zone": zone,
-        "rows": [{"line": row.line, "name": row.name, "signed": when_signed(row.signed_at, zone),
+        "rows": [{"line": row.line, "name": row.name, "signed": when_signed(row.signed_at, zone, locale),
                   "iso": row.signed_at.isoformat(), "country": row.country, "named": row.named}
                  for row in report.preview],
         "changes": bool(report.imported or report.updated),
+        "excluded": [(n, tr.gettext(reason)) for reason, n in report.excluded_reasons.items()],
     }
 
 
-def _formats() -> list[tuple[str, str]]:
+def _formats(tr: NullTranslations) -> list[tuple[str, str]]:
     from delivery.signers.formats import FORMATS
 
-    return [("generic", "Generic: columns named name, email, city, country, signed_at, consent…"),
-            *sorted(((f.name, f.title) for f in FORMATS.values()), key=lambda item: item[1].lower())]
+    return [("generic", tr.gettext("Generic: columns named %(columns)s") % {"columns": GENERIC_COLUMNS}),
+            *sorted(((f.name, tr.gettext(f.title)) for f in FORMATS.values()),
+                    key=lambda item: item[1].casefold())]
+
+
+def _translated(words: Mapping[str, str], tr: NullTranslations) -> dict[str, str]:
+    return {key: tr.gettext(text) for key, text in words.items()}
 
 
 def _page(request: Request, campaign: Campaign, *, stage: str, choices: Choices,
           errors: Mapping[str, str] | None = None, upload: Upload | None = None,
           status_code: int = 200, **context: Any) -> Response:
-    titles = {"form": "Import signers", "checked": "Check the import", "done": "Signers imported"}
-    consent_default = CONSENT_MISSING.get(campaign.consent_missing)
+    tr = translator(request)
+    titles = {"form": tr.gettext("Import signers"), "checked": tr.gettext("Check the import"),
+              "done": tr.gettext("Signers imported")}
+    consent_missing = _translated(CONSENT_MISSING, tr)
+    megabytes = tr.gettext("MB")
+    limit = f"{format_decimal(UPLOAD_LIMIT_MB, locale=locale_of(request))} {megabytes}"
     return render(request, "import.html", status_code=status_code,
-                  title=f"{titles[stage]} · {campaign.title}", campaign=campaign, stage=stage,
-                  choices=choices, errors=dict(errors or {}), upload=upload, labels=LABELS,
-                  formats=_formats(), date_orders=DATE_ORDERS, signed_at_missing=SIGNED_AT_MISSING,
-                  consent_missing=CONSENT_MISSING, consent_default=consent_default,
-                  limit=UPLOAD_LIMIT_TEXT, ttl_minutes=int(TOKEN_TTL.total_seconds() // 60), **context)
+                  title=page_title(titles[stage], campaign_title(campaign, language(request))),
+                  campaign=campaign, stage=stage, choices=choices, errors=dict(errors or {}),
+                  upload=upload, labels=_translated(LABELS, tr), formats=_formats(tr),
+                  date_orders=_translated(DATE_ORDERS, tr),
+                  signed_at_missing=_translated(SIGNED_AT_MISSING, tr), consent_missing=consent_missing,
+                  consent_default=consent_missing.get(campaign.consent_missing), limit=limit,
+                  fields=", ".join(FIELDS),
+                  ttl_minutes=int(TOKEN_TTL.total_seconds() // 60), **context)
+
+
+def _view(request: Request, report: ImportReport, campaign: Campaign, choices: Choices,
+          upload: Upload | None) -> dict[str, Any]:
+    return report_view(report, campaign, choices, upload, translator(request), locale_of(request))
 
 
 # --- the pages ----------------------------------------------------------------------------------
@@ -429,7 +501,7 @@ async def import_check(request: Request, user: str) -> Response:
     try:
         form = await _upload_form(request)
         if form is None:
-            return error_page(request, 403, EXPIRED_FORM)
+            return error_page(request, 403, translator(request).gettext(EXPIRED_FORM))
         return await _check(request, user, campaign, form)
     finally:
         await request.close()  # the spooled upload's temporary file goes now, not at GC
@@ -437,6 +509,7 @@ async def import_check(request: Request, user: str) -> Response:
 
 async def _check(request: Request, user: str, campaign: Campaign, form: FormData) -> Response:
     web = state(request)
+    tr = translator(request)
     now = web.clock()
     choices = Choices.from_form(form)
     root = await blocking(uploads_root, web.app.settings.var_dir)
@@ -452,12 +525,12 @@ async def _check(request: Request, user: str, campaign: Campaign, form: FormData
             upload = await blocking(save_upload, root, file.file, file.filename or "", user=user,
                                     campaign=campaign.slug, now=now)
         except UploadRefused as exc:
-            return _page(request, campaign, stage="form", choices=choices, errors={"file": str(exc)},
+            return _page(request, campaign, stage="form", choices=choices, errors={"file": exc.text(tr)},
                          status_code=400)
     elif previous is not None:
         upload = previous
     else:
-        gone = GONE if form.get("token") else "Choose the CSV file to import."
+        gone = tr.gettext(GONE) if form.get("token") else tr.gettext("Choose the CSV file to import.")
         return _page(request, campaign, stage="form", choices=choices, errors={"file": gone},
                      status_code=400)
     upload.choices, upload.checked, upload.expires = asdict(choices), False, now + TOKEN_TTL
@@ -467,7 +540,7 @@ async def _check(request: Request, user: str, campaign: Campaign, form: FormData
                                 actor=actor(user), options=options)
     except InputRefused as exc:
         await blocking(write_meta, upload)
-        name, message = refusal(exc, upload)
+        name, message = refusal(exc, upload, tr)
         return _page(request, campaign, stage="form", choices=choices, errors={name: message}, upload=upload,
                      status_code=400)
     except DeliveryError as exc:
@@ -477,59 +550,67 @@ async def _check(request: Request, user: str, campaign: Campaign, form: FormData
     upload.checked = True
     await blocking(write_meta, upload)
     return _page(request, campaign, stage="checked", choices=choices, upload=upload,
-                 **report_view(report, campaign, choices, upload))
+                 **_view(request, report, campaign, choices, upload))
 
 
 async def import_confirm(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
+    tr = translator(request)
     form = await checked_form(request)
     if form is None:
-        return error_page(request, 403, EXPIRED_FORM)
+        return error_page(request, 403, tr.gettext(EXPIRED_FORM))
     now = web.clock()
     choices = Choices.from_form(form)
     root = await blocking(uploads_root, web.app.settings.var_dir)
     found = await blocking(find_upload, root, form.get("token"), user=user, campaign=campaign.slug, now=now)
     if found is None:
-        return _page(request, campaign, stage="form", choices=choices, errors={"file": GONE}, status_code=410)
+        return _page(request, campaign, stage="form", choices=choices, errors={"file": tr.gettext(GONE)},
+                     status_code=410)
     if not found.checked or Choices.from_dict(found.choices) != choices:
         return _page(request, campaign, stage="form", choices=choices, upload=found, status_code=409,
-                     errors={"file": "The options changed after the check (or the check found a problem): "
-                                     "check the file with these options before importing it."})
+                     errors={"file": tr.gettext("The options changed after the check (or the check found a "
+                                                "problem): check the file with these options before "
+                                                "importing it.")})
     upload = await blocking(claim_upload, root, found)
     if upload is None:
-        return _page(request, campaign, stage="form", choices=choices, errors={"file": GONE}, status_code=410)
+        return _page(request, campaign, stage="form", choices=choices, errors={"file": tr.gettext(GONE)},
+                     status_code=410)
     try:
         options = choices.options(campaign, dry_run=False)
         report = await blocking(signers.import_file, web.app, campaign, upload.path, now=now,
                                 actor=actor(user), options=options)
     except InputRefused as exc:
-        name, message = refusal(exc, upload)
+        name, message = refusal(exc, upload, tr)
+        again = tr.gettext("Nothing was imported; choose the file again.")
         return _page(request, campaign, stage="form", choices=choices, status_code=400,
-                     errors={name: message + " Nothing was imported; choose the file again."})
+                     errors={name: f"{message} {again}"})
     except DeliveryError as exc:
+        again = tr.gettext("Choose the file again.")
         return _page(request, campaign, stage="form", choices=choices, status_code=400,
-                     errors={"file": _hide_paths(str(exc), upload) + " Choose the file again."})
+                     errors={"file": f"{_hide_paths(str(exc), upload)} {again}"})
     finally:
         await blocking(discard, upload)  # the upload never outlives its confirmation
     return _page(request, campaign, stage="done", choices=choices, upload=upload,
-                 **report_view(report, campaign, choices, upload))
+                 **_view(request, report, campaign, choices, upload))
 
 
 async def import_discard(request: Request, user: str) -> Response:
     """"Do not import": the upload is deleted now rather than when it expires."""
     web = state(request)
     campaign = campaign_for(request)
+    tr = translator(request)
     form = await checked_form(request)
     if form is None:
-        return error_page(request, 403, EXPIRED_FORM)
+        return error_page(request, 403, tr.gettext(EXPIRED_FORM))
     root = await blocking(uploads_root, web.app.settings.var_dir)
     found = await blocking(find_upload, root, form.get("token"), user=user, campaign=campaign.slug,
                            now=web.clock())
     if found is not None:
         await blocking(discard, found)
-    flash(request, "ok" if found else "info", "Nothing was imported; the uploaded file was deleted."
-          if found else "Nothing was imported, and that upload is gone already.")
+        flash(request, "ok", tr.gettext("Nothing was imported; the uploaded file was deleted."))
+    else:
+        flash(request, "info", tr.gettext("Nothing was imported, and that upload is gone already."))
     return RedirectResponse(f"/c/{campaign.slug}/signers", status_code=303)
 
 

@@ -31,6 +31,9 @@ class Job:
     total: int = 0
     finished: bool = False
     error: str | None = None
+    # the exception's class when the job failed on a bug rather than a DeliveryError: the pages
+    # then say so in their own language (`error` is the service's English words otherwise)
+    internal: str | None = None
     result: Any = None
     thread: threading.Thread | None = None
     cleanup: Callable[[], None] | None = None
@@ -69,7 +72,8 @@ class Jobs:
                 job.error = str(exc)
             except Exception as exc:  # a background thread has no caller to raise to: record and log
                 log.exception("web %s job failed", kind)
-                job.error = f"internal error ({type(exc).__name__}); see the service log"
+                job.internal = type(exc).__name__
+                job.error = f"internal error ({job.internal}); see the service log"
             finally:
                 job.finished = True
                 if on_end is not None:

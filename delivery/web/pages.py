@@ -16,7 +16,22 @@ from delivery.dossier import charts
 from delivery.errors import UsageError
 from delivery.services import queries, reports, signers
 from delivery.services.states import ACTIVE, organizer_actions
-from delivery.web.common import WebState, blocking, campaign_for, error_page, login_required, render, state
+from delivery.web.common import (
+    WebState,
+    blocking,
+    campaign_for,
+    campaign_title,
+    country_name,
+    error_page,
+    language,
+    locale_of,
+    login_required,
+    number,
+    page_title,
+    render,
+    state,
+    translator,
+)
 
 REFRESH_SECONDS = 3
 
@@ -26,13 +41,13 @@ async def home(request: Request, user: str) -> Response:
     if len(web.app.campaigns) == 1:
         only = next(iter(web.app.campaigns))
         return RedirectResponse(f"/c/{only}/", status_code=303)
-    rows = await blocking(_overview, web)
-    return render(request, "campaigns.html", title="Campaigns", rows=rows)
+    rows = await blocking(_overview, web, language(request))
+    return render(request, "campaigns.html", title=translator(request).gettext("Campaigns"), rows=rows)
 
 
-def _overview(web: WebState) -> list[dict[str, Any]]:
+def _overview(web: WebState, code: str) -> list[dict[str, Any]]:
     out = []
-    for campaign in sorted(web.app.campaigns.values(), key=lambda c: c.title):
+    for campaign in sorted(web.app.campaigns.values(), key=lambda c: campaign_title(c, code).casefold()):
         try:
             count: int | None = signers.count(web.app, campaign)
         except UsageError:  # a campaign file not loaded into the database yet (`init` not rerun)
@@ -41,40 +56,44 @@ def _overview(web: WebState) -> list[dict[str, Any]]:
     return out
 
 
-def _dashboard_data(web: WebState, campaign: Campaign) -> dict[str, Any]:
+def _dashboard_data(web: WebState, campaign: Campaign, locale: str) -> dict[str, Any]:
     status = reports.status(web.app, campaign)
     points = queries.growth(web.app, campaign)
     reached = {m.threshold: m for m in status.milestones_reached}
     milestones = [{"threshold": t, "reached": reached.get(t)} for t in sorted(campaign.thresholds)]
     return {"status": status, "milestones": milestones,
-            "chart": charts.line_chart(points, fmt=lambda n: f"{n:,}"),
+            "chart": charts.line_chart(points, fmt=lambda n: number(n, locale)),
             "next": next_milestone(status.signers, campaign.thresholds)}
 
 
 async def dashboard(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
-    data = await blocking(_dashboard_data, web, campaign)
-    return render(request, "dashboard.html", title=campaign.title, campaign=campaign, **data)
+    data = await blocking(_dashboard_data, web, campaign, locale_of(request))
+    return render(request, "dashboard.html", title=campaign_title(campaign, language(request)),
+                  campaign=campaign, **data)
 
 
 async def deliveries(request: Request, user: str) -> Response:
     campaign = campaign_for(request)
     rows = await blocking(reports.deliveries, state(request).app, campaign)
-    return render(request, "deliveries.html", title=f"Deliveries · {campaign.title}", campaign=campaign,
-                  deliveries=rows)
+    title = page_title(translator(request).gettext("Deliveries"), campaign_title(campaign, language(request)))
+    return render(request, "deliveries.html", title=title, campaign=campaign, deliveries=rows)
 
 
 async def delivery(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     ref = request.path_params["ref"]
+    tr = translator(request)
     found = await blocking(reports.delivery, web.app, campaign, ref)
     if found is None:
-        return error_page(request, 404, f"There is no delivery {ref[:40]} in this campaign.")
+        return error_page(request, 404, tr.gettext("There is no delivery %(ref)s in this campaign.")
+                          % {"ref": ref[:40]})
     job = web.jobs.get(request.query_params.get("job", ""), "send", campaign.slug)
     refresh = found.status in ACTIVE or bool(job and not job.finished)
-    return render(request, "delivery.html", title=f"Delivery {ref}", campaign=campaign, d=found, job=job,
+    return render(request, "delivery.html", title=tr.gettext("Delivery %(ref)s") % {"ref": ref},
+                  campaign=campaign, d=found, job=job,
                   refresh=REFRESH_SECONDS if refresh else None, dossiers=found.dossier_messages,
                   alerts=found.alert_messages, can=organizer_actions(found.status))
 
@@ -86,7 +105,7 @@ async def delivery_file(request: Request, user: str) -> Response:
     found = await blocking(queries.delivery_file, web.app, campaign, request.path_params["ref"],
                            request.path_params["name"])
     if found is None:
-        return error_page(request, 404, "No such file in this delivery.")
+        return error_page(request, 404, translator(request).gettext("No such file in this delivery."))
     return file_response(found.name, found.data, download=request.query_params.get("download") == "1")
 
 
@@ -107,18 +126,22 @@ async def signers_page(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     text = request.query_params.get("q", "").strip()[:100]
+    tr, locale = translator(request), locale_of(request)
 
     def load() -> dict[str, Any]:
         by_country = queries.countries(web.app, campaign)
         found = queries.search_signers(web.app, campaign, text) if text else None
         withdrawn = queries.withdrawn_count(web.app, campaign)
+        shown = [(country_name(c, locale), n) for c, n in by_country]
         return {"by_country": by_country, "found": found, "withdrawn": withdrawn,
                 "total": sum(n for _, n in by_country),
-                "chart": charts.bar_chart(charts.top_rows(by_country, 15, "Other"), fmt=lambda n: f"{n:,}")}
+                "chart": charts.bar_chart(charts.top_rows(shown, 15, tr.gettext("Other")),
+                                          fmt=lambda n: number(n, locale))}
 
     data = await blocking(load)
-    return render(request, "signers.html", title=f"Signers · {campaign.title}", campaign=campaign, q=text,
-                  limit=queries.SEARCH_LIMIT, **data)
+    return render(request, "signers.html", campaign=campaign, q=text, limit=queries.SEARCH_LIMIT,
+                  title=page_title(tr.gettext("Signers"), campaign_title(campaign, language(request))),
+                  **data)
 
 
 async def audit_log(request: Request, user: str) -> Response:
@@ -129,8 +152,8 @@ async def audit_log(request: Request, user: str) -> Response:
 
     rows = await blocking(queries.audit_page, web.app, campaign, before=before)
     older = rows[-1].id if len(rows) == queries.AUDIT_PAGE else None
-    return render(request, "audit.html", title=f"Audit log · {campaign.title}", campaign=campaign, rows=rows,
-                  older=older)
+    title = page_title(translator(request).gettext("Audit log"), campaign_title(campaign, language(request)))
+    return render(request, "audit.html", title=title, campaign=campaign, rows=rows, older=older)
 
 
 routes = [

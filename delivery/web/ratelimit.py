@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from babel.support import NullTranslations
+
 from delivery.services.accounts import LoginLimits
 
 
@@ -20,8 +22,10 @@ class LoginLimiter:
                                             window=timedelta(seconds=window))
 
 
-def wait_text(seconds: int) -> str:
+def wait_text(seconds: int, tr: NullTranslations | None = None) -> str:
+    """How long a refused login waits, in the page's language: "40 seconds", "2 minutes"."""
+    tr = tr or NullTranslations()
     if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
+        return tr.ngettext("%(n)s second", "%(n)s seconds", seconds) % {"n": seconds}
     minutes = (seconds + 59) // 60
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return tr.ngettext("%(n)s minute", "%(n)s minutes", minutes) % {"n": minutes}

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 

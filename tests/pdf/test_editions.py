@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "templates"
 CAMPAIGN = parse_campaign((REPO / "schedules" / "salman-mukaev.toml").read_text(), "test")
 CREATED = datetime(2025, 3, 1, 12, tzinfo=UTC)
+FIRST_DAY = datetime(2024, 11, 3, 9, tzinfo=UTC)
 LOCALES = {"en": "en_GB", "hy": "hy", "ru": "ru"}
 # As the signers wrote them: Latin names and places must come out unchanged in every edition.
 PEOPLE = [("Anna Smith", "Berlin", "Germany"), ("Ашот Ованесян", "Москва", "Russian Federation"),
@@ -31,8 +32,7 @@ LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 def dossier() -> Dossier:
-    base = datetime(2024, 11, 3, 9, tzinfo=UTC)
-    people = [Signer(name, city, country, base + timedelta(hours=i), True, False)
+    people = [Signer(name, city, country, FIRST_DAY + timedelta(hours=i), True, False)
               for i, (name, city, country) in enumerate(PEOPLE * 1400)]
     return compose(CAMPAIGN, people, dossier_id="D-2025-0001", created_at=CREATED,
                    trigger="milestone", milestone=5000, addressees=CAMPAIGN.recipients,
@@ -54,9 +54,10 @@ def editions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def text(path: Path) -> str:
-    """The edition's text, its spaces (no-break, narrow no-break) made plain."""
-    raw = subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], check=True,
+def text(path: Path, *pages: str) -> str:
+    """The edition's text (of `pages`: pdftotext's -f/-l), its spaces (no-break, narrow
+    no-break) made plain."""
+    raw = subprocess.run(["pdftotext", "-enc", "UTF-8", *pages, str(path), "-"], check=True,
                          capture_output=True, text=True).stdout
     return re.sub(r"[ \u00a0\u202f]+", " ", raw)
 
@@ -94,6 +95,11 @@ def test_numbers_dates_and_countries_are_the_locales(editions: dict[str, Path],
     assert plain(format_decimal(80000, locale=locale)) in written  # the goal
     assert plain(format_decimal(5600, locale=locale)) in written  # the signatures
     assert plain(format_date(CREATED.date(), format="long", locale=locale)) in written
+    # the growth chart's first and last days
+    assert plain(format_date(FIRST_DAY.date(), format="medium", locale=locale)) in written
+    front = text(editions[language], "-l", "2")  # the letter and the summary
+    assert "Signers" not in front if language != "en" else "Signers" in front
+    assert FIRST_DAY.date().isoformat() not in front  # the signer list's dates stay ISO
     territories = Locale.parse(locale).territories
     for code in ("DE", "RU", "AM"):
         assert territories[code] in written
