@@ -6,6 +6,12 @@ at a time in a short transaction (a lease with a per-claim owner token), sends o
 transaction, and records the outcome in another short transaction that only succeeds while it
 still owns the lease. A lease that expired belonged to a worker that died mid-send: the message
 is claimed again and counted in crash_resends, because it may or may not have reached the server.
+
+A recipient's dossier arrives whole or not at all, in order: part n+1 is claimed only once part n
+is sent, and when a part is refused for good the recipient's later parts are `blocked` (never
+offered, unless the delivery is retried), so no office gets the end of a list without its cover
+letter. When the last dossier message of a delivery is settled, one alert names every recipient
+that did not get the whole dossier, and why.
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, or_, select, update
+from sqlalchemy import Engine, and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from delivery.errors import OutcomeUnknown, TransportError
 from delivery.mail import transport
@@ -37,17 +43,20 @@ from delivery.storage.models import DeliveryRow, MessageRow, SmtpPauseRow
 log = logging.getLogger(__name__)
 
 # Every allowed move, and only these. sending → queued/retry is an authentication pause (the
-# attempt is given back); sending → sending is a claim of a message whose lease expired.
+# attempt is given back); sending → sending is a claim of a message whose lease expired;
+# queued/retry → blocked: an earlier part to the same recipient was refused for good.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"sending", "cancelled"}),
-    "retry": frozenset({"sending", "cancelled"}),
+    "queued": frozenset({"sending", "cancelled", "blocked"}),
+    "retry": frozenset({"sending", "cancelled", "blocked"}),
     "sending": frozenset({"sent", "retry", "failed", "queued", "sending"}),
     "failed": frozenset({"queued"}),  # retry_delivery
+    "blocked": frozenset({"queued"}),  # retry_delivery, once the earlier part is queued again
     "sent": frozenset(),
     "cancelled": frozenset(),
 }
 WAITING = ("queued", "retry")
 FINAL = tuple(state for state, moves in TRANSITIONS.items() if not moves or moves == {"queued"})
+UNDELIVERED = ("failed", "blocked")
 ANSWER_LIMIT = 2000
 CrashPoint = Callable[[str], None]
 
@@ -131,8 +140,9 @@ def build_alert(*, public_id: str, sender: str, organizer: str, reason_key: str,
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = mid
     msg["Auto-Submitted"] = "auto-generated"
+    indented = "\n".join(f"  {line}" for line in reason.splitlines())
     msg.set_content(
-        f"Delivery {public_id} ran into a problem that will not fix itself:\n\n  {reason}\n\n"
+        f"Delivery {public_id} ran into a problem that will not fix itself:\n\n{indented}\n\n"
         "See `petition-delivery deliveries` (or the web admin's Deliveries page) for each\n"
         "recipient's status. After fixing the cause:\n"
         f"  - a failed delivery: `petition-delivery deliveries retry {public_id}`, or its Retry button;\n"
@@ -173,7 +183,17 @@ def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
     result = session.execute(update(MessageRow).where(MessageRow.id.in_(ids),
                                                       MessageRow.status == "failed")
                              .values(status="queued", next_attempt_at=now, retry_from=now))
-    return hurried + int(result.rowcount)  # type: ignore[attr-defined]
+    # the parts after a refused one go again with it; not while it stays failed (too large)
+    still_failed = select(MessageRow.recipient).where(
+        MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
+        MessageRow.status == "failed")
+    unblocked = session.execute(update(MessageRow).where(
+        MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
+        MessageRow.status.in_(sources("queued", among=["blocked"])),
+        MessageRow.recipient.not_in(still_failed)).values(
+            status="queued", next_attempt_at=now, retry_from=now))
+    return (hurried + int(result.rowcount)  # type: ignore[attr-defined]
+            + int(unblocked.rowcount))  # type: ignore[attr-defined]
 
 
 def cancel_delivery_messages(session: Session, delivery_id: int, now: datetime) -> int:
@@ -225,7 +245,12 @@ def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta
         due = or_(and_(MessageRow.status.in_(sources("sending", among=WAITING)),
                        MessageRow.next_attempt_at <= now),
                   and_(MessageRow.status == "sending", MessageRow.lease_until <= now))
-        row = session.scalar(select(MessageRow).where(due)
+        earlier = aliased(MessageRow)
+        waits_for_earlier_part = exists().where(
+            earlier.delivery_id == MessageRow.delivery_id, earlier.recipient == MessageRow.recipient,
+            earlier.kind == MessageRow.kind, earlier.part < MessageRow.part,
+            earlier.status != "sent")
+        row = session.scalar(select(MessageRow).where(due, ~waits_for_earlier_part)
                              .order_by(MessageRow.next_attempt_at, MessageRow.id)
                              .limit(1).with_for_update(skip_locked=True))
         if row is None:
@@ -279,11 +304,18 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
     if uncertain:
         values["crash_resends"] = MessageRow.crash_resends + 1
     with transaction(engine) as session:
+        if claim.kind != "alert":
+            # One completion of a delivery's messages at a time, so that exactly one of them
+            # sees the delivery's last message settled (and writes its alert).
+            session.execute(select(DeliveryRow.id).where(DeliveryRow.id == claim.delivery_id)
+                            .with_for_update())
         owned = session.execute(update(MessageRow).where(
             MessageRow.id == claim.id, MessageRow.lease_owner == claim.token,
             MessageRow.status == "sending").values(**values))
         if owned.rowcount != 1:  # type: ignore[attr-defined]
             return False
+        if outcome.action == "failed" and claim.kind != "alert":
+            _block_later_parts(session, claim, now=now)
         if outcome.action == "pause" and account is not None:
             answer = f"{outcome.code or ''} {outcome.text}".strip()
             pause_account(session, account, reason=answer[:ANSWER_LIMIT], now=now)
@@ -292,17 +324,72 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
                       "person clears it: %s. Fix DELIVERY_SMTP_USERNAME/DELIVERY_SMTP_PASSWORD, then run "
                       "`petition-delivery smtp resume` or press Resume sending on the dashboard",
                       account, outcome.text[:200])
-        if outcome.action in ("pause", "failed") and claim.kind != "alert" and alert_to:
-            public_id = session.scalar(select(DeliveryRow.public_id)
-                                       .where(DeliveryRow.id == claim.delivery_id))
-            reason = (f"{claim.recipient}: {outcome.code or ''} {outcome.text}".strip()
-                      if outcome.action == "failed" else
-                      f"SMTP account {account} paused, nothing is sent until it is cleared: "
+        if claim.kind == "alert" or not alert_to:
+            return True
+        public_id = session.scalar(select(DeliveryRow.public_id)
+                                   .where(DeliveryRow.id == claim.delivery_id)) or "?"
+        if outcome.action == "pause":
+            reason = (f"SMTP account {account} paused, nothing is sent until it is cleared: "
                       f"{outcome.code or ''} {outcome.text}")
-            enqueue_alert(session, delivery_id=claim.delivery_id, public_id=public_id or "?",
+            enqueue_alert(session, delivery_id=claim.delivery_id, public_id=public_id,
                           sender=sender, organizers=alert_to, reason_key=outcome.reason,
                           reason=reason[:ANSWER_LIMIT], now=now)
+        elif outcome.action in ("sent", "failed"):
+            summary = undelivered_summary(session, claim.delivery_id)
+            if summary is not None:
+                reason_key, reason = summary
+                enqueue_alert(session, delivery_id=claim.delivery_id, public_id=public_id,
+                              sender=sender, organizers=alert_to, reason_key=reason_key,
+                              reason=reason, now=now)
     return True
+
+
+def _block_later_parts(session: Session, claim: Claim, *, now: datetime) -> None:
+    refused = session.execute(select(MessageRow.part, MessageRow.parts)
+                              .where(MessageRow.id == claim.id)).one()
+    session.execute(update(MessageRow).where(
+        MessageRow.delivery_id == claim.delivery_id, MessageRow.recipient == claim.recipient,
+        MessageRow.kind == claim.kind, MessageRow.part > refused.part,
+        MessageRow.status.in_(sources("blocked", among=WAITING))).values(
+            status="blocked", next_attempt_at=now,
+            last_answer=f"not sent: part {refused.part} of {refused.parts} to this recipient "
+                        "was refused, and a dossier goes whole or not at all"))
+
+
+def undelivered_summary(session: Session, delivery_id: int) -> tuple[str, str] | None:
+    """Once no dossier message of the delivery waits or is in flight: (reason key, text) naming
+    every recipient that did not get the whole dossier, with each refusal; None while some are
+    still to settle, or when every message was sent."""
+    messages = list(session.scalars(select(MessageRow).where(
+        MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert")
+        .order_by(MessageRow.recipient, MessageRow.part)))
+    if any(m.status in (*WAITING, "sending") for m in messages):
+        return None
+    refused = [m for m in messages if m.status == "failed"]
+    if not refused:
+        return None
+    recipients = sorted({m.recipient for m in messages if m.status in UNDELIVERED})
+    lines = [f"{len(recipients)} of {len({m.recipient for m in messages})} recipients did not "
+             "get the whole dossier:"]
+    for m in refused:
+        blocked = sum(1 for other in messages if other.recipient == m.recipient
+                      and other.status == "blocked")
+        held = f"; {blocked} later part(s) not sent" if blocked else ""
+        code = f"{m.last_code} " if m.last_code else ""
+        lines.append(f"- {m.recipient}, part {m.part} of {m.parts}: {code}{m.last_answer or ''}"
+                     f"{held}")
+    keys = sorted({_reason_key(m) for m in refused})
+    return "-".join(keys), "\n".join(lines)[:ANSWER_LIMIT * 4]
+
+
+def _reason_key(message: MessageRow) -> str:
+    """The word classify's outcome gave a refused message, from what was stored of it."""
+    answer = message.last_answer or ""
+    if answer.startswith("gave up after"):
+        return "expired"
+    if verdict(None, message.last_code, answer) is Verdict.TOO_LARGE:
+        return "too_large"
+    return "rejected"
 
 
 async def send_due(
@@ -325,6 +412,7 @@ async def send_due(
     account = settings.smtp.account if settings.smtp is not None else None
     report = SendReport()
     senders: dict[int, str] = {}
+    organizers: dict[int, Sequence[str]] = {}
     for _ in range(limit):
         claim = claim_one(engine, now=now, worker_id=worker_id, lease=lease, account=account)
         if claim is None:
@@ -344,8 +432,9 @@ async def send_due(
         outcome = classify(error, code=code, text=text, attempts=claim.attempts,
                            first_attempt_at=claim.retry_from, now=now, policy=policy, rand=rand)
         uncertain = isinstance(error, OutcomeUnknown) and outcome.action == "retry"
-        alert_to = (organizers_for(claim.delivery_id)
-                    if outcome.action in ("pause", "failed") and claim.kind != "alert" else ())
+        if claim.kind != "alert" and outcome.action != "retry" and claim.delivery_id not in organizers:
+            organizers[claim.delivery_id] = organizers_for(claim.delivery_id)
+        alert_to = organizers.get(claim.delivery_id, ()) if claim.kind != "alert" else ()
         if not complete(engine, claim, outcome, uncertain=uncertain, now=now, alert_to=alert_to,
                         sender=sender, account=account):
             log.warning("message %s: lease lost before its outcome was recorded", claim.message_id)

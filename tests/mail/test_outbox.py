@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from delivery.mail.classify import Outcome
 from delivery.mail.outbox import (
+    FINAL,
     TRANSITIONS,
     SendReport,
     cancel_delivery_messages,
@@ -62,7 +63,9 @@ def alerts(server: FaultyServer) -> list[str]:
 # --- the table and enqueue --------------------------------------------------------------------
 
 def test_transitions_table_is_closed_and_final_states_are_final() -> None:
-    assert set(TRANSITIONS) == {"queued", "sending", "sent", "retry", "failed", "cancelled"}
+    assert set(TRANSITIONS) == {"queued", "sending", "sent", "retry", "failed", "blocked",
+                                "cancelled"}
+    assert set(FINAL) == {"sent", "failed", "blocked", "cancelled"}
     assert all(t <= set(TRANSITIONS) for t in TRANSITIONS.values())
     assert TRANSITIONS["sent"] == TRANSITIONS["cancelled"] == frozenset()
     assert "cancelled" not in TRANSITIONS["sending"]  # in flight: it finishes
@@ -271,16 +274,21 @@ def test_retries_give_up_after_max_age_and_alert(engine: Engine, tmp_path: Path)
 def test_retry_hurries_waiting_messages_and_does_not_resend_alerts(engine: Engine, tmp_path: Path) -> None:
     delivery = make_delivery(engine)
     queue(engine, delivery, [PM, MS])
-    # The server refuses the first dossier, defers the second, and refuses the alert too.
-    script = ["554 5.7.1 policy", "451 4.3.0 busy", "554 5.7.1 policy"]
+    # The server refuses the first dossier, defers the second, then refuses both and the alert.
+    script = ["554 5.7.1 policy", "451 4.3.0 busy", "554 5.7.1 policy", "554 5.7.1 policy",
+              "554 5.7.1 policy"]
     with faulty_server(FaultyHandler(rcpt_script=script)) as server:
         settings = settings_for(tmp_path, server.port)
         send(engine, settings)
         assert sorted(r.status for r in rows(engine)) == ["failed", "retry"]
-        assert [r.status for r in rows(engine, "alert")] == ["failed"]
+        assert rows(engine, "alert") == []  # the alert waits for the deferred one to settle
         with transaction(engine) as session:
             assert retry_delivery(session, delivery, T0 + timedelta(seconds=5)) == 2
-        assert send(engine, settings, at=timedelta(seconds=5)).sent == 2
+        assert send(engine, settings, at=timedelta(seconds=5)).failed == 3
+        assert [r.status for r in rows(engine, "alert")] == ["failed"]
+        with transaction(engine) as session:
+            assert retry_delivery(session, delivery, T0 + timedelta(seconds=9)) == 2
+        assert send(engine, settings, at=timedelta(seconds=9)).sent == 2
     assert [r.status for r in rows(engine)] == ["sent", "sent"]
     assert [r.status for r in rows(engine, "alert")] == ["failed"]
 
@@ -325,3 +333,75 @@ def test_completion_needs_the_lease(engine: Engine) -> None:
     assert (row.status, row.attempts, row.crash_resends, row.lease_owner) == ("sent", 2, 1, None)
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(MessageRow)) == 1
+
+
+# --- a recipient's parts: whole, in order, or not at all --------------------------------------
+
+def queue_parts(engine: Engine, delivery_id: int, recipients: list[str], parts: int) -> None:
+    with transaction(engine) as session:
+        for r in recipients:
+            enqueue(session, delivery_id=delivery_id, recipient=r, kind="dossier",
+                    parts=[message("d-0001", r, n) for n in range(1, parts + 1)], now=T0)
+
+
+def by_recipient(engine: Engine) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for row in rows(engine):
+        out.setdefault(row.recipient, []).append(row.status)
+    return out
+
+
+def test_a_refused_first_part_holds_back_the_rest_and_one_alert_names_every_recipient(
+        engine: Engine, tmp_path: Path) -> None:
+    delivery = make_delivery(engine)
+    queue_parts(engine, delivery, [PM, MS], parts=3)
+    # PM's part 1 (the letter) is too large; MS's part 2 is refused
+    handler = FaultyHandler(data_script=["552 5.3.4 message size exceeds fixed limit", "ok",
+                                         "550 5.7.1 refused by policy"])
+    with faulty_server(handler) as server:
+        settings = settings_for(tmp_path, server.port)
+        send(engine, settings, until_empty=True)
+        assert by_recipient(engine) == {PM: ["failed", "blocked", "blocked"],
+                                        MS: ["sent", "failed", "blocked"]}
+        # nothing after a refused part left: PM got nothing, MS only its part 1
+        assert dossier_copies(server) == ["<d-0001.migration-service.1@example.org>"]
+        [alert] = [r for r in server.received if r.rcpt_tos == list(ORGANIZERS)]
+        assert alert.message["Subject"] == ("Petition delivery d-0001 needs attention "
+                                            "(rejected-too_large)")
+        body = alert.message.get_content()
+        assert "2 of 2 recipients did not get the whole dossier" in body
+        assert (f"- {PM}, part 1 of 3: 552 message too large, not resent: 5.3.4 message size "
+                "exceeds fixed limit; 2 later part(s) not sent") in body
+        assert f"- {MS}, part 2 of 3: 550 5.7.1 refused by policy; 1 later part(s) not sent" in body
+        blocked = [r for r in rows(engine) if r.status == "blocked"]
+        assert {r.last_answer for r in blocked} == {
+            "not sent: part 1 of 3 to this recipient was refused, and a dossier goes whole or not "
+            "at all",
+            "not sent: part 2 of 3 to this recipient was refused, and a dossier goes whole or not "
+            "at all"}
+
+        # a retry sends MS's refused part and then the one after it; PM's too large part stays
+        # refused, so its later parts stay held back
+        with transaction(engine) as session:
+            assert retry_delivery(session, delivery, T0 + timedelta(minutes=5)) == 2
+        send(engine, settings, at=timedelta(minutes=5), until_empty=True)
+    assert by_recipient(engine) == {PM: ["failed", "blocked", "blocked"],
+                                    MS: ["sent", "sent", "sent"]}
+    assert dossier_copies(server) == [f"<d-0001.migration-service.{n}@example.org>"
+                                      for n in (1, 2, 3)]
+    assert len(rows(engine, "alert")) == 1  # told once
+
+
+def test_a_later_part_waits_for_the_one_before_it(engine: Engine, tmp_path: Path) -> None:
+    delivery = make_delivery(engine)
+    queue_parts(engine, delivery, [PM], parts=2)
+    handler = FaultyHandler(data_script=["451 4.3.0 busy"])
+    with faulty_server(handler) as server:
+        settings = settings_for(tmp_path, server.port)
+        send(engine, settings, until_empty=True)
+        assert by_recipient(engine) == {PM: ["retry", "queued"]}
+        assert dossier_copies(server) == []  # part 2 did not go ahead of part 1
+        send(engine, settings, at=timedelta(days=1), until_empty=True)
+    assert by_recipient(engine) == {PM: ["sent", "sent"]}
+    assert dossier_copies(server) == [f"<d-0001.prime-minister.{n}@example.org>" for n in (1, 2)]
+    assert rows(engine, "alert") == []
