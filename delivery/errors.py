@@ -96,6 +96,17 @@ class SigningError(DeliveryError):
     """Signing is configured but cannot be done; nothing is sent (fail closed)."""
 
 
+class OversizedMessage(DeliveryError):
+    """A built e-mail would exceed what its recipient's server takes; nothing is sent to anyone."""
+
+    def __init__(self, recipient: str, part: int, parts: int, size: int, limit: int) -> None:
+        self.recipient, self.part, self.parts, self.size, self.limit = (recipient, part, parts,
+                                                                        size, limit)
+        super().__init__(f"the e-mail {part} of {parts} to {recipient} would be {size:,} bytes, "
+                         f"more than the {limit:,} its server takes (max_message_size, or the "
+                         "SMTP server's SIZE); nothing was sent")
+
+
 class TransportError(DeliveryError):
     """Sending one message failed. Leaves say whether to retry."""
 

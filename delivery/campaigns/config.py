@@ -26,6 +26,8 @@ _DAYS = re.compile(r"^(\d+)\s*d$")
 MAX_RETENTION_DAYS = 36500
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+DEFAULT_MAX_MESSAGE_SIZE = 10_000_000  # bytes of one whole e-mail, as sent
+MIN_MESSAGE_SIZE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class Recipient:
     postal: tuple[str, ...] = ()
     # (language, text) where the campaign file gives this recipient's texts per language
     translations: tuple[tuple[str, RecipientText], ...] = ()
+    # The largest e-mail this recipient's server takes, whole and encoded (the server's own
+    # SIZE, when it announces a smaller one, wins): Postfix's default is 10,240,000 bytes,
+    # Exchange's organisation default 10 MB, Gmail's 25 MB.
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     def text(self, language: str) -> RecipientText:
         """This recipient's name, title and postal lines in `language` (every edition lists
@@ -188,9 +194,15 @@ def parse_campaign(text: str, source: str) -> Campaign:
         if not _LANGUAGE_CODE.match(language):
             raise ConfigError(source, f"{key}.language", f"'{language}' is not a language code "
                                                          "like 'en', 'hy' or 'ru'")
+        limit = (f.positive_int(raw, f"{key}.max_message_size") if "max_message_size" in raw
+                 else DEFAULT_MAX_MESSAGE_SIZE)
+        if limit < MIN_MESSAGE_SIZE:
+            raise ConfigError(source, f"{key}.max_message_size",
+                              f"must be at least {MIN_MESSAGE_SIZE:,} bytes: the first e-mail "
+                              "carries the letter and the summary")
         recipients.append(Recipient(
             name="", email=f.address(f.string(raw, f"{key}.email"), f"{key}.email"),
-            language=language))
+            language=language, max_message_size=limit))
     emails = [r.email.lower() for r in recipients]
     if len(set(emails)) != len(emails):
         raise ConfigError(source, "recipients", "the same e-mail address is listed twice")
@@ -266,7 +278,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
                            "withheld_names", "location", "retention", "consent_missing",
                            "sender_name"}),
-    "recipients": frozenset({"name", "title", "email", "language", "postal"}),
+    "recipients": frozenset({"name", "title", "email", "language", "postal", "max_message_size"}),
     "milestones": frozenset({"thresholds"}),
     "schedule": frozenset({"check_every", "timezone", "send_window", "hold"}),
 }

@@ -106,6 +106,32 @@ async def send_bytes(
     return reply
 
 
+async def announced_size(smtp: SmtpSettings) -> int | None:
+    """The largest message the server says it takes (its EHLO SIZE), after STARTTLS where
+    configured; None when it announces none or cannot be asked now (sending will find out)."""
+    try:
+        context = tls_context(smtp) if smtp.security != "none" else None
+    except (OSError, ssl.SSLError):
+        return None
+    client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, timeout=smtp.timeout,
+                             use_tls=smtp.security == "tls", start_tls=False, tls_context=context,
+                             local_hostname=_local_hostname())
+    try:
+        async with asyncio.timeout(smtp.timeout * DEADLINE_FACTOR):
+            await client.connect()
+            await client.ehlo()
+            if smtp.security == "starttls" and client.supports_extension("starttls"):
+                await client.starttls()
+                await client.ehlo()
+            size = client.esmtp_extensions.get("size", "")
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        await _close(client)
+        return None
+    await _quit(client)
+    # RFC 1870: SIZE 0 (or none) announces no fixed limit
+    return int(size) if size.strip().isdigit() and int(size) > 0 else None
+
+
 async def _transaction(
     client: aiosmtplib.SMTP,
     content: bytes,

@@ -6,6 +6,7 @@ and by `preview`, so a preview is exactly what would be sent.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -25,7 +26,8 @@ from delivery.campaigns.templates import EMAIL_TEMPLATE, letter_template
 from delivery.dossier.render import load_texts, template_version
 from delivery.dossier.stored import Frozen, compose_stored
 from delivery.errors import SigningError
-from delivery.mail.message import Envelope, Letter, build_messages
+from delivery.mail import transport
+from delivery.mail.message import Envelope, Letter, build_messages, part_budget
 from delivery.pdf.build import build_dossier_pdfs
 from delivery.services.app import App
 from delivery.storage.models import DeliveryFileRow, DeliveryRow
@@ -53,9 +55,10 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
         trigger=trigger, milestone=milestone, addressees=recipients,
         signed=identity is not None, now=now)
     templates = app.settings.templates_dir
+    limits = message_limits(app, recipients)
     pdfs = build_dossier_pdfs(dossier, templates, languages=_languages(recipients),
                               cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress,
-                              read_lines=read_lines)
+                              read_lines=read_lines, part_budget=part_budget(list(limits.values())))
     last_number, last_signed_on = dossier.last_line
     facts = BundleFacts(
         campaign_slug=campaign.slug, campaign_title=campaign.title, dossier_id=dossier_id,
@@ -65,6 +68,15 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
         template_version=template_version(templates, campaign.letter), created_at=created_at)
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
                            location=campaign.signer_location, timestamp_url=app.settings.timestamp_url)
+
+
+def message_limits(app: App, recipients: Sequence[Recipient]) -> dict[str, int]:
+    """Each recipient's largest e-mail: its max_message_size, or the SMTP server's SIZE when that
+    is smaller (asked once per call; unknown when the server cannot be reached now)."""
+    smtp = app.settings.smtp
+    server = asyncio.run(transport.announced_size(smtp)) if smtp is not None else None
+    return {r.email: min(r.max_message_size, server) if server else r.max_message_size
+            for r in recipients}
 
 
 def _languages(recipients: Sequence[Recipient]) -> list[str]:
@@ -100,13 +112,15 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
     envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
                         dossier_id=delivery.public_id, created_at=send_at)
     shared = [f for f in files if f.kind != "pdf"]
-    for email in json.loads(delivery.recipients):
-        recipient = campaign.recipient(email)
+    recipients = [campaign.recipient(email) for email in json.loads(delivery.recipients)]
+    limits = message_limits(app, recipients)
+    for recipient in recipients:
         pdfs = [f for f in files if f.kind == "pdf" and f.language == recipient.language]
         letter = render_letter(app.settings.templates_dir, campaign, recipient,
                                dossier_id=delivery.public_id, signer_count=delivery.signer_count,
                                milestone=delivery.milestone, created_at=delivery.created_at)
-        yield recipient.email, build_messages(envelope, recipient, letter, pdfs, shared)
+        yield recipient.email, build_messages(envelope, recipient, letter, pdfs, shared,
+                                              limit=limits[recipient.email])
 
 
 def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,

@@ -35,6 +35,10 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
     assert all(r.email.endswith("@example.org") for r in campaign.recipients)
     assert campaign.thresholds == (1000, 5000, 10000, 25000, 50000, 80000)
     assert campaign.languages == ("en", "hy")
+    assert [r.max_message_size for r in campaign.recipients] == [10_000_000, 10_000_000]
+    larger = parse_campaign(GOOD.replace("# max_message_size = 10000000",
+                                         "max_message_size = 25000000"), "x")
+    assert [r.max_message_size for r in larger.recipients] == [25_000_000, 10_000_000]
     assert campaign.schedule.hold == timedelta(hours=2)
     window = campaign.schedule.send_window
     assert window is not None and window.days == frozenset(range(5))
@@ -77,6 +81,10 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
      "recipients[0].postal.en[0]", "one postal line per list item"),
     ('en = ["Government House 1, Republic Square", "Yerevan 0010, Armenia"]', 'en = 10',
      "recipients[0].postal.en", "list of strings"),
+    ("# max_message_size = 10000000", "max_message_size = 500000",
+     "recipients[0].max_message_size", "at least 1,000,000 bytes"),
+    ("# max_message_size = 10000000", 'max_message_size = "10 MB"',
+     "recipients[0].max_message_size", "positive whole number"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
      'sender = "Campaign <campaign@example.org>, other@example.org"', "campaign.sender", "exactly one"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',

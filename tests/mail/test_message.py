@@ -5,15 +5,27 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import random
 import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from delivery.artifacts import BundleFile
+from delivery.artifacts import PART_BYTES, BundleFile
 from delivery.campaigns.config import Recipient, parse_campaign
-from delivery.mail.message import Envelope, Letter, build_messages, group_parts
+from delivery.errors import OversizedMessage
+from delivery.mail.message import (
+    MESSAGE_ROOM,
+    SIGNATURE_ROOM,
+    Envelope,
+    Letter,
+    attachment_budget,
+    build_messages,
+    encoded_size,
+    group_parts,
+    part_budget,
+)
 from delivery.services.pipeline import render_letter
 
 ENVELOPE = Envelope(sender="Campaign <campaign@example.org>", sender_address="campaign@example.org",
@@ -62,7 +74,8 @@ def test_message_ids_differ_by_recipient_and_part() -> None:
 def test_large_dossiers_are_split_within_the_budget() -> None:
     files = [pdf(f"part{i}.pdf", 6_000_000) for i in range(1, 4)]
     assert [len(g) for g in group_parts(files, 15_000_000)] == [2, 1]
-    messages = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], budget=15_000_000)
+    messages = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], budget=15_000_000,
+                              limit=25_000_000)
     assert len(messages) == 2
     second = email.message_from_bytes(messages[1][1], policy=email.policy.default)
     assert second["Subject"] == "Petition: 1,000 signatures (2/2)"
@@ -105,3 +118,51 @@ def test_the_email_is_wholly_in_the_recipients_language(language: str) -> None:
     assert letter.recipient_name != campaign.recipients[0].text("en").name
     if language == "ru":  # CLDR's "few" form: 81 203 ends in 3
         assert "81\u00a0203 подписи" in letter.subject
+
+
+# --- sizes: the whole e-mail as sent --------------------------------------------------------
+
+def random_pdf(name: str, size: int, seed: int) -> BundleFile:
+    data = b"%PDF" + random.Random(seed).randbytes(size - 4)
+    return BundleFile(name=name, kind="pdf", language="en", part=1, pages=1, data=data)
+
+
+@pytest.mark.parametrize("size", [1, 56, 57, 58, 1000, 123_457])
+def test_encoded_size_is_what_the_attachment_takes_on_the_wire(size: int) -> None:
+    [(_, data)] = build_messages(ENVELOPE, PM, LETTER, [random_pdf("a.pdf", max(size, 4), 1)], [])
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    [part] = msg.iter_attachments()
+    raw_body = data.split(b"Content-Disposition: attachment", 1)[1].split(b"\r\n\r\n", 1)[1]
+    body = raw_body.split(b"\r\n--=_", 1)[0]  # the CRLF before a boundary belongs to it
+    assert part.get_content() == random_pdf("a.pdf", max(size, 4), 1).data
+    assert len(body) == encoded_size(max(size, 4))
+
+
+def test_each_email_fits_its_recipients_limit_and_every_pdf_is_sent() -> None:
+    small = dataclasses.replace(PM, max_message_size=1_000_000)
+    files = [random_pdf(f"part{i}.pdf", 290_000, i) for i in range(1, 6)]
+    messages = build_messages(ENVELOPE, small, LETTER, files, [MANIFEST])
+    sizes = [len(data) for _, data in messages]
+    assert all(s <= 1_000_000 for s in sizes)
+    assert max(sizes) > 750_000  # two PDFs to an e-mail: the limit is used, not wasted
+    sent = [p.get_filename() for _, data in messages for p in
+            email.message_from_bytes(data, policy=email.policy.default).iter_attachments()]
+    assert [n for n in sent if n != "manifest.json"] == [f.name for f in files]
+    assert len(messages) == 3 and sent.count("manifest.json") == 3
+
+
+def test_an_email_that_cannot_fit_stops_the_build_naming_recipient_part_and_sizes() -> None:
+    small = dataclasses.replace(PM, max_message_size=1_000_000)
+    files = [random_pdf("part1.pdf", 200_000, 1), random_pdf("part2.pdf", 900_000, 2)]
+    with pytest.raises(OversizedMessage) as caught:
+        build_messages(ENVELOPE, small, LETTER, files, [MANIFEST])
+    assert (caught.value.recipient, caught.value.part, caught.value.parts) == (PM.email, 2, 2)
+    assert caught.value.size > caught.value.limit == 1_000_000
+    assert "nothing was sent" in str(caught.value)
+
+
+def test_the_pdf_parts_leave_room_for_the_signature_and_the_letter() -> None:
+    assert part_budget([10_000_000]) == attachment_budget(10_000_000) - SIGNATURE_ROOM
+    assert part_budget([25_000_000, 1_000_000]) == part_budget([1_000_000])  # the smallest
+    assert part_budget([100_000_000]) == PART_BYTES
+    assert encoded_size(part_budget([1_000_000]) + SIGNATURE_ROOM) + MESSAGE_ROOM <= 1_000_000

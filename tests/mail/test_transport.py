@@ -19,6 +19,7 @@ from delivery.errors import (
 )
 from delivery.mail.transport import (
     SmtpReply,
+    announced_size,
     eml_name,
     send_bytes,
     write_eml,
@@ -165,3 +166,21 @@ def test_eml_names_are_safe_and_distinct(tmp_path: Path) -> None:
     evil = write_eml(b"x", message_id="<../../etc/passwd@x>", outbox_dir=tmp_path)
     assert evil.parent == tmp_path and "/" not in evil.name and not evil.name.startswith(".")
     assert eml_name("<a/b@x>") != eml_name("<a_b@x>")
+
+
+# --- the server's SIZE ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [1_000_000, 10_240_000])
+def test_announced_size_is_the_servers_ehlo_size(limit: int) -> None:
+    with faulty_server(data_size_limit=limit) as server:
+        assert asyncio.run(announced_size(smtp(server.port))) == limit
+
+
+def test_a_server_with_no_fixed_limit_or_none_to_ask_announces_no_size() -> None:
+    with faulty_server(data_size_limit=0) as server:  # RFC 1870: "SIZE 0", no fixed maximum
+        assert asyncio.run(announced_size(smtp(server.port))) is None
+    assert asyncio.run(announced_size(smtp(closed_port()))) is None
+    with silent_port() as port:
+        started = time.monotonic()
+        assert asyncio.run(announced_size(smtp(port, timeout=0.3))) is None
+        assert time.monotonic() - started < 3

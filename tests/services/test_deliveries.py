@@ -23,7 +23,7 @@ from delivery.services.app import App
 from delivery.signers.intake import validate_signer
 from delivery.signers.store import add_signers, withdraw_signer
 from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryRow, MessageRow, MilestoneRow
+from delivery.storage.models import DeliveryFileRow, DeliveryRow, MessageRow, MilestoneRow
 from tests.support.campaigns import campaign_file
 from tests.support.smtpd import SmtpServer
 
@@ -425,3 +425,43 @@ def test_odd_delivery_references_are_not_found(make_app: AppFactory, ref: str) -
     app = make_app(None, campaign_toml())
     with pytest.raises(NotFound):
         deliveries.cancel(app, app.campaign(None), ref, now=TUESDAY_10, actor="test")
+
+
+def test_a_dossier_larger_than_the_servers_size_arrives_whole_in_emails_that_fit(
+        make_app: AppFactory, tmp_path: Path) -> None:
+    """The server announces SIZE 1000000 and refuses anything larger (552), as Postfix does at
+    its message_size_limit; the recipients' own max_message_size (10 MB by default) is larger."""
+    limit = 1_000_000
+    server = SmtpServer(data_size_limit=limit)
+    server.start()
+    try:
+        app = make_app(server.env(), campaign_toml(hold="0s"))
+        campaign = app.campaign(None)
+        add(app, [f"{NAMES[i % len(NAMES)]} {i}" for i in range(20_000)], TUESDAY_10)
+        report = deliveries.tick(app, campaign, now=TUESDAY_10)
+        assert report.built and not report.build_failures
+        received = server.received
+    finally:
+        server.stop()
+    [delivery] = reports.deliveries(app, campaign)
+    assert delivery.status == "done"
+    dossiers = [r for r in received if r.rcpt_tos != ["organizers@example.org"]]
+    assert all(len(r.data) <= limit for r in dossiers)
+    with transaction(app.engine) as session:
+        stored = [(f.language, f.name) for f in session.scalars(
+            select(DeliveryFileRow).where(DeliveryFileRow.kind == "pdf")
+            .order_by(DeliveryFileRow.part))]
+    for email_address, language in (("prime-minister@example.org", "en"),
+                                    ("migration-service@example.org", "hy")):
+        mine = [r.message for r in dossiers if r.rcpt_tos == [email_address]]
+        assert len(mine) >= 2
+        total = len(mine)
+        assert [m["X-Dossier-Part"] for m in mine] == [f"{n}/{total}" for n in range(1, total + 1)]
+        pdfs = [(str(p.get_filename()), p.get_content()) for m in mine for p in m.iter_attachments()
+                if str(p.get_filename()).endswith(".pdf")]
+        # every part of the edition, once, in order; the letter in the first
+        assert [name for name, _ in pdfs] == [n for lang, n in stored if lang == language]
+        first = pdf_text(pdfs[0][1], tmp_path)
+        assert "Nikol Pashinyan" in first  # the addressee, on the letter page
+        for _, data in pdfs[1:]:
+            assert "Nikol Pashinyan" not in pdf_text(data, tmp_path)
