@@ -248,9 +248,12 @@ def _attachment_bytes(stream: pikepdf.Object) -> bytes:
 
 def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
                     identity: SigningIdentity | None, *, reason: str, location: str,
-                    timestamp_url: str | None = None) -> list[BundleFile]:
+                    timestamp_url: str | None = None,
+                    signature_texts: Mapping[str, tuple[str, str]] | None = None) -> list[BundleFile]:
     """The finished files: each PDF (dossier.json embedded, signed when `identity` is given),
-    then manifest.json, then manifest.json.p7s when signed."""
+    then manifest.json, then manifest.json.p7s when signed. `signature_texts`: the signature's
+    (reason, location) per language, as a reader's signature panel shows them in that edition;
+    `reason` and `location` for a language it does not give."""
     if not pdfs:
         raise RenderError("a bundle needs at least one PDF")
     _check_names(pdfs)
@@ -262,7 +265,9 @@ def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
         else:
             # dossier.json goes into the signing revision itself: one parse and one write of the
             # part instead of two (12.6 MB part: 0.16 s instead of 0.23 s, embed then sign).
-            data = sign_pdf(pdf.data, identity, reason=reason, location=location,
+            own_reason, own_location = (signature_texts or {}).get(pdf.language,
+                                                                   (reason, location))
+            data = sign_pdf(pdf.data, identity, reason=own_reason, location=own_location,
                             timestamp_url=timestamp_url,
                             prepare=_embedding(payload, created_at=facts.created_at, pages=pdf.pages))
         done.append((pdf, BundleFile(name=pdf.name, kind="pdf", language=pdf.language,

@@ -67,7 +67,17 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
         last_signer_signed_on=last_signed_on,
         template_version=template_version(templates, campaign.letter), created_at=created_at)
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
-                           location=campaign.signer_location, timestamp_url=app.settings.timestamp_url)
+                           location=campaign.signer_location, timestamp_url=app.settings.timestamp_url,
+                           signature_texts={lang: signature_text(templates, campaign, lang)
+                                            for lang in _languages(recipients)})
+
+
+def signature_text(templates_dir: Path, campaign: Campaign, language: str) -> tuple[str, str]:
+    """(reason, location) of the signature on `language`'s edition, in that language."""
+    own = campaign.text(language)
+    texts = load_texts(templates_dir, language)
+    # Translators: the reason a PDF reader's signature panel shows for the dossier's signature
+    return texts.gettext("Petition dossier: %(title)s", title=own.title), own.location
 
 
 def message_limits(app: App, recipients: Sequence[Recipient]) -> dict[str, int]:

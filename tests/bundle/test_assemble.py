@@ -27,9 +27,12 @@ from delivery.bundle.assemble import (
     read_manifest,
 )
 from delivery.bundle.sign import SigningIdentity, load_identity
+from delivery.campaigns.config import parse_campaign
 from delivery.errors import InputRefused, RenderError
+from delivery.services.pipeline import signature_text
 from tests.support.pdfs import make_cert, settings_for, unsigned, write_pem
 
+REPO = Path(__file__).resolve().parents[2]
 CREATED = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 FACTS = BundleFacts(
     campaign_slug="salman-mukaev", campaign_title="Armenia: Save Salman Mukaev's life!",
@@ -64,6 +67,21 @@ def test_bundle_has_signed_pdfs_manifest_and_its_signature(signed_bundle: list[B
         assert len(sigs) == 1 and sigs[0].sig_object["/Reason"] == "Petition dossier"
     info = cms.ContentInfo.load(signed_bundle[3].data)
     assert info["content_type"].native == "signed_data"
+
+
+def test_each_editions_signature_gives_its_reason_and_place_in_its_language(
+        identity: SigningIdentity) -> None:
+    campaign = parse_campaign((REPO / "schedules" / "salman-mukaev.toml").read_text(), "x")
+    texts = {lang: signature_text(REPO / "templates", campaign, lang) for lang in ("en", "hy")}
+    assert texts == {"en": ("Petition dossier: Armenia: Save Salman Mukaev's life!", "Yerevan"),
+                     "hy": ("Խնդրագրի փաթեթ. «Հայաստան, փրկե՛ք Սալման Մուկաևի կյանքը»", "Երևան")}
+    files = assemble_bundle(_pdfs(), FACTS, identity, reason="fallback", location="fallback",
+                            signature_texts={"hy": texts["hy"]})
+    shown = {}
+    for f in files[:2]:
+        [sig] = PdfFileReader(BytesIO(f.data)).embedded_signatures
+        shown[f.language] = (str(sig.sig_object["/Reason"]), str(sig.sig_object["/Location"]))
+    assert shown == {"en": ("fallback", "fallback"), "hy": texts["hy"]}
 
 
 def test_manifest_lists_the_final_files_and_the_facts(signed_bundle: list[BundleFile],
