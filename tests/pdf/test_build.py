@@ -230,16 +230,20 @@ def test_the_bar_chart_labels_fit_their_column_as_the_fonts_draw_them() -> None:
     assert shown[3].endswith("…") and names[3].startswith(shown[3][:-1])
 
 
-def test_the_growth_chart_stays_on_the_summary_page_with_ten_countries(tmp_path: Path) -> None:
-    countries = ["Armenia", "Germany", "Russian Federation", "France", "United States", "Georgia",
+@pytest.mark.parametrize("signed", [False, True])  # signed: a two-line notice on the summary
+def test_the_growth_chart_stays_on_the_summary_page_with_ten_countries(
+        tmp_path: Path, signed: bool) -> None:
+    countries = ["Armenia", "Germany", "Russian Federation", "France", "United Kingdom", "Georgia",
                  "Iran", "Bosnia and Herzegovina", "South Korea", "Netherlands", "Italy"]
     rows = [s._replace(country=countries[i % len(countries)]) for i, s in enumerate(signers(60))]
-    pdfs = build_dossier_pdfs(make_dossier(rows), TEMPLATES, languages=["en", "hy"],
-                              cache_dir=tmp_path / "cache", workers=1)
-    en, hy = (text_of(pdf, tmp_path) for pdf in pdfs)
+    pdfs = build_dossier_pdfs(make_dossier(rows, signed=signed), TEMPLATES,
+                              languages=["en", "hy", "ru"], cache_dir=tmp_path / "cache",
+                              workers=1)
+    en, hy, ru = (text_of(pdf, tmp_path) for pdf in pdfs)
     # the front is the letter and the summary, the growth chart on the summary's page
     assert "page 2 of 2" in en and "page 1 of 3" not in en
     assert "էջ 2՝ 2-ից" in hy and "էջ 1՝ 3-ից" not in hy
+    assert "стр. 2 из 2" in ru and "стр. 1 из 3" not in ru
 
 
 def test_summary_embeds_both_charts_as_vectors(built: Built) -> None:
