@@ -52,6 +52,7 @@ def deliveries_text(data: list[DeliveryReport]) -> str:
             nxt = f", next attempt {m.next_attempt_at}" if m.next_attempt_at else ""
             crash = f", resent after a crash {m.crash_resends}x" if m.crash_resends else ""
             part = f" part {m.part}" if m.kind == "dossier" else ""
-            out.append(f"      {m.kind:<7} {m.recipient}{part}: {m.status}, "
+            queued = f" (queue id {m.queue_id})" if m.queue_id else ""
+            out.append(f"      {m.kind:<7} {m.recipient}{part}: {m.status}{queued}, "
                        f"{m.attempts} attempt(s), last answer: {m.last_answer or '-'}{nxt}{crash}")
     return "\n".join(out)

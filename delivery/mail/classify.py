@@ -62,6 +62,16 @@ ERRORS: tuple[tuple[type[BaseException], Verdict], ...] = (
     (OSError, Verdict.RETRY),  # refused, unreachable, reset
 )
 
+# Where servers name the queue entry they made for a message, in their 250 answer to DATA: the
+# id an office's postmaster needs to trace it. First match wins.
+QUEUE_IDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("postfix", re.compile(r"\bqueued as ([A-Za-z0-9]{6,})\b")),  # "2.0.0 Ok: queued as 4F3A21C0B"
+    ("exim", re.compile(r"\bOK id=([A-Za-z0-9]{6}-[A-Za-z0-9]{6,}-[A-Za-z0-9]{2,})\b")),
+    ("exchange", re.compile(r"\[InternalId=(\d+)\b")),  # "2.6.0 <mid> [InternalId=…] Queued mail"
+    ("gmail", re.compile(r"^2\.0\.0 OK\s+\d+\s+(\S+) - gsmtp\b")),
+    ("sendmail", re.compile(r"^2\.0\.0 ([A-Za-z0-9]{8,}) Message accepted for delivery\b")),
+)
+
 # RFC 3463 enhanced status 5.3.4: "message too big for system", whatever the basic code.
 TOO_BIG = re.compile(r"\b5\.3\.4\b")
 RETRY_HINT = re.compile(
@@ -109,6 +119,16 @@ def verdict(error: BaseException | None, code: int | None, text: str = "") -> Ve
         return Verdict.FAILED
     # An error we do not know (a bug, an odd library failure): try again, age bounds it.
     return Verdict.RETRY if error is not None else Verdict.SENT
+
+
+def queue_id(text: str) -> str | None:
+    """The id the accepting server gave the message, read from its 250 answer; None when it
+    names none (or in a way QUEUE_IDS does not know)."""
+    for _, pattern in QUEUE_IDS:
+        match = pattern.search(text)
+        if match is not None:
+            return match.group(1)
+    return None
 
 
 def retry_hint(text: str) -> timedelta | None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
+from delivery.mail.classify import queue_id
 from delivery.mail.outbox import WAITING
 from delivery.services.app import App
 from delivery.services.states import DeliveryState
@@ -54,6 +55,7 @@ class MessageReport:
     sent_at: str | None
     crash_resends: int
     message_id: str | None
+    queue_id: str | None = None  # the accepting server's id for it, from its 250 answer
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,8 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
                 recipient=m.recipient, kind=m.kind, part=f"{m.part}/{m.parts}", status=m.status,
                 attempts=m.attempts, last_answer=_answer(m.last_code, m.last_answer),
                 next_attempt_at=_iso(m.next_attempt_at) if m.status in WAITING else None,
-                sent_at=_iso(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id))
+                sent_at=_iso(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id,
+                queue_id=queue_id(m.last_answer or "") if m.status == "sent" else None))
     return [DeliveryReport(
         id=r.public_id, trigger=r.trigger, milestone=r.milestone, status=r.status,
         created_at=r.created_at.isoformat(timespec="seconds"), created_by=r.created_by,

@@ -13,7 +13,15 @@ from delivery.errors import (
     PermanentTransportError,
     TransientTransportError,
 )
-from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, retry_hint, verdict
+from delivery.mail.classify import (
+    Outcome,
+    RetryPolicy,
+    Verdict,
+    classify,
+    queue_id,
+    retry_hint,
+    verdict,
+)
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(base_delay=timedelta(minutes=1), factor=2, max_delay=timedelta(hours=2),
@@ -116,3 +124,19 @@ def test_success_is_sent() -> None:
 def test_code_wins_over_a_mismatched_error_class() -> None:
     # the table is the one authority: a 550 stays permanent whatever wrapper carried it
     assert run(TransientTransportError("x", code=550), code=550).action == "failed"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2.0.0 Ok: queued as 4F3A21C0B5", "4F3A21C0B5"),  # Postfix
+    ("OK id=1rX2Yz-000ABC-12", "1rX2Yz-000ABC-12"),  # Exim
+    ("2.6.0 <SM-1.ab12.1@example.org> [InternalId=64416020480012, Hostname=EX01.example.am] "
+     "Queued mail for delivery", "64416020480012"),  # Exchange, Microsoft 365
+    ("2.0.0 OK  1701234567 a1-20020a05600c4e0100b0040c3e0f0e2esi123456wmq.12 - gsmtp",
+     "a1-20020a05600c4e0100b0040c3e0f0e2esi123456wmq.12"),  # Gmail
+    ("2.0.0 3B9AbcDE012345 Message accepted for delivery", "3B9AbcDE012345"),  # sendmail
+    ("2.0.0 Ok: queued", None),  # aiosmtpd, and servers that name none
+    ("written to SM-1.eml", None),  # the outbox folder
+])
+def test_the_accepting_servers_queue_id_is_read_from_its_answer(text: str,
+                                                                expected: str | None) -> None:
+    assert queue_id(text) == expected

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 
+from delivery.cli.textreport import deliveries_text
 from delivery.services import deliveries, reports
 from delivery.services.app import App
 from delivery.signers.intake import validate_signer
@@ -25,7 +27,7 @@ from delivery.signers.store import add_signers, withdraw_signer
 from delivery.storage.db import transaction
 from delivery.storage.models import DeliveryFileRow, DeliveryRow, MessageRow, MilestoneRow
 from tests.support.campaigns import campaign_file
-from tests.support.smtpd import SmtpServer
+from tests.support.smtpd import RecordingHandler, SmtpServer
 
 # Tuesday 2026-11-24 10:00 in Yerevan: inside the default campaign's send window.
 TUESDAY_10 = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
@@ -465,3 +467,31 @@ def test_a_dossier_larger_than_the_servers_size_arrives_whole_in_emails_that_fit
         assert "Nikol Pashinyan" in first  # the addressee, on the letter page
         for _, data in pdfs[1:]:
             assert "Nikol Pashinyan" not in pdf_text(data, tmp_path)
+
+
+class QueueingHandler(RecordingHandler):
+    """Answers each DATA as Postfix does, naming the queue entry it made."""
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await super().handle_DATA(server, session, envelope)
+        return f"250 2.0.0 Ok: queued as 4F3A{len(self.received):05d}"
+
+
+def test_the_accepting_servers_queue_id_is_kept_for_each_message(
+        make_app: AppFactory) -> None:
+    server = SmtpServer(QueueingHandler())
+    server.start()
+    try:
+        app = make_app({**server.env(), "DELIVERY_SIGNING_KEY": "", "DELIVERY_SIGNING_CERT": ""},
+                       campaign_toml(signing="off", hold="0s"))
+        campaign = app.campaign(None)
+        add(app, NAMES[:5], TUESDAY_10)
+        deliveries.tick(app, campaign, now=TUESDAY_10)
+    finally:
+        server.stop()
+    [delivery] = reports.deliveries(app, campaign)
+    assert delivery.status == "done"
+    ids = {m.recipient: m.queue_id for m in delivery.messages}
+    assert sorted(str(i) for i in ids.values()) == ["4F3A00001", "4F3A00002"]
+    text = deliveries_text([delivery])
+    assert all(f"sent (queue id {i})" in text for i in ids.values())
