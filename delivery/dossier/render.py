@@ -357,6 +357,12 @@ class Overlay:
     pages: list[OverlayPage]
 
 
+def volume_heading(texts: Texts, volume: Volume) -> str:
+    """"Volume 3: signers no. 4,001–6,000": the volume's first line, and its bookmark."""
+    return texts.gettext("Volume %(volume)s: signers no. %(first)s–%(last)s", volume=volume.number,
+                         first=volume.first, last=volume.last)
+
+
 def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
     withheld = texts.gettext("Name withheld")
     paginated = paginate(volume.printed_lines(), layout)
@@ -369,8 +375,7 @@ def overlay(texts: Texts, volume: Volume, layout: Layout) -> Overlay:
                               pages=str(len(paginated)))
         pages.append(OverlayPage(rows, label))
     return Overlay(
-        texts.gettext("Volume %(volume)s: signers no. %(first)s–%(last)s", volume=volume.number,
-                      first=volume.first, last=volume.last),
+        volume_heading(texts, volume),
         # Translators: the column headers of the signer list: number, date, name, city, country
         (texts.gettext("No."), texts.gettext("Date"), texts.gettext("Name"),
          texts.gettext("City"), texts.gettext("Country")), pages)

@@ -20,7 +20,7 @@ import pikepdf
 
 from delivery.artifacts import UnsignedPdf
 from delivery.dossier.compose import Dossier
-from delivery.dossier.render import Texts, pdf_subject
+from delivery.dossier.render import Texts, pdf_subject, volume_heading
 from delivery.errors import RenderError
 from delivery.pdf.cache import VolumeCache, content_key
 from delivery.pdf.jobs import RenderedPdf
@@ -28,7 +28,7 @@ from delivery.pdf.join import PartInfo, PartJob, info_dictionary
 from delivery.pdf.pool import render_many
 from delivery.pdf.restamp import restamp
 
-BODY_FORMAT = "1"  # part of a body's key: bump when join_part's output changes
+BODY_FORMAT = "2"  # part of a body's key: bump when join_part's output changes
 FRONT_SHARE = 20  # of the budget kept for the front: 750 kB of 15 MB
 STAMP_SHARE = 100  # and for the stamp's fonts, which every part carries: 150 kB
 JOIN_WORKER_BUDGET = 10**9  # a join leaves no garbage behind: a worker joins every part it can
@@ -125,12 +125,14 @@ def plan_parts(dossier: Dossier, t: Texts, pieces: Mapping[str, str], volumes: S
         label = f"part {part} of {len(groups)} ({t.language})"
         keys = [volumes[i - 1] for i in group if i > 0]
         located = tuple(rendered.locate(k) for k in keys)
+        headings = tuple(volume_heading(t, dossier.volumes[i - 1]) for i in group if i > 0)
         body_key = body_job = None
         if group[0] == 0:
-            job: PartJob | None = PartJob(label, info, stamp_pdf, rendered.get(front), located)
+            job: PartJob | None = PartJob(label, info, stamp_pdf, rendered.get(front), located,
+                                          headings)
         else:
             body_key = content_key("part-body", BODY_FORMAT, t.language, *keys)
-            body_job = PartJob(label, info, None, None, located)
+            body_job = PartJob(label, info, None, None, located, headings)
             job = None if rendered.has(body_key) else body_job
         pdf = UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
                           parts=len(groups), pages=0, data=b"")

@@ -156,3 +156,41 @@ def test_a_dossier_in_restamped_parts_signs_and_verifies(tmp_path: Path) -> None
     report = verify_path(folder, trust=cert)
     assert report.ok, report.lines()
     assert sum(1 for line in report.lines() if "footer 'D-9 · 300' on every page" in line) == len(parts)
+
+
+def outline(pdf: UnsignedPdf) -> list[tuple[str, int]]:
+    """(title, page number from 1) of each top-level bookmark, as pypdf resolves them."""
+    reader = pypdf.PdfReader(io.BytesIO(pdf.data))
+    out = []
+    for item in reader.outline:
+        if not isinstance(item, list):
+            page = reader.get_destination_page_number(item)
+            assert page is not None, item.title  # a bookmark that leads nowhere
+            out.append((str(item.title), page + 1))
+    return out
+
+
+def test_every_part_and_a_restamped_one_bookmarks_its_own_volumes(tmp_path: Path) -> None:
+    build(dossier(300, "D-1"), tmp_path / "cache")
+    parts = build(dossier(310, "D-2"), tmp_path / "cache")  # later parts: bodies reused
+    assert len(parts) >= 4 and all(p.data.count(b"%%EOF") == 2 for p in parts[1:])
+    first = outline(parts[0])
+    assert [t for t, _ in first[:2]] == [CAMPAIGN.title, "Summary"] and first[0][1] == 1
+    seen = []
+    for part in parts:
+        marks = [(t, page) for t, page in outline(part) if t.startswith("Volume ")]
+        assert marks, part.name
+        reader = pypdf.PdfReader(io.BytesIO(part.data))
+        for title, page in marks:  # each bookmark opens the page its volume starts on
+            assert title in reader.pages[page - 1].extract_text()
+            assert page == 1 or title not in reader.pages[page - 2].extract_text()
+        seen += [t for t, _ in marks]
+        assert pikepdf.open(io.BytesIO(part.data)).Root.ViewerPreferences.DisplayDocTitle
+    assert seen == [f"Volume {v}: signers no. {20 * v - 19}–{min(20 * v, 310)}"
+                    for v in range(1, 17)]
+    # an independent reader agrees
+    path = tmp_path / parts[-1].name
+    path.write_bytes(parts[-1].data)
+    shown = subprocess.run(["mutool", "show", str(path), "outline"], check=True,
+                           capture_output=True, text=True).stdout
+    assert seen[-1] in shown
