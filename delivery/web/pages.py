@@ -14,9 +14,10 @@ from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
 from delivery.dossier import charts
 from delivery.errors import UsageError
-from delivery.services import queries, reports, signers
+from delivery.services import queries, readiness, reports, signers
 from delivery.services.states import ACTIVE, organizer_actions
 from delivery.web.common import (
+    N_,
     WebState,
     blocking,
     campaign_for,
@@ -31,9 +32,30 @@ from delivery.web.common import (
     render,
     state,
     translator,
+    when,
 )
 
 REFRESH_SECONDS = 3
+
+# What each readiness finding means and what to do about it (delivery.services.readiness).
+READINESS = {
+    "reserved_recipients": N_("Recipients on example addresses, which reach no one: "
+                              "%(addresses)s. Put the offices' real addresses in the campaign "
+                              "file."),
+    "no_signing_key": N_("No signing key: this campaign requires signed dossiers, so nothing "
+                         "can be sent. Set DELIVERY_SIGNING_KEY and DELIVERY_SIGNING_CERT."),
+    "signing_key_unusable": N_("The signing key cannot be used (%(reason)s): nothing can be "
+                               "sent until it is replaced."),
+    "signing_key_expires": N_("The signing certificate expires on %(at)s: renew it before then, "
+                              "or dossiers cannot be signed."),
+    "no_smtp": N_("No SMTP server: e-mails are written to the folder %(folder)s and reach no one. "
+                  "Set DELIVERY_SMTP_HOST."),
+    "milestone_waits": N_("A milestone's delivery waits %(hold)s (the hold) and goes out only "
+                          "within %(window)s (%(timezone)s)."),
+    "milestone_held": N_("A milestone's delivery waits %(hold)s (the hold) before it goes out."),
+    "milestone_window": N_("A milestone's delivery goes out only within %(window)s "
+                           "(%(timezone)s)."),
+}
 
 
 async def home(request: Request, user: str) -> Response:
@@ -59,9 +81,10 @@ def _overview(web: WebState, code: str) -> list[dict[str, Any]]:
 def _dashboard_data(web: WebState, campaign: Campaign, locale: str) -> dict[str, Any]:
     status = reports.status(web.app, campaign)
     points = queries.growth(web.app, campaign)
+    found = readiness.readiness(web.app, campaign, now=web.clock())
     reached = {m.threshold: m for m in status.milestones_reached}
     milestones = [{"threshold": t, "reached": reached.get(t)} for t in sorted(campaign.thresholds)]
-    return {"status": status, "milestones": milestones,
+    return {"status": status, "milestones": milestones, "readiness": found,
             "chart": charts.line_chart(points, fmt=lambda n: number(n, locale)),
             "next": next_milestone(status.signers, campaign.thresholds)}
 
@@ -70,8 +93,18 @@ async def dashboard(request: Request, user: str) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     data = await blocking(_dashboard_data, web, campaign, locale_of(request))
+    tr = translator(request)
+    data["readiness"] = [(f.severity, tr.gettext(READINESS[f.code]) % _shown(f, request))
+                         for f in data["readiness"]]
     return render(request, "dashboard.html", title=campaign_title(campaign, language(request)),
                   campaign=campaign, **data)
+
+
+def _shown(finding: readiness.Finding, request: Request) -> dict[str, str]:
+    facts = dict(finding.facts)
+    if "at" in facts:
+        facts["at"] = when(facts["at"], locale_of(request))
+    return facts
 
 
 async def deliveries(request: Request, user: str) -> Response:

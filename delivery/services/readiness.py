@@ -1,0 +1,83 @@
+"""Campaign + settings + clock → what stands between it and a real delivery: findings with a code
+and their facts, which each entry point words (the dashboard in the organizer's language).
+
+The checks are the ones a delivery itself would run into later: recipients on domains that
+exist only in examples, a signing key missing, unusable or about to expire, no SMTP server (the
+e-mails go to the outbox folder), a hold and send window that delay the next milestone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from delivery.bundle.sign import load_identity
+from delivery.campaigns.config import Campaign
+from delivery.errors import SigningError
+from delivery.services.app import App
+
+# RFC 2606 and RFC 6761: names that can never reach anyone.
+RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org", "localhost"})
+RESERVED_SUFFIXES = (".example", ".test", ".invalid", ".localhost", ".example.com",
+                     ".example.net", ".example.org")
+EXPIRY_WARNING = timedelta(days=30)
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # reserved_recipients | no_signing_key | signing_key_unusable |
+    #            signing_key_expires | no_smtp | milestone_waits | milestone_held | milestone_window
+    severity: Severity
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+def reserved_domain(address: str) -> bool:
+    """Whether the address's domain is reserved for examples and tests (it reaches no one)."""
+    domain = address.rsplit("@", 1)[-1].strip().lower().rstrip(".")
+    return domain in RESERVED_DOMAINS or domain.endswith(RESERVED_SUFFIXES)
+
+
+def readiness(app: App, campaign: Campaign, *, now: datetime) -> list[Finding]:
+    """Every finding for the campaign, errors first; an empty list: ready for a real delivery."""
+    found: list[Finding] = []
+    reserved = [r.email for r in campaign.recipients if reserved_domain(r.email)]
+    if reserved:
+        found.append(Finding("reserved_recipients", "error", {"addresses": ", ".join(reserved)}))
+    if campaign.signing == "required":
+        found.extend(_signing(app, now))
+    if app.settings.smtp is None:
+        found.append(Finding("no_smtp", "warning", {"folder": str(app.settings.outbox_dir)}))
+    schedule = campaign.schedule
+    held, window = schedule.hold > timedelta(0), schedule.send_window
+    if held or window is not None:
+        code = ("milestone_waits" if held and window is not None
+                else "milestone_held" if held else "milestone_window")
+        found.append(Finding(code, "info", {
+            "hold": _duration(schedule.hold), "window": str(window or ""),
+            "timezone": schedule.timezone}))
+    order = {"error": 0, "warning": 1, "info": 2}
+    return sorted(found, key=lambda f: order[f.severity])
+
+
+def _signing(app: App, now: datetime) -> list[Finding]:
+    if app.settings.signing_key is None:
+        return [Finding("no_signing_key", "error")]
+    try:
+        identity = load_identity(app.settings, now=now)
+    except SigningError as exc:
+        return [Finding("signing_key_unusable", "error", {"reason": str(exc)})]
+    expires = identity.cert.not_valid_after_utc
+    if expires - now <= EXPIRY_WARNING:
+        return [Finding("signing_key_expires", "warning", {"at": expires.isoformat()})]
+    return []
+
+
+def _duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
