@@ -46,7 +46,8 @@ SOURCES: dict[str, list[tuple[str, str]]] = {
     DOSSIER: [("templates/dossier/*.j2", JINJA), ("templates/email/*.j2", JINJA),
               ("delivery/dossier/*.py", "python"), ("delivery/pdf/parts.py", "python"),
               ("delivery/services/pipeline.py", "python")],
-    ADMIN: [("templates/admin/*.html", JINJA), ("delivery/web/*.py", "python")],
+    ADMIN: [("templates/admin/*.html", JINJA), ("delivery/web/*.py", "python"),
+            ("delivery/signers/formats.py", "python")],  # the import formats' titles
 }
 HEADER_DATES = ("POT-Creation-Date:", "PO-Revision-Date:")
 

@@ -39,6 +39,12 @@ class Language:
     name: str  # its own name: "Հայերեն"
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction (scripts/translations.py) where it is defined; it is
+    translated where it is shown."""
+    return message
+
+
 def read_languages(templates_dir: Path) -> dict[str, Language]:
     """templates/languages.toml: one table per language code, with its `locale` and `name`."""
     path = templates_dir / LANGUAGES_FILE

@@ -151,15 +151,21 @@ def build_alert(*, public_id: str, sender: str, organizer: str, reason_key: str,
     return mid, msg.as_bytes(policy=SMTP)
 
 
+# An alert's `part`: what it is about, so that one kind does not silence the other.
+DELIVERY_ALERT, PAUSE_ALERT = 0, -1  # the delivery failed (its build, or recipients); SMTP paused
+
+
 def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender: str,
-                  organizers: Sequence[str], reason_key: str, reason: str, now: datetime) -> int:
-    """One alert per organizer and delivery (part 0): repeated problems do not repeat it."""
+                  organizers: Sequence[str], reason_key: str, reason: str, now: datetime,
+                  part: int = DELIVERY_ALERT) -> int:
+    """One alert of each kind (`part`) per organizer and delivery: repeated problems do not
+    repeat it."""
     created = 0
     for organizer in organizers:
         mid, content = build_alert(public_id=public_id, sender=sender, organizer=organizer,
                                    reason_key=reason_key, reason=reason, now=now)
         created += _add(session, delivery_id=delivery_id, recipient=organizer, kind="alert",
-                        part=0, parts=1, message_id=mid, content=content, now=now)
+                        part=part, parts=1, message_id=mid, content=content, now=now)
     return created
 
 
@@ -333,7 +339,7 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
                       f"{outcome.code or ''} {outcome.text}")
             enqueue_alert(session, delivery_id=claim.delivery_id, public_id=public_id,
                           sender=sender, organizers=alert_to, reason_key=outcome.reason,
-                          reason=reason[:ANSWER_LIMIT], now=now)
+                          reason=reason[:ANSWER_LIMIT], now=now, part=PAUSE_ALERT)
         elif outcome.action in ("sent", "failed"):
             summary = undelivered_summary(session, claim.delivery_id)
             if summary is not None:

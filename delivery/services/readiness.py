@@ -56,7 +56,7 @@ def readiness(app: App, campaign: Campaign, *, now: datetime) -> list[Finding]:
         code = ("milestone_waits" if held and window is not None
                 else "milestone_held" if held else "milestone_window")
         found.append(Finding(code, "info", {
-            "hold": _duration(schedule.hold), "window": str(window or ""),
+            "hold_seconds": str(int(schedule.hold.total_seconds())), "window": str(window or ""),
             "timezone": schedule.timezone}))
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(found, key=lambda f: order[f.severity])
@@ -74,10 +74,3 @@ def _signing(app: App, now: datetime) -> list[Finding]:
         return [Finding("signing_key_expires", "warning", {"at": expires.isoformat()})]
     return []
 
-
-def _duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

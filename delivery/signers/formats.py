@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from delivery.campaigns.languages import N_
 from delivery.signers.dates import DateOrder
 
 
@@ -96,7 +97,7 @@ _FORMATS = (
     # question titled as the organiser wrote it. Times are in the spreadsheet's zone and in its
     # locale's date format, so neither is fixed here.
     ExportFormat(
-        name="google-forms", title="Google Forms responses (Google Sheets CSV)",
+        name="google-forms", title=N_("Google Forms responses (Google Sheets CSV)"),
         columns={
             "signed_at": _GOOGLE_TIMESTAMP,
             "email": _GOOGLE_EMAIL,
@@ -117,7 +118,7 @@ _FORMATS = (
     # (completed|partial), "Start Date (UTC)", "Stage Date (UTC)", "Submit Date (UTC)",
     # "Network ID", "Tags". A partial response was never submitted: not a signature.
     ExportFormat(
-        name="typeform", title="Typeform responses (CSV)",
+        name="typeform", title=N_("Typeform responses (CSV)"),
         columns={
             "row_id": ("#",),
             "signed_at": ("Submit Date (UTC)",),
@@ -134,7 +135,7 @@ _FORMATS = (
         },
         timezone="UTC",
         exclude=(Exclusion("Response Type", frozenset({"partial"}),
-                           "partial response (not submitted)"),)),
+                           N_("partial response (not submitted)")),)),
     # Mailchimp audience export (subscribed_members_export_*.csv): "Email Address", the merge
     # fields by label ("First Name", "Last Name", "Address", "Phone Number"…), then MEMBER_RATING,
     # OPTIN_TIME, OPTIN_IP, CONFIRM_TIME, CONFIRM_IP, LATITUDE, LONGITUDE, GMTOFF, DSTOFF,
@@ -143,7 +144,7 @@ _FORMATS = (
     # file does not say; GMTOFF/DSTOFF/TIMEZONE are the subscriber's zone, not the times').
     # No consent to be named: a subscription is not one.
     ExportFormat(
-        name="mailchimp", title="Mailchimp audience export (CSV)",
+        name="mailchimp", title=N_("Mailchimp audience export (CSV)"),
         columns={
             "email": ("Email Address",),
             "first_name": ("First Name",),
@@ -160,7 +161,7 @@ _FORMATS = (
     # can2_state_abbreviated, can2_county, can2_user_tags, can2_subscription_status,
     # can2_sms_status, can2_subscription_date, then the action's custom fields by key.
     ExportFormat(
-        name="action-network", title="Action Network report or action download (CSV)",
+        name="action-network", title=N_("Action Network report or action download (CSV)"),
         columns={
             "row_id": ("uuid",),
             "first_name": ("first_name",),
@@ -177,7 +178,7 @@ _FORMATS = (
     # primary_address1…3, primary_city, primary_state, primary_zip, primary_country_code,
     # primary_country, created_at, tag_list, then custom fields by slug.
     ExportFormat(
-        name="nationbuilder", title="NationBuilder people export (CSV)",
+        name="nationbuilder", title=N_("NationBuilder people export (CSV)"),
         columns={
             "row_id": ("nationbuilder_id",),
             "first_name": ("first_name",),
@@ -196,7 +197,7 @@ _FORMATS = (
     # a location field as "LOCATION-Title" ("Home-City", "Primary-Email", "Home-Phone-Mobile"),
     # "Contact ID" ("Internal Contact ID" before 5.x), "Activity Date" for a petition signature.
     ExportFormat(
-        name="civicrm", title="CiviCRM contact or activity export (CSV)",
+        name="civicrm", title=N_("CiviCRM contact or activity export (CSV)"),
         columns={
             "row_id": ("Contact ID", "Internal Contact ID"),
             "first_name": ("First Name",),
@@ -214,7 +215,7 @@ _FORMATS = (
     # phone, email, subscribed_to_mailinglist, confirmed (Python's True/False). No date and no
     # consent column. subscribed_to_mailinglist is a newsletter choice, NOT consent to be named.
     ExportFormat(
-        name="pytition", title="Pytition signatures (CSV)",
+        name="pytition", title=N_("Pytition signatures (CSV)"),
         columns={
             "first_name": ("first_name",),
             "last_name": ("last_name",),
@@ -222,11 +223,11 @@ _FORMATS = (
             "email": ("email",),
             "signed_at": ("date",),  # the Signature model's field, should an export add it
         },
-        exclude=(Exclusion("confirmed", _YES_NO_FALSE, "signature not confirmed by e-mail"),)),
+        exclude=(Exclusion("confirmed", _YES_NO_FALSE, N_("signature not confirmed by e-mail")),)),
     # A German spreadsheet (Excel, LibreOffice) saved as CSV: ";"-separated, Windows-1252, dates
     # always day first ("04.03.2026"), WAHR/FALSCH for booleans; headers as people write them.
     ExportFormat(
-        name="excel-de", title="German spreadsheet saved as CSV (Excel, LibreOffice)",
+        name="excel-de", title=N_("German spreadsheet saved as CSV (Excel, LibreOffice)"),
         columns={
             "first_name": ("Vorname",),
             "last_name": ("Nachname", "Familienname", "Zuname"),
@@ -243,7 +244,7 @@ _FORMATS = (
     # A French spreadsheet saved as CSV: ";"-separated, UTF-8 with a BOM ("CSV UTF-8") or
     # Windows-1252, dates day first ("04/03/2026"), Oui/Non; "Nom" is the family name.
     ExportFormat(
-        name="excel-fr", title="French spreadsheet saved as CSV (Excel, LibreOffice)",
+        name="excel-fr", title=N_("French spreadsheet saved as CSV (Excel, LibreOffice)"),
         columns={
             "last_name": ("Nom", "Nom de famille"),
             "first_name": ("Prénom",),

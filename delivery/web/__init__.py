@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from delivery.campaigns.languages import N_
 from delivery.services.app import App
 from delivery.web import actions, api, auth, imports, language, pages
 from delivery.web.common import (
-    N_,
     USER,
     WebState,
     admin_languages,

@@ -22,10 +22,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from delivery.campaigns.config import Campaign
+from delivery.campaigns.languages import N_
 from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
 from delivery.services import deliveries, sending, signers
 from delivery.web.common import (
-    N_,
     WebState,
     actor,
     blocking,

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from delivery.campaigns.languages import N_
 from delivery.services import accounts
 from delivery.web.common import (
-    N_,
     SESSION_ID,
     SESSION_LANGUAGE,
     actor,

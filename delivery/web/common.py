@@ -37,6 +37,7 @@ from delivery.campaigns.config import Campaign
 from delivery.campaigns.languages import (
     ADMIN,
     LOCALE_DIR,
+    N_,
     SOURCE_LANGUAGE,
     Language,
     negotiate,
@@ -62,11 +63,6 @@ LANGUAGE = "delivery.language"  # the request scope's key for the language its p
 SESSION_LANGUAGE = "language"  # the session's key for a language chosen before login
 ENGLISH = Language(SOURCE_LANGUAGE, "en_GB", "English")  # when no languages.toml is found
 log = logging.getLogger("delivery.web")
-
-
-def N_(message: str) -> str:
-    """Marks a message for extraction (scripts/translations.py); it is translated where shown."""
-    return message
 
 
 # Words the pages show for stored states, triggers and kinds (which stay the CSS classes).

@@ -43,12 +43,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from delivery.campaigns.config import Campaign
+from delivery.campaigns.languages import N_
 from delivery.errors import DeliveryError, InputRefused
 from delivery.services import signers
 from delivery.signers.options import FIELDS
 from delivery.web.common import (
     MAX_FORM_FIELDS,
-    N_,
     actor,
     blocking,
     campaign_for,
@@ -102,17 +102,6 @@ FIELD_WORDS = {"email": N_("e-mail"), "city": N_("city"), "country": N_("country
                "signed_at": N_("date of signing"), "consent": N_("consent to be named")}
 # The generic format's column names, which the file's header writes as they are (in any language).
 GENERIC_COLUMNS = "name, email, city, country, signed_at, consent…"
-# The titles and exclusion reasons of delivery.signers.formats, here for extraction only: the
-# page shows each through gettext, so a title changed there is shown as it is (in English) until
-# it is added here and translated (tests/web/test_admin_language.py checks that none is missing).
-FORMAT_TEXTS = (
-    N_("Google Forms responses (Google Sheets CSV)"), N_("Typeform responses (CSV)"),
-    N_("Mailchimp audience export (CSV)"), N_("Action Network report or action download (CSV)"),
-    N_("NationBuilder people export (CSV)"), N_("CiviCRM contact or activity export (CSV)"),
-    N_("Pytition signatures (CSV)"), N_("German spreadsheet saved as CSV (Excel, LibreOffice)"),
-    N_("French spreadsheet saved as CSV (Excel, LibreOffice)"),
-    N_("partial response (not submitted)"), N_("signature not confirmed by e-mail"),
-)
 # The choices as the refusals name them (the options' values, shorter than the form's texts).
 CHOICE_WORDS = {"dmy": N_("day first"), "mdy": N_("month first"), "ymd": N_("year first"),
                 "withhold": N_("withhold every name"), "name": N_("name everyone"),

@@ -4,20 +4,22 @@ files, signers, audit log. Reads only; every number comes from reports/queries.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from babel.dates import format_timedelta
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from delivery.campaigns.config import Campaign
+from delivery.campaigns.languages import N_
 from delivery.campaigns.milestones import next_milestone
 from delivery.dossier import charts
 from delivery.errors import UsageError
 from delivery.services import queries, readiness, reports, signers
 from delivery.services.states import ACTIVE, organizer_actions
 from delivery.web.common import (
-    N_,
     WebState,
     blocking,
     campaign_for,
@@ -101,10 +103,22 @@ async def dashboard(request: Request, user: str) -> Response:
 
 
 def _shown(finding: readiness.Finding, request: Request) -> dict[str, str]:
+    """A finding's facts as the page's language writes them (times, durations)."""
     facts = dict(finding.facts)
     if "at" in facts:
         facts["at"] = when(facts["at"], locale_of(request))
+    if "hold_seconds" in facts:
+        facts["hold"] = exact_duration(int(facts.pop("hold_seconds")), locale_of(request))
     return facts
+
+
+def exact_duration(seconds: int, locale: str) -> str:
+    """A duration in the largest unit that writes it exactly ("2 часа", "90 minutes"): Babel
+    rounds to the largest unit otherwise (90 minutes → "2 hours")."""
+    size = next(size for size in (86400, 3600, 60, 1) if seconds % size == 0)
+    # this threshold makes Babel pass over every larger unit and take this one
+    return format_timedelta(timedelta(seconds=seconds), threshold=max(1, seconds // size),
+                            locale=locale)
 
 
 async def deliveries(request: Request, user: str) -> Response:

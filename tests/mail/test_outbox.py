@@ -405,3 +405,19 @@ def test_a_later_part_waits_for_the_one_before_it(engine: Engine, tmp_path: Path
     assert by_recipient(engine) == {PM: ["sent", "sent"]}
     assert dossier_copies(server) == [f"<d-0001.prime-minister.{n}@example.org>" for n in (1, 2)]
     assert rows(engine, "alert") == []
+
+
+def test_a_pause_alert_does_not_silence_the_alert_naming_refused_recipients(
+        engine: Engine, tmp_path: Path) -> None:
+    queue(engine, make_delivery(engine), [PM])
+    handler = FaultyHandler(rcpt_script=["550 5.1.1 no such mailbox"])  # the dossier
+    with faulty_server(handler, auth=True) as server:
+        wrong = settings_for(tmp_path, server.port, username="campaign", password="wrong")
+        assert send(engine, wrong).paused == 1
+        with transaction(engine) as session:
+            assert clear_pause(session, wrong.smtp.account)  # type: ignore[union-attr]
+        right = settings_for(tmp_path, server.port, username="campaign", password="right")
+        send(engine, right, at=timedelta(hours=1), until_empty=True)
+    assert one(engine).status == "failed"
+    assert alerts(server) == ["Petition delivery d-0001 needs attention (auth)",
+                              "Petition delivery d-0001 needs attention (rejected)"]

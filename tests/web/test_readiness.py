@@ -17,6 +17,7 @@ from delivery.campaigns.config import parse_campaign
 from delivery.services import readiness
 from delivery.services.app import App
 from delivery.web import create_web_app
+from delivery.web.pages import exact_duration
 from tests.support.pdfs import make_cert, write_pem
 from tests.web.test_web import SLUG, add_user, campaign_toml, login, make_app, web_config
 
@@ -102,9 +103,10 @@ def test_the_dashboard_lists_each_finding_with_what_to_do(client: TestClient,
             "prime-minister@example.org, migration-service@example.org. Put the offices&#39; "
             "real addresses in the campaign file.</li>") in page
     assert f"e-mails are written to the folder {tmp_path / 'outbox'} and reach no one" in page
-    assert "waits 2h (the hold) before it goes out" in page
+    assert "waits 2 hours (the hold) before it goes out" in page
     russian = client.get(f"/c/{SLUG}/", headers={"Accept-Language": "ru"}).text
     assert "Перед настоящей отправкой" in russian and "Нет SMTP-сервера" in russian
+    assert "ждёт 2 часа (выдержка)" in russian
     assert "No SMTP server" not in russian
 
 
@@ -117,3 +119,11 @@ def test_a_ready_campaigns_dashboard_says_so(engine: Engine, tmp_path: Path) -> 
         page = client.get(f"/c/{SLUG}/").text
     assert '<p class="finding ok">Ready: real recipients, a signing key and an SMTP server' in page
     assert 'class="finding error"' not in page
+
+
+@pytest.mark.parametrize(("seconds", "locale", "shown"), [
+    (7200, "en_GB", "2 hours"), (5400, "en_GB", "90 minutes"), (129600, "ru", "36 часов"),
+    (172800, "hy", "2 օր")])
+def test_a_hold_is_written_exactly_in_the_pages_language(seconds: int, locale: str,
+                                                         shown: str) -> None:
+    assert exact_duration(seconds, locale) == shown
