@@ -152,3 +152,13 @@ class OutcomeUnknown(TransientTransportError):
 class TlsUnavailable(AuthenticationFailed):
     """TLS cannot be had as configured (STARTTLS not offered, CA file unreadable): nothing was
     sent in clear. A configuration problem of the account, handled like a refused login."""
+
+
+class MailboxError(DeliveryError):
+    """The bounce mailbox could not be read (connection, TLS, login, folder): nothing of it was
+    marked read; the next tick tries again."""
+
+    def __init__(self, account: str, problem: str) -> None:
+        self.account = account
+        self.problem = problem
+        super().__init__(f"bounce mailbox {account}: {problem}")

@@ -20,6 +20,7 @@ from delivery.errors import ConfigError
 BUILTIN = Path(__file__).parent / "_builtin"
 SOURCE_TREE = Path(__file__).resolve().parent.parent
 SECURITY_MODES = ("starttls", "tls", "none")
+IMAP_SECURITY_MODES = ("tls", "starttls")
 COOKIE_MODES = ("auto", "always", "never")
 MIN_SECRET = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -41,6 +42,25 @@ class SmtpSettings:
     def account(self) -> str:
         """Identifies the SMTP account for pausing after an authentication failure."""
         return f"{self.username or ''}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """The mailbox that receives the bounces of what the service sends (the sender's)."""
+
+    host: str
+    port: int
+    security: str  # "tls" or "starttls": a mailbox is never read in clear
+    username: str
+    password: str | None = field(default=None, repr=False)
+    mailbox: str = "INBOX"
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+    @property
+    def account(self) -> str:
+        """Names the mailbox and where its reading stopped (delivery.storage's cursor)."""
+        return f"{self.username}@{self.host}:{self.port}/{self.mailbox}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,7 @@ class Settings:
     log_level: str = "INFO"
     # The signer secret (see delivery.storage.keys); None: `signer-key` in var_dir.
     signer_key_file: Path | None = None
+    bounce_imap: ImapSettings | None = None  # None: bounces are not read
 
     @property
     def signer_key_path(self) -> Path:
@@ -116,6 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         clock_file=Path(env["DELIVERY_CLOCK_FILE"]) if env.get("DELIVERY_CLOCK_FILE") else None,
         log_level=_log_level(env),
         signer_key_file=Path(signer_key).resolve() if signer_key else var_dir.resolve() / "signer-key",
+        bounce_imap=_imap_settings(env),
     )
 
 
@@ -188,27 +210,54 @@ def _smtp_settings(env: Mapping[str, str]) -> SmtpSettings | None:
         raise ConfigError("environment", "DELIVERY_SMTP_SECURITY",
                           "'none' sends in clear and is allowed only for a loopback host")
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
-    port_text = env.get("DELIVERY_SMTP_PORT") or str(default_port)
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError("environment", "DELIVERY_SMTP_PORT", f"'{port_text}' is not a port number")
-    timeout_text = env.get("DELIVERY_SMTP_TIMEOUT") or "30"
-    try:
-        timeout = float(timeout_text)
-    except ValueError:
-        timeout = -1.0
-    if not 0 < timeout <= 3600:
-        raise ConfigError("environment", "DELIVERY_SMTP_TIMEOUT",
-                          "must be a number of seconds from 0 to 3600")
     ca = env.get("DELIVERY_SMTP_CA_FILE")
     return SmtpSettings(
         host=host,
-        port=int(port_text),
+        port=_port("DELIVERY_SMTP_PORT", env.get("DELIVERY_SMTP_PORT") or str(default_port)),
         security=security,
         username=env.get("DELIVERY_SMTP_USERNAME") or None,
         password=env.get("DELIVERY_SMTP_PASSWORD") or None,
         ca_file=Path(ca) if ca else None,
-        timeout=timeout,
+        timeout=_seconds("DELIVERY_SMTP_TIMEOUT", env.get("DELIVERY_SMTP_TIMEOUT") or "30"),
     )
+
+
+def _port(name: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError("environment", name, f"'{text}' is not a port number")
+    return int(text)
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError("environment", name, "must be a number of seconds from 0 to 3600")
+    return value
+
+
+def _imap_settings(env: Mapping[str, str]) -> ImapSettings | None:
+    host = env.get("DELIVERY_BOUNCE_IMAP_HOST")
+    if not host:
+        return None
+    security = (env.get("DELIVERY_BOUNCE_IMAP_SECURITY") or "tls").lower()
+    if security not in IMAP_SECURITY_MODES:
+        raise ConfigError("environment", "DELIVERY_BOUNCE_IMAP_SECURITY",
+                          f"'{security}' is not one of: {', '.join(IMAP_SECURITY_MODES)}")
+    port = _port("DELIVERY_BOUNCE_IMAP_PORT",
+                 env.get("DELIVERY_BOUNCE_IMAP_PORT") or ("993" if security == "tls" else "143"))
+    username = env.get("DELIVERY_BOUNCE_IMAP_USERNAME")
+    if not username:
+        raise ConfigError("environment", "DELIVERY_BOUNCE_IMAP_USERNAME",
+                          f"is needed to read the mailbox on {host}")
+    timeout = _seconds("DELIVERY_BOUNCE_IMAP_TIMEOUT", env.get("DELIVERY_BOUNCE_IMAP_TIMEOUT") or "30")
+    ca = env.get("DELIVERY_BOUNCE_IMAP_CA_FILE")
+    return ImapSettings(host=host, port=port, security=security, username=username,
+                        password=env.get("DELIVERY_BOUNCE_IMAP_PASSWORD") or None,
+                        mailbox=env.get("DELIVERY_BOUNCE_IMAP_MAILBOX") or "INBOX",
+                        ca_file=Path(ca) if ca else None, timeout=timeout)
 
 
 def _is_loopback(host: str) -> bool:

@@ -93,3 +93,26 @@ def test_every_variable_is_in_the_readmes_table() -> None:
     documented = set(re.findall(r"^\| `(DELIVERY_[A-Z_]+)`(?:, `(DELIVERY_[A-Z_]+)`)?", table, re.M))
     names = {name for pair in documented for name in pair if name}
     assert len(read) >= 20 and read == names
+
+
+def test_the_bounce_mailbox_is_read_over_tls_by_default() -> None:
+    imap = load_settings({"DELIVERY_BOUNCE_IMAP_HOST": "imap.example.org",
+                          "DELIVERY_BOUNCE_IMAP_USERNAME": "bounces@example.org",
+                          "DELIVERY_BOUNCE_IMAP_PASSWORD": "secret-password"}).bounce_imap
+    assert imap is not None
+    assert (imap.port, imap.security, imap.mailbox) == (993, "tls", "INBOX")
+    assert "secret-password" not in repr(imap)
+    assert load_settings({}).bounce_imap is None
+
+
+@pytest.mark.parametrize(("extra", "name"), [
+    ({"DELIVERY_BOUNCE_IMAP_SECURITY": "none"}, "DELIVERY_BOUNCE_IMAP_SECURITY"),
+    ({"DELIVERY_BOUNCE_IMAP_USERNAME": ""}, "DELIVERY_BOUNCE_IMAP_USERNAME"),
+    ({"DELIVERY_BOUNCE_IMAP_PORT": "99999"}, "DELIVERY_BOUNCE_IMAP_PORT"),
+])
+def test_a_bounce_mailbox_that_would_be_read_in_clear_or_cannot_be_is_refused(
+        extra: dict[str, str], name: str) -> None:
+    env = {"DELIVERY_BOUNCE_IMAP_HOST": "imap.example.org",
+           "DELIVERY_BOUNCE_IMAP_USERNAME": "bounces@example.org", **extra}
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env)

@@ -55,4 +55,8 @@ def deliveries_text(data: list[DeliveryReport]) -> str:
             queued = f" (queue id {m.queue_id})" if m.queue_id else ""
             out.append(f"      {m.kind:<7} {m.recipient}{part}: {m.status}{queued}, "
                        f"{m.attempts} attempt(s), last answer: {m.last_answer or '-'}{nxt}{crash}")
+            if m.bounce:
+                said = "returned" if m.bounce == "failed" else "delayed, the server still tries"
+                out.append(f"              {said} ({m.bounced_at}): {m.bounce_status or '-'} "
+                           f"{m.bounce_diagnostic or ''}".rstrip())
     return "\n".join(out)

@@ -51,12 +51,18 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "sending": frozenset({"sent", "retry", "failed", "queued", "sending"}),
     "failed": frozenset({"queued"}),  # retry_delivery
     "blocked": frozenset({"queued"}),  # retry_delivery, once the earlier part is queued again
-    "sent": frozenset(),
+    # sent → bounced: the accepting server, or one after it, returned the message (mark_bounced)
+    "sent": frozenset({"bounced"}),
+    "bounced": frozenset({"queued"}),  # retry_delivery
     "cancelled": frozenset(),
 }
 WAITING = ("queued", "retry")
-FINAL = tuple(state for state, moves in TRANSITIONS.items() if not moves or moves == {"queued"})
-UNDELIVERED = ("failed", "blocked")
+# Nothing more happens to these without a person (a retry) or a later report (a bounce).
+FINAL = ("sent", "failed", "blocked", "bounced", "cancelled")
+UNDELIVERED = ("failed", "blocked", "bounced")
+# RFC 3463: the message is too large for the system (5.3.4) or for the mailbox (5.2.3): the same
+# bytes would bounce again
+TOO_LARGE_STATUSES = ("5.3.4", "5.2.3")
 ANSWER_LIMIT = 2000
 CrashPoint = Callable[[str], None]
 
@@ -155,6 +161,11 @@ def build_alert(*, public_id: str, sender: str, organizer: str, reason_key: str,
 DELIVERY_ALERT, PAUSE_ALERT = 0, -1  # the delivery failed (its build, or recipients); SMTP paused
 
 
+def bounce_alert_part(message_id: int) -> int:
+    """Below PAUSE_ALERT: one alert per bounced message (its outbox id)."""
+    return PAUSE_ALERT - message_id
+
+
 def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender: str,
                   organizers: Sequence[str], reason_key: str, reason: str, now: datetime,
                   part: int = DELIVERY_ALERT) -> int:
@@ -172,27 +183,31 @@ def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender:
 # --- organizer actions ------------------------------------------------------------------------
 
 def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
-    """Failed dossier messages of a delivery → queued, and waiting retries → due now; attempts
-    kept. A message refused as too large stays failed: the same bytes are never offered again.
+    """Failed and bounced dossier messages of a delivery → queued, and waiting retries → due now;
+    attempts kept. A message refused or returned as too large stays as it is: the same bytes are
+    never offered again.
     The retry window restarts now. Alerts are not resent: they told of the failure retried here."""
     waiting = session.execute(update(MessageRow).where(
         MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert", MessageRow.status == "retry",
         MessageRow.next_attempt_at > now).values(next_attempt_at=now, retry_from=now))
-    failed = session.execute(select(MessageRow.id, MessageRow.last_code, MessageRow.last_answer)
+    failed = session.execute(select(MessageRow.id, MessageRow.status, MessageRow.last_code,
+                                    MessageRow.last_answer, MessageRow.bounce_status)
                              .where(MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
-                                    MessageRow.status.in_(sources("queued", among=["failed"]))))
-    ids = [row.id for row in failed
-           if verdict(None, row.last_code, row.last_answer or "") is not Verdict.TOO_LARGE]
+                                    MessageRow.status.in_(sources("queued", among=["failed", "bounced"]))))
+    ids = [row.id for row in failed if not _too_large(row.status, row.last_code, row.last_answer,
+                                                      row.bounce_status)]
     hurried = int(waiting.rowcount)  # type: ignore[attr-defined]
     if not ids:
         return hurried
     result = session.execute(update(MessageRow).where(MessageRow.id.in_(ids),
-                                                      MessageRow.status == "failed")
-                             .values(status="queued", next_attempt_at=now, retry_from=now))
+                                                      MessageRow.status.in_(("failed", "bounced")))
+                             .values(status="queued", next_attempt_at=now, retry_from=now,
+                                     bounced_at=None, bounce_kind=None, bounce_status=None,
+                                     bounce_diagnostic=None))
     # the parts after a refused one go again with it; not while it stays failed (too large)
     still_failed = select(MessageRow.recipient).where(
         MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
-        MessageRow.status == "failed")
+        MessageRow.status.in_(("failed", "bounced")))
     unblocked = session.execute(update(MessageRow).where(
         MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert",
         MessageRow.status.in_(sources("queued", among=["blocked"])),
@@ -200,6 +215,33 @@ def retry_delivery(session: Session, delivery_id: int, now: datetime) -> int:
             status="queued", next_attempt_at=now, retry_from=now))
     return (hurried + int(result.rowcount)  # type: ignore[attr-defined]
             + int(unblocked.rowcount))  # type: ignore[attr-defined]
+
+
+def _too_large(status: str, code: int | None, answer: str | None, bounce_status: str | None) -> bool:
+    if status == "bounced":
+        return bounce_status in TOO_LARGE_STATUSES
+    return verdict(None, code, answer or "") is Verdict.TOO_LARGE
+
+
+def mark_bounced(session: Session, message_id: int, *, kind: str, status: str | None,
+                 diagnostic: str, now: datetime) -> bool:
+    """Record a bounce on a sent dossier message. "failed": sent → bounced, and the recipient's
+    later parts that still wait are blocked (a dossier goes whole or not at all); "delayed": the
+    report is kept on the message, which stays sent. True when the message changed; False when
+    it was no longer sent (bounced already, or retried since)."""
+    values: dict[str, Any] = {"bounced_at": now, "bounce_kind": kind, "bounce_status": status,
+                              "bounce_diagnostic": diagnostic[:ANSWER_LIMIT]}
+    if kind == "failed":
+        assert allowed("sent", "bounced")
+        values["status"] = "bounced"
+    changed = session.execute(update(MessageRow).where(
+        MessageRow.id == message_id, MessageRow.kind == "dossier", MessageRow.status == "sent")
+        .values(**values))
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    if kind == "failed":
+        _block_later_parts(session, message_id, why="bounced", now=now)
+    return True
 
 
 def cancel_delivery_messages(session: Session, delivery_id: int, now: datetime) -> int:
@@ -321,7 +363,7 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
         if owned.rowcount != 1:  # type: ignore[attr-defined]
             return False
         if outcome.action == "failed" and claim.kind != "alert":
-            _block_later_parts(session, claim, now=now)
+            _block_later_parts(session, claim.id, why="was refused", now=now)
         if outcome.action == "pause" and account is not None:
             answer = f"{outcome.code or ''} {outcome.text}".strip()
             pause_account(session, account, reason=answer[:ANSWER_LIMIT], now=now)
@@ -350,16 +392,18 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
     return True
 
 
-def _block_later_parts(session: Session, claim: Claim, *, now: datetime) -> None:
-    refused = session.execute(select(MessageRow.part, MessageRow.parts)
-                              .where(MessageRow.id == claim.id)).one()
+def _block_later_parts(session: Session, message_id: int, *, why: str, now: datetime) -> None:
+    """The parts after this one to its recipient that still wait → blocked."""
+    row = session.execute(select(MessageRow.delivery_id, MessageRow.recipient, MessageRow.kind,
+                                 MessageRow.part, MessageRow.parts)
+                          .where(MessageRow.id == message_id)).one()
     session.execute(update(MessageRow).where(
-        MessageRow.delivery_id == claim.delivery_id, MessageRow.recipient == claim.recipient,
-        MessageRow.kind == claim.kind, MessageRow.part > refused.part,
+        MessageRow.delivery_id == row.delivery_id, MessageRow.recipient == row.recipient,
+        MessageRow.kind == row.kind, MessageRow.part > row.part,
         MessageRow.status.in_(sources("blocked", among=WAITING))).values(
             status="blocked", next_attempt_at=now,
-            last_answer=f"not sent: part {refused.part} of {refused.parts} to this recipient "
-                        "was refused, and a dossier goes whole or not at all"))
+            last_answer=f"not sent: part {row.part} of {row.parts} to this recipient {why}, "
+                        "and a dossier goes whole or not at all"))
 
 
 def undelivered_summary(session: Session, delivery_id: int) -> tuple[str, str] | None:

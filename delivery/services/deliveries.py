@@ -32,7 +32,7 @@ from delivery.dossier.stored import Frozen
 from delivery.errors import BuildStopped, DeliveryError, NotFound, StateConflict, UsageError
 from delivery.logs import safe_error
 from delivery.mail import outbox
-from delivery.services import retention
+from delivery.services import bounces, retention
 from delivery.services.app import App
 from delivery.services.states import DeliveryState, move
 from delivery.signers.store import count_signers
@@ -58,6 +58,7 @@ class TickReport:
     built: list[str] = field(default_factory=list)
     build_failures: list[str] = field(default_factory=list)
     send: dict[str, int] = field(default_factory=dict)
+    bounces: dict[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -314,6 +315,10 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
         (report.built if build_delivery(app, delivery_id, now=now, progress=progress)
          else report.build_failures).append(public_id)
     report.send = send_due(app, now=now)
+    # The mailbox is the installation's, read by each campaign's tick: a reading finds only what
+    # arrived since the last one, whichever campaign's tick made it.
+    report.bounces = bounces.poll_bounces(app, now=now).to_dict()
+    settle_deliveries(app)
     retention.apply_retention(app, campaign, now=now)  # the campaign's `retention`, once it is due
     return report
 

@@ -56,6 +56,12 @@ class MessageReport:
     crash_resends: int
     message_id: str | None
     queue_id: str | None = None  # the accepting server's id for it, from its 250 answer
+    # The last bounce read for it: "failed" (status bounced) or "delayed" (still sent), when,
+    # its RFC 3463 status and the server's words
+    bounce: str | None = None
+    bounced_at: str | None = None
+    bounce_status: str | None = None
+    bounce_diagnostic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,9 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
                 attempts=m.attempts, last_answer=_answer(m.last_code, m.last_answer),
                 next_attempt_at=_iso(m.next_attempt_at) if m.status in WAITING else None,
                 sent_at=_iso(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id,
-                queue_id=queue_id(m.last_answer or "") if m.status == "sent" else None))
+                queue_id=queue_id(m.last_answer or "") if m.status in ("sent", "bounced") else None,
+                bounce=m.bounce_kind, bounced_at=_iso(m.bounced_at), bounce_status=m.bounce_status,
+                bounce_diagnostic=m.bounce_diagnostic))
     return [DeliveryReport(
         id=r.public_id, trigger=r.trigger, milestone=r.milestone, status=r.status,
         created_at=r.created_at.isoformat(timespec="seconds"), created_by=r.created_by,

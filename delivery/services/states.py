@@ -1,6 +1,7 @@
 """The states a delivery moves through, and the one table of the moves allowed between them.
 
-held → queued → building → sending → done | failed; cancelled from held, queued or sending. Every
+held → queued → building → sending → done | failed; cancelled from held, queued or sending; done →
+failed when a message bounces after it was accepted. Every
 change of a delivery's status in the services is checked against TRANSITIONS (`move`), and the
 queries that pick rows by state derive their state lists from it (`sources`), so the rules are
 written once.
@@ -19,7 +20,7 @@ class DeliveryState(StrEnum):
     BUILDING = "building"  # claimed under a lease: being composed, rendered and signed
     SENDING = "sending"  # built: its messages are in the outbox
     DONE = "done"  # every dossier message sent
-    FAILED = "failed"  # the build failed, or a message failed for good
+    FAILED = "failed"  # the build failed, or a message failed for good or bounced
     CANCELLED = "cancelled"
 
 
@@ -33,7 +34,7 @@ TRANSITIONS: dict[DeliveryState, frozenset[DeliveryState]] = {
     S.SENDING: frozenset({S.DONE, S.FAILED, S.CANCELLED}),
     # failed → queued: a failed build is built again; → sending: failed messages are retried
     S.FAILED: frozenset({S.QUEUED, S.SENDING}),
-    S.DONE: frozenset(),
+    S.DONE: frozenset({S.FAILED}),  # a bounce: a recipient did not get it after all
     S.CANCELLED: frozenset(),
 }
 

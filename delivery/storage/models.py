@@ -197,6 +197,40 @@ class MessageRow(Base):
     crash_resends: Mapped[int] = mapped_column(Integer, default=0)
     # When an organizer retries a failed message, its retry window starts again from here.
     retry_from: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # What the last bounce for it said (delivery.mail.bounces): when, the RFC 3463 status and the
+    # server's words; a "delayed" report leaves the message sent and is shown until a later one.
+    bounced_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    bounce_kind: Mapped[str | None] = mapped_column(String(10), nullable=True)  # failed | delayed
+    bounce_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    bounce_diagnostic: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BounceRow(Base):
+    """A bounce read from the sender's mailbox, once: its fingerprint is unique, so a report
+    read again (a second poll, a copy, another instance) changes nothing. Only what
+    delivery.mail.bounces extracts is kept, never the mail, which may return a whole dossier."""
+
+    __tablename__ = "bounces"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    mailbox: Mapped[str] = mapped_column(String(400))
+    uid: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(10))  # failed | delayed
+    # the outbox message it is about; None: it names none of ours (it is counted, nothing changes)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), nullable=True, index=True)
+    status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    diagnostic: Mapped[str] = mapped_column(Text)
+
+
+class MailboxCursorRow(Base):
+    """Where reading a mailbox stopped: its folder's UIDVALIDITY and the last UID read."""
+
+    __tablename__ = "mailbox_cursors"
+    account: Mapped[str] = mapped_column(String(400), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    read_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class SmtpPauseRow(Base):

@@ -69,7 +69,7 @@ log = logging.getLogger("delivery.web")
 WORDS = {
     "held": N_("held"), "queued": N_("queued"), "building": N_("building"), "sending": N_("sending"),
     "done": N_("done"), "failed": N_("failed"), "cancelled": N_("cancelled"), "sent": N_("sent"),
-    "retry": N_("retry"), "blocked": N_("blocked"), "milestone": N_("milestone"),
+    "retry": N_("retry"), "blocked": N_("blocked"), "bounced": N_("bounced"), "milestone": N_("milestone"),
     "manual": N_("manual"),
     "preview": N_("preview"), "dossier": N_("dossier"), "alert": N_("alert"),
 }

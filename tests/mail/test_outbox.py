@@ -64,10 +64,13 @@ def alerts(server: FaultyServer) -> list[str]:
 
 def test_transitions_table_is_closed_and_final_states_are_final() -> None:
     assert set(TRANSITIONS) == {"queued", "sending", "sent", "retry", "failed", "blocked",
-                                "cancelled"}
-    assert set(FINAL) == {"sent", "failed", "blocked", "cancelled"}
+                                "bounced", "cancelled"}
+    assert set(FINAL) == {"sent", "failed", "blocked", "bounced", "cancelled"}
     assert all(t <= set(TRANSITIONS) for t in TRANSITIONS.values())
-    assert TRANSITIONS["sent"] == TRANSITIONS["cancelled"] == frozenset()
+    assert TRANSITIONS["cancelled"] == frozenset()
+    assert TRANSITIONS["sent"] == {"bounced"}  # only a later report moves a sent message
+    # nothing that waits or is in flight is final: settling a delivery waits for it
+    assert not set(FINAL) & {"queued", "retry", "sending"}
     assert "cancelled" not in TRANSITIONS["sending"]  # in flight: it finishes
 
 
