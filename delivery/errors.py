@@ -95,6 +95,15 @@ class RenderError(DeliveryError):
 class SigningError(DeliveryError):
     """Signing is configured but cannot be done; nothing is sent (fail closed)."""
 
+    retryable = False
+
+
+class SigningUnavailable(SigningError):
+    """A service the signature needs (the timestamp authority, an OCSP responder or CRL server)
+    did not answer: nothing was signed or sent, and the same build succeeds once it answers."""
+
+    retryable = True
+
 
 class OversizedMessage(DeliveryError):
     """A built e-mail would exceed what its recipient's server takes; nothing is sent to anyone."""

@@ -24,6 +24,7 @@ IMAP_SECURITY_MODES = ("tls", "starttls")
 COOKIE_MODES = ("auto", "always", "never")
 MIN_SECRET = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SIGNATURE_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 DEFAULT_DEADLINE = 30.0
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -83,6 +84,8 @@ class Settings:
     signing_cert: Path | None
     signing_passphrase: str | None = field(default=None, repr=False)
     timestamp_url: str | None = None
+    signature_level: str = "B-B"  # PAdES level: B-B, B-T, B-LT or B-LTA (SIGNATURE_LEVELS)
+    trust_roots: Path | None = None  # PEM: the roots signing and timestamp certificates chain to
     web: WebSettings = field(default_factory=WebSettings)
     shutdown_deadline: float = DEFAULT_DEADLINE  # seconds a stop of `serve` may take
     check_every: timedelta | None = None  # one tick interval for every campaign (operations, tests)
@@ -131,6 +134,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         signing_cert=Path(cert) if cert else None,
         signing_passphrase=env.get("DELIVERY_SIGNING_PASSPHRASE"),
         timestamp_url=env.get("DELIVERY_TIMESTAMP_URL") or None,
+        signature_level=_signature_level(env),
+        trust_roots=Path(env["DELIVERY_TRUST_ROOTS"]) if env.get("DELIVERY_TRUST_ROOTS") else None,
         web=_web_settings(env),
         shutdown_deadline=_shutdown_deadline(env),
         check_every=_check_every(env),
@@ -139,6 +144,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         signer_key_file=Path(signer_key).resolve() if signer_key else var_dir.resolve() / "signer-key",
         bounce_imap=_imap_settings(env),
     )
+
+
+def _signature_level(env: Mapping[str, str]) -> str:
+    """DELIVERY_SIGNATURE_LEVEL, checked against what it needs; unset: B-LTA with a timestamp
+    service, else B-B."""
+    url = env.get("DELIVERY_TIMESTAMP_URL")
+    level = (env.get("DELIVERY_SIGNATURE_LEVEL") or ("B-LTA" if url else "B-B")).upper()
+    if level not in SIGNATURE_LEVELS:
+        raise ConfigError("environment", "DELIVERY_SIGNATURE_LEVEL",
+                          f"'{level[:20]}' is not one of: {', '.join(SIGNATURE_LEVELS)}")
+    if level != "B-B" and not url:
+        raise ConfigError("environment", "DELIVERY_SIGNATURE_LEVEL",
+                          f"{level} needs a timestamp service: set DELIVERY_TIMESTAMP_URL")
+    if level in ("B-LT", "B-LTA") and not env.get("DELIVERY_TRUST_ROOTS"):
+        raise ConfigError("environment", "DELIVERY_TRUST_ROOTS",
+                          f"signature level {level} needs the PEM file of the root certificates "
+                          "the signing and timestamp certificates chain to (or set "
+                          "DELIVERY_SIGNATURE_LEVEL=B-T)")
+    return level
 
 
 def _log_level(env: Mapping[str, str]) -> str:
@@ -236,6 +260,7 @@ def _seconds(name: str, text: str) -> float:
     if not 0 < value <= 3600:
         raise ConfigError("environment", name, "must be a number of seconds from 0 to 3600")
     return value
+
 
 
 def _imap_settings(env: Mapping[str, str]) -> ImapSettings | None:

@@ -25,6 +25,7 @@ from pyhanko.pdf_utils import embed, generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
 from delivery.artifacts import BundleFile, UnsignedPdf
+from delivery.bundle.ltv import SignaturePolicy
 from delivery.bundle.sign import SigningIdentity, sign_detached, sign_pdf
 from delivery.errors import InputRefused, RenderError
 from delivery.pdf.update import PdfUpdate, Reference, stream
@@ -248,12 +249,13 @@ def _attachment_bytes(stream: pikepdf.Object) -> bytes:
 
 def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
                     identity: SigningIdentity | None, *, reason: str, location: str,
-                    timestamp_url: str | None = None,
+                    policy: SignaturePolicy | None = None,
                     signature_texts: Mapping[str, tuple[str, str]] | None = None) -> list[BundleFile]:
     """The finished files: each PDF (dossier.json embedded, signed when `identity` is given),
-    then manifest.json, then manifest.json.p7s when signed. `signature_texts`: the signature's
-    (reason, location) per language, as a reader's signature panel shows them in that edition;
-    `reason` and `location` for a language it does not give."""
+    then manifest.json, then manifest.json.p7s when signed; signed at `policy`'s PAdES level (B-B
+    when None). `signature_texts`: the signature's (reason, location) per language, as a reader's
+    signature panel shows them in that edition; `reason` and `location` for a language it does
+    not give."""
     if not pdfs:
         raise RenderError("a bundle needs at least one PDF")
     _check_names(pdfs)
@@ -268,7 +270,7 @@ def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
             own_reason, own_location = (signature_texts or {}).get(pdf.language,
                                                                    (reason, location))
             data = sign_pdf(pdf.data, identity, reason=own_reason, location=own_location,
-                            timestamp_url=timestamp_url,
+                            policy=policy,
                             prepare=_embedding(payload, created_at=facts.created_at, pages=pdf.pages))
         done.append((pdf, BundleFile(name=pdf.name, kind="pdf", language=pdf.language,
                                      part=pdf.part, pages=pdf.pages, data=data)))
@@ -278,7 +280,7 @@ def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
                             data=manifest))
     if identity is not None:
         files.append(BundleFile(name=SIGNATURE_NAME, kind="manifest-signature", language="",
-                                part=0, pages=None, data=sign_detached(manifest, identity)))
+                                part=0, pages=None, data=sign_detached(manifest, identity, policy)))
     return files
 
 

@@ -3,7 +3,8 @@
 `load_identity` reads DELIVERY_SIGNING_KEY / DELIVERY_SIGNING_CERT (PEM, or one PKCS#12 file) and
 fails closed with a `SigningError` naming the problem in one line. `sign_pdf` certifies a PDF with
 DocMDP "no changes allowed" (PAdES subfilter, SHA-256, the certificate chain, reason, location and
-the signing time in /M; an RFC 3161 signature timestamp when a timestamp URL is set). Every call
+the signing time in /M) at the PAdES level of a `SignaturePolicy` (delivery.bundle.ltv: B-B, or
+with an RFC 3161 timestamp, validation data and a document timestamp up to B-LTA). Every call
 signs anew, so the same input gives different bytes: the caller stores what it gets.
 """
 
@@ -27,9 +28,11 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from pyhanko.keys import load_certs_from_pemder_data, load_private_key_from_pemder_data
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields, signers, timestamps
+from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from delivery.bundle import ltv
+from delivery.bundle.ltv import SignaturePolicy
 from delivery.errors import SigningError
 from delivery.settings import Settings
 
@@ -37,7 +40,6 @@ SigningKey = (rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519Pr
               | ed448.Ed448PrivateKey)
 PKCS12_SUFFIXES = (".p12", ".pfx")
 DEMO_VALIDITY = timedelta(days=730)
-TIMESTAMP_TIMEOUT = 20.0
 T = TypeVar("T")
 
 
@@ -257,37 +259,42 @@ def _write_private(path: Path, data: bytes) -> None:
 
 # ---------------------------------------------------------------- signing
 
-def _signer(identity: SigningIdentity) -> signers.SimpleSigner:
+def _asn1(cert: x509.Certificate) -> Any:
     # pyHanko works on asn1crypto objects: hand it DER and let it parse
-    def asn1(cert: x509.Certificate) -> Any:
-        return next(iter(load_certs_from_pemder_data(cert.public_bytes(serialization.Encoding.DER))))
+    return next(iter(load_certs_from_pemder_data(cert.public_bytes(serialization.Encoding.DER))))
 
+
+def _signer(identity: SigningIdentity) -> signers.SimpleSigner:
     key_der = identity.key.private_bytes(serialization.Encoding.DER,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption())
     registry = SimpleCertificateStore()  # type: ignore[no-untyped-call]
     for cert in identity.chain:
-        registry.register(asn1(cert))
+        registry.register(_asn1(cert))
     return signers.SimpleSigner(
-        signing_cert=asn1(identity.cert),
+        signing_cert=_asn1(identity.cert),
         signing_key=load_private_key_from_pemder_data(key_der, passphrase=None),
         cert_registry=registry,
     )
 
 
-def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: str,
-             timestamp_url: str | None = None,
-             prepare: Callable[[IncrementalPdfFileWriter], None] | None = None) -> bytes:
-    """`data` certified by `identity` (DocMDP no changes); SigningError if it cannot be done.
-    `prepare` adds to the signing revision first (what it raises is raised as it is)."""
-    meta = signers.PdfSignatureMetadata(
-        field_name="Signature", md_algorithm="sha256", reason=reason, location=location,
-        certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES,
-        subfilter=fields.SigSeedSubFilter.PADES,
-    )
-    stamper = (timestamps.HTTPTimeStamper(timestamp_url, timeout=TIMESTAMP_TIMEOUT)
-               if timestamp_url else None)
+def check_signing_services(identity: SigningIdentity, policy: SignaturePolicy) -> None:
+    """At B-T and above, that the timestamp authority answers; at B-LT and above, that the
+    signing certificate is not revoked (asked online now) and both chain to the trust roots.
+    SigningError, or SigningUnavailable when a service did not answer; B-B checks nothing."""
+    if not policy.timestamped:
+        return
+    run_sync(ltv.check_services(_asn1(identity.cert), [_asn1(c) for c in identity.chain], policy,
+                                signer=identity.subject))
 
+
+def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: str,
+             policy: SignaturePolicy | None = None,
+             prepare: Callable[[IncrementalPdfFileWriter], None] | None = None) -> bytes:
+    """`data` certified by `identity` (DocMDP no changes) at `policy`'s PAdES level (B-B when
+    None); SigningError if it cannot be done, SigningUnavailable when a service it needs did not
+    answer. `prepare` adds to the signing revision first (what it raises is raised as it is)."""
+    policy = policy or SignaturePolicy()
     try:
         writer = IncrementalPdfFileWriter(BytesIO(data), strict=True)
     except Exception as exc:  # pyHanko's reader raises many kinds for a PDF it cannot read
@@ -296,41 +303,49 @@ def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: s
         prepare(writer)
 
     async def sign() -> bytes:
-        out = await signers.async_sign_pdf(writer, meta, signer=_signer(identity),
-                                           timestamper=stamper)
+        # made in the event loop that uses it: its HTTP sessions belong to that loop
+        context = ltv.validation_context(policy)
+        meta = signers.PdfSignatureMetadata(
+            field_name="Signature", md_algorithm="sha256", reason=reason, location=location,
+            certify=True, docmdp_permissions=fields.MDPPerm.NO_CHANGES,
+            subfilter=fields.SigSeedSubFilter.PADES, validation_context=context,
+            embed_validation_info=policy.long_term, use_pades_lta=policy.archival,
+        )
+        try:
+            out = await signers.async_sign_pdf(writer, meta, signer=_signer(identity),
+                                               timestamper=ltv.timestamper(policy))
+        finally:
+            if context is not None:
+                await context.aclose()  # type: ignore[no-untyped-call]
         signed: bytes = out.getvalue()
         return signed
 
     try:
         return run_sync(sign())
-    except SigningError:
-        raise
-    except timestamps.TimestampRequestError as exc:
-        cause = f" ({_first_line(exc.__cause__)})" if exc.__cause__ else ""
-        raise SigningError(f"timestamp service {timestamp_url} failed: {_first_line(exc)}{cause}"
-                           ) from exc
     except Exception as exc:  # pyHanko and aiohttp raise many kinds; nothing may go out unsigned
-        where = f" (timestamp service {timestamp_url})" if stamper else ""
-        raise SigningError(f"cannot sign the PDF{where}: {_first_line(exc)}") from exc
+        raise ltv.explain(exc, policy, signer=identity.subject) from exc
 
 
-def sign_detached(data: bytes, identity: SigningIdentity) -> bytes:
-    """A detached CMS SignedData (DER) over `data`, with the certificate chain."""
+def sign_detached(data: bytes, identity: SigningIdentity,
+                  policy: SignaturePolicy | None = None) -> bytes:
+    """A detached CMS SignedData (DER) over `data`, with the certificate chain, and from B-T on
+    an RFC 3161 timestamp of the signature (CAdES-T)."""
+    policy = policy or SignaturePolicy()
 
     async def sign() -> bytes:
-        info = await _signer(identity).async_sign_general_data(data, "sha256", detached=True)
+        info = await _signer(identity).async_sign_general_data(
+            data, "sha256", detached=True, timestamper=ltv.timestamper(policy))
         der: bytes = info.dump()
         return der
 
     try:
         return run_sync(sign())
     except Exception as exc:  # same as above: fail closed whatever pyHanko raises
-        raise SigningError(f"cannot sign the manifest: {_first_line(exc)}") from exc
+        raise ltv.explain(exc, policy, signer=identity.subject, signing="the manifest") from exc
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return ltv.first_line(exc)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

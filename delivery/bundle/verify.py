@@ -3,7 +3,9 @@
 What must hold for `ok`:
 - each PDF carries exactly one signature, a certification with DocMDP "no changes allowed", that is
   intact and covers the entire file (a flipped byte, bytes appended after the end, or any
-  incremental update fail);
+  incremental update fail), save for long-term validation data added after it: a Document
+  Security Store and document timestamps, which pyHanko's difference analysis must class as
+  nothing but that (ModificationLevel.LTA_UPDATES);
 - the signer's certificate chains to the root given with `trust` (the campaign's certificate, or
   its CA). Without `trust` a signature cannot be attributed to anyone, so an untrusted certificate
   fails UNLESS `allow_untrusted=True` (CLI `--allow-untrusted`), in which case it is reported as
@@ -16,6 +18,13 @@ What must hold for `ok`:
 - nothing is a preview: neither manifest.json nor any embedded dossier.json says trigger
   "preview" or a dossier id starting "PREVIEW-", whether a PDF comes alone or with its manifest.
 Validation time is now: a certificate that has expired since signing fails with --trust.
+
+Each PDF's verdict names the PAdES level it reached and its signing time: B-B (the signature
+alone; the time the signer's clock gave), B-T (an RFC 3161 timestamp of the signature, whose time
+is then the signing time), B-LT (also validation data from which pyHanko's AdES validation, with
+the --trust roots and nothing fetched, establishes the signature) and B-LTA (also a valid, trusted
+document timestamp over that data). Levels above B-T are only established with --trust. Nothing is
+ever fetched from the network: the URLs in a received file are not followed.
 
 Received files are hostile until checked: sizes, JSON depth and numbers are bounded, and whatever
 cannot be read or checked is a FAIL line, never an exception. Only a path that holds nothing to
@@ -34,17 +43,33 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from pyhanko.keys import load_certs_from_pemder_data
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
+from pyhanko.sign.validation import (
+    async_validate_detached_cms,
+    async_validate_pdf_signature,
+    async_validate_pdf_timestamp,
+)
+from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.policy_decl import (
+    PdfSignatureValidationSpec,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+from pyhanko_certvalidator.registry import SimpleTrustManager
 
 from delivery.artifacts import PART_BYTES
 from delivery.bundle.assemble import (
@@ -59,6 +84,7 @@ from delivery.bundle.assemble import (
 from delivery.bundle.pagetext import page_texts
 from delivery.bundle.sign import run_sync
 from delivery.errors import InputRefused
+from delivery.settings import SIGNATURE_LEVELS as LEVELS
 
 # pyHanko logs each failed validation with a traceback; the verdicts say it in one line. A
 # NullHandler keeps Python's last-resort stderr handler quiet and leaves configured logging alone.
@@ -89,6 +115,9 @@ class FileVerdict:
     name: str
     ok: bool
     reason: str
+    level: str | None = None  # a PDF's PAdES level: B-B, B-T, B-LT or B-LTA
+    signing_time: datetime | None = None
+    time_source: str | None = None  # "timestamp token" or "signer's clock"
 
 
 @dataclass
@@ -102,14 +131,23 @@ class VerifyReport:
         return bool(self.verdicts) and all(v.ok for v in self.verdicts)
 
     def to_dict(self) -> dict[str, object]:
-        return {"ok": self.ok, "signer": self.signer, "trusted": self.trusted,
-                "files": [{"name": v.name, "ok": v.ok, "reason": v.reason} for v in self.verdicts]}
+        return {"ok": self.ok, "signer": self.signer, "trusted": self.trusted, "level": self.level,
+                "files": [{"name": v.name, "ok": v.ok, "reason": v.reason, "level": v.level,
+                           "signing_time": v.signing_time.isoformat() if v.signing_time else None,
+                           "time_source": v.time_source} for v in self.verdicts]}
+
+    @property
+    def level(self) -> str | None:
+        """The lowest PAdES level among the PDFs (None without a PDF whose level was found)."""
+        found = [v.level for v in self.verdicts if v.level]
+        return min(found, key=LEVELS.index) if found else None
 
     def lines(self) -> list[str]:
         """What the CLI prints: one line per file, then the overall verdict."""
         out = [f"{'OK  ' if v.ok else 'FAIL'} {_shown(v.name)}: {_shown(v.reason)}"
                for v in self.verdicts]
-        out.append("VERIFIED: every check holds" if self.ok else "NOT VERIFIED: see FAIL lines")
+        level = f" (PAdES {self.level})" if self.ok and self.level else ""
+        out.append(f"VERIFIED: every check holds{level}" if self.ok else "NOT VERIFIED: see FAIL lines")
         return out
 
 
@@ -123,6 +161,9 @@ class _Signature:
     subject: str | None = None
     fingerprint: str | None = None
     trusted: bool = False
+    level: str | None = None
+    signing_time: datetime | None = None
+    time_source: str | None = None
 
 
 # ---------------------------------------------------------------- input
@@ -297,7 +338,7 @@ def _check_pdf_signature(data: bytes, trust: _Trust) -> _Signature:
     found = _Signature()
     try:
         reader = PdfFileReader(BytesIO(data), strict=False)
-        sigs = reader.embedded_signatures
+        sigs = reader.embedded_regular_signatures
     except Exception as exc:  # pyHanko's parser raises several kinds on a damaged file
         found.problems.append(f"not a readable PDF ({_first_line(exc)})")
         found.readable = False
@@ -319,7 +360,13 @@ def _check_pdf_signature(data: bytes, trust: _Trust) -> _Signature:
         found.problems.append("signed bytes were altered (the digest does not match)")
     elif not status.valid:
         found.problems.append("the signature value does not verify")
-    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+    long_term_updates = (status.coverage == SignatureCoverageLevel.ENTIRE_REVISION
+                         and status.modification_level == ModificationLevel.LTA_UPDATES)
+    if long_term_updates:
+        trailing = len(data) - (data.rfind(b"%%EOF") + len(b"%%EOF"))
+        if data[len(data) - trailing:].strip():
+            found.problems.append(f"{trailing} bytes follow the end of the file's last revision")
+    elif status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         if reader.xrefs.total_revisions > sig.signed_revision + 1:
             found.problems.append("the file was changed after signing (an incremental update "
                                   "follows the signature)")
@@ -337,11 +384,67 @@ def _check_pdf_signature(data: bytes, trust: _Trust) -> _Signature:
         if not (tst.intact and tst.valid):
             found.problems.append("the signature timestamp does not verify")
         else:
-            found.notes.append(f"timestamped {tst.timestamp:%Y-%m-%d %H:%M} UTC"
-                               + ("" if tst.trusted else " (timestamp authority untrusted)"))
+            found.signing_time, found.time_source = tst.timestamp.astimezone(UTC), "timestamp token"
     elif status.signer_reported_dt is not None:
-        found.notes.append(f"signing time {status.signer_reported_dt:%Y-%m-%d %H:%M} UTC")
+        found.signing_time = status.signer_reported_dt.astimezone(UTC)
+        found.time_source = "signer's clock"
+    if found.signing_time is not None:
+        found.notes.append(_time_note(found, tst))
+    if status.intact and status.valid:
+        try:
+            found.level, why = _level(reader, sig, status, trust)
+        except Exception as exc:  # the level is a finding of its own: it fails nothing else
+            found.level, why = "B-B", f": a higher level cannot be established ({_first_line(exc)})"
+        found.notes.append(f"PAdES {found.level}{why}")
     return found
+
+
+def _level(reader: PdfFileReader, sig: Any, status: Any, trust: _Trust) -> tuple[str, str]:
+    """The PAdES level an intact, valid signature reaches, and what kept it from the next one
+    when that is worth saying (": …")."""
+    tst = status.timestamp_validity
+    if tst is None or not (tst.intact and tst.valid):
+        return "B-B", ""
+    if "/DSS" not in reader.root:
+        return "B-T", ""
+    if not trust.roots:
+        return "B-T", ": its long-term validation data is checked only with --trust"
+    try:
+        result = run_sync(ades_lta_validation(sig, _offline_spec(trust.roots)))
+    except Exception as exc:  # the AdES process raises on input it cannot follow
+        return "B-T", f": its validation data cannot be evaluated ({_first_line(exc)})"
+    if result.api_status is None or not result.api_status.bottom_line:
+        why = str(result.failure_msg or result.ades_subindic).strip().splitlines()
+        return "B-T", (": its embedded validation data does not establish the signature "
+                       f"({why[0][:200] if why else 'no reason given'})")
+    stamps = [t for t in reader.embedded_timestamp_signatures
+              if t.signed_revision > sig.signed_revision]
+    if not stamps:
+        return "B-LT", ""
+    last = stamps[-1]
+    if "/DSS" not in reader.get_historical_root(last.signed_revision):
+        return "B-LT", ": the last document timestamp does not cover the validation data"
+    try:
+        stamp = run_sync(async_validate_pdf_timestamp(last, validation_context=trust.context()))
+    except Exception as exc:
+        return "B-LT", f": the document timestamp cannot be validated ({_first_line(exc)})"
+    if not (stamp.intact and stamp.valid):
+        return "B-LT", ": the document timestamp does not verify"
+    if not stamp.trusted:
+        return "B-LT", ": the document timestamp's authority is not trusted by --trust"
+    return "B-LTA", ""
+
+
+def _offline_spec(roots: list[Any]) -> PdfSignatureValidationSpec:
+    """AdES validation against `roots` with revocation information required for every
+    certificate below them, taken only from the file itself."""
+    return PdfSignatureValidationSpec(SignatureValidationSpec(
+        cert_validation_policy=CertValidationPolicySpec(
+            trust_manager=SimpleTrustManager.build(trust_roots=roots),
+            revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO)),
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(
+            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY),
+        key_usage_settings=KEY_USAGE))
 
 
 def _check_cms(manifest: bytes, p7s: bytes, trust: _Trust) -> _Signature:
@@ -363,7 +466,18 @@ def _check_cms(manifest: bytes, p7s: bytes, trust: _Trust) -> _Signature:
     elif not status.valid:
         found.problems.append("the signature value does not verify")
     trust.judge(found, status)
+    tst = status.timestamp_validity
+    if tst is not None and not (tst.intact and tst.valid):
+        found.problems.append("its timestamp does not verify")
+    elif tst is not None:
+        found.signing_time, found.time_source = tst.timestamp.astimezone(UTC), "timestamp token"
+        found.notes.append(_time_note(found, tst))
     return found
+
+
+def _time_note(found: _Signature, tst: Any) -> str:
+    note = f"signing time {found.signing_time:%Y-%m-%d %H:%M:%S} UTC, from the {found.time_source}"
+    return note + ("" if tst is None or tst.trusted else " (timestamp authority untrusted)")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -432,7 +546,8 @@ def _check_pdf(name: str, data: bytes, manifest: dict[str, Any] | None, trust: _
         if not found:
             notes.append(f"footer '{facts['dossier_id']} · {facts['signer_count']:,}' on every page")
     ok = not problems
-    return FileVerdict(name, ok, "; ".join(problems if not ok else notes)), sig
+    return FileVerdict(name, ok, "; ".join(problems if not ok else notes), level=sig.level,
+                       signing_time=sig.signing_time, time_source=sig.time_source), sig
 
 
 # What verify reads of an embedded dossier.json; assemble.dossier_json writes all of it.
@@ -537,7 +652,8 @@ def _check_manifest(bundle: _Bundle, trust: _Trust,
             sig.problems.append(f"made by another certificate than {MANIFEST_NAME} names")
         verdicts.append(FileVerdict(SIGNATURE_NAME, not sig.problems,
                                     "; ".join(sig.problems or ["signature over manifest.json "
-                                                               "valid", *sig.notes])))
+                                                               "valid", *sig.notes]),
+                                    signing_time=sig.signing_time, time_source=sig.time_source))
     reason = "; ".join(problems) or (f"dossier {manifest['dossier_id']}, "
                                      f"{manifest['signer_count']:,} signers, "
                                      f"{len(manifest['files'])} file(s) listed, "

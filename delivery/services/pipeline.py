@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from delivery.artifacts import BundleFile
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
-from delivery.bundle.sign import SigningIdentity, load_identity
+from delivery.bundle.ltv import SignaturePolicy, signature_policy
+from delivery.bundle.sign import SigningIdentity, check_signing_services, load_identity
 from delivery.campaigns.config import Campaign, Recipient
 from delivery.campaigns.templates import EMAIL_TEMPLATE, letter_template
 from delivery.dossier.render import load_texts, template_version
@@ -48,8 +49,13 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
                  created_at: datetime, trigger: str, milestone: int | None,
                  recipients: Sequence[Recipient], now: datetime,
                  progress: Progress | None = None) -> list[BundleFile]:
-    # Load the key first: with signing required and the key unusable, nothing is rendered or sent.
+    # Load the key first: with signing required and the key unusable, nothing is rendered or sent;
+    # nor when its certificate is revoked or a timestamp or revocation service does not answer.
     identity = signing_identity(app, campaign, now=now)
+    policy: SignaturePolicy | None = None
+    if identity is not None:
+        policy = signature_policy(app.settings)
+        check_signing_services(identity, policy)
     dossier, read_lines = compose_stored(
         app.engine, campaign, signers, dossier_id=dossier_id, created_at=created_at,
         trigger=trigger, milestone=milestone, addressees=recipients,
@@ -67,7 +73,7 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
         last_signer_signed_on=last_signed_on,
         template_version=template_version(templates, campaign.letter), created_at=created_at)
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
-                           location=campaign.signer_location, timestamp_url=app.settings.timestamp_url,
+                           location=campaign.signer_location, policy=policy,
                            signature_texts={lang: signature_text(templates, campaign, lang)
                                             for lang in _languages(recipients)})
 

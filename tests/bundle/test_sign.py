@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 
+from delivery.bundle.ltv import SignaturePolicy
 from delivery.bundle.sign import (
     SigningIdentity,
     ensure_demo_identity,
@@ -27,7 +28,7 @@ from delivery.bundle.sign import (
     sign_detached,
     sign_pdf,
 )
-from delivery.errors import SigningError
+from delivery.errors import SigningError, SigningUnavailable
 from tests.support.pdfs import make_cert, make_pdf, settings_for, tsa_server, write_pem
 
 NOW = datetime.now(UTC)
@@ -251,7 +252,8 @@ def tsa_url() -> Iterator[str]:
 
 def test_timestamp_is_added_when_a_tsa_url_is_set(identity: SigningIdentity, tsa_url: str,
                                                    tmp_path: Path) -> None:
-    signed = sign_pdf(make_pdf(), identity, reason="r", location="l", timestamp_url=tsa_url)
+    signed = sign_pdf(make_pdf(), identity, reason="r", location="l",
+                      policy=SignaturePolicy("B-T", tsa_url))
     sig = PdfFileReader(BytesIO(signed)).embedded_signatures[0]
     unsigned = {a["type"].native for a in sig.signer_info["unsigned_attrs"]}
     assert "signature_time_stamp_token" in unsigned
@@ -267,6 +269,6 @@ def test_unreachable_timestamp_service_fails_closed(identity: SigningIdentity) -
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(SigningError, match=f"timestamp service http://127.0.0.1:{port}"):
+    with pytest.raises(SigningUnavailable, match=f"timestamp service http://127.0.0.1:{port}"):
         sign_pdf(make_pdf(), identity, reason="r", location="l",
-                 timestamp_url=f"http://127.0.0.1:{port}/tsa")
+                 policy=SignaturePolicy("B-T", f"http://127.0.0.1:{port}/tsa"))

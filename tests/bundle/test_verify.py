@@ -18,6 +18,7 @@ from pyhanko.sign import signers
 
 from delivery.artifacts import BundleFile
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
+from delivery.bundle.ltv import SignaturePolicy
 from delivery.bundle.sign import SigningIdentity, _signer, load_identity
 from delivery.bundle.verify import FileVerdict, VerifyReport, footer_problem, verify_path
 from delivery.errors import InputRefused
@@ -126,13 +127,14 @@ def test_a_timestamped_bundle_verifies_and_names_the_time(tmp_path: Path, trust:
                                                            keys: tuple[SigningIdentity, Path]) -> None:
     with tsa_server() as url:
         files = assemble_bundle([unsigned()], FACTS, keys[0], reason="r", location="l",
-                                timestamp_url=url)
+                                policy=SignaturePolicy("B-T", url))
     for f in files:
         (tmp_path / f.name).write_bytes(f.data)
     report = verify_path(tmp_path, trust=trust)
     assert report.ok, report.lines()
     assert "(timestamp authority untrusted)" in report.verdicts[-1].reason
-    assert "timestamped 20" in report.verdicts[-1].reason
+    assert "signing time 20" in report.verdicts[-1].reason
+    assert "UTC, from the timestamp token (timestamp authority untrusted)" in report.verdicts[-1].reason
 
 
 # ---------------------------------------------------------------- trust
