@@ -106,17 +106,26 @@ def make_formatter(fmt: str) -> logging.Formatter:
     return JsonFormatter() if fmt == "json" else TextFormatter()
 
 
+LINK_PREFIX = "/d/"
+
+
 class WithoutQueryStrings(logging.Filter):
     """uvicorn's access lines without the query string: a client may put a token or a password
-    there (`?token=…` is refused, but it was already logged). The path stays, the query becomes `?…`."""
+    there (`?token=…` is refused, but it was already logged). The path stays, the query becomes
+    `?…`; a download page's token in the path (/d/TOKEN/…) becomes `…` too."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) >= 3:
             args = list(record.args)
             path = str(args[2])
             if "?" in path:
-                args[2] = path.split("?", 1)[0] + "?…"
-                record.args = tuple(args)
+                path = path.split("?", 1)[0] + "?…"
+            if path.startswith(LINK_PREFIX):  # a download page's token is the key to a dossier
+                rest = path[len(LINK_PREFIX):]
+                end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+                path = LINK_PREFIX + "…" + rest[end:]
+            args[2] = path
+            record.args = tuple(args)
         return True
 
 

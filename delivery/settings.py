@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from delivery.campaigns.config import parse_duration
 from delivery.errors import ConfigError
@@ -94,6 +95,9 @@ class Settings:
     # The signer secret (see delivery.storage.keys); None: `signer-key` in var_dir.
     signer_key_file: Path | None = None
     bounce_imap: ImapSettings | None = None  # None: bounces are not read
+    # Where recipients reach `serve`'s download pages (https://…, no trailing slash); None: no
+    # link delivery, every dossier goes as attachments.
+    public_url: str | None = None
 
     @property
     def signer_key_path(self) -> Path:
@@ -143,6 +147,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=_log_level(env),
         signer_key_file=Path(signer_key).resolve() if signer_key else var_dir.resolve() / "signer-key",
         bounce_imap=_imap_settings(env),
+        public_url=_public_url(env),
     )
 
 
@@ -261,6 +266,20 @@ def _seconds(name: str, text: str) -> float:
         raise ConfigError("environment", name, "must be a number of seconds from 0 to 3600")
     return value
 
+
+def _public_url(env: Mapping[str, str]) -> str | None:
+    text = (env.get("DELIVERY_PUBLIC_URL") or "").strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError("environment", "DELIVERY_PUBLIC_URL",
+                          f"'{text}' is not an address like https://petition.example.org")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError("environment", "DELIVERY_PUBLIC_URL",
+                          "must be https: the links carry each office's key to its dossier "
+                          "(http only for a loopback host)")
+    return text.rstrip("/")
 
 
 def _imap_settings(env: Mapping[str, str]) -> ImapSettings | None:

@@ -116,3 +116,18 @@ def test_a_bounce_mailbox_that_would_be_read_in_clear_or_cannot_be_is_refused(
            "DELIVERY_BOUNCE_IMAP_USERNAME": "bounces@example.org", **extra}
     with pytest.raises(ConfigError, match=name):
         load_settings(env)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("https://petition.example.org/", "https://petition.example.org"),
+    ("https://example.org/petition", "https://example.org/petition"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"), ("", None)])
+def test_the_public_address_of_download_links(value: str, expected: str | None) -> None:
+    assert load_settings({"DELIVERY_PUBLIC_URL": value}).public_url == expected
+
+
+@pytest.mark.parametrize("value", ["http://petition.example.org", "petition.example.org",
+                                   "https://example.org/?x=1", "ftp://example.org"])
+def test_a_public_address_that_would_send_links_in_clear_or_is_no_address_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="DELIVERY_PUBLIC_URL"):
+        load_settings({"DELIVERY_PUBLIC_URL": value})

@@ -28,6 +28,8 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ADDR_SPEC = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 DEFAULT_MAX_MESSAGE_SIZE = 10_000_000  # bytes of one whole e-mail, as sent
 MIN_MESSAGE_SIZE = 1_000_000
+DELIVERY_MODES = ("auto", "attachment", "link")
+DEFAULT_LINK_EXPIRY = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class Recipient:
     # SIZE, when it announces a smaller one, wins): Postfix's default is 10,240,000 bytes,
     # Exchange's organisation default 10 MB, Gmail's 25 MB.
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    # "attachment": the dossier in the e-mails; "link": an e-mail with the letter, the manifest
+    # and a link to a download page; "auto": the link when the attachments would need more than
+    # `link_after` e-mails (and the service has a public address), else attachments.
+    delivery: str = "auto"
+    link_after: int = 1
 
     def text(self, language: str) -> RecipientText:
         """This recipient's name, title and postal lines in `language` (every edition lists
@@ -114,6 +121,9 @@ class Campaign:
     consent_missing: str = ""
     # (language, text) for each language whose title, sender name or location the file gives
     translations: tuple[tuple[str, CampaignText], ...] = ()
+    # How long a recipient's download link works after the delivery is built (organizers may
+    # extend or revoke it).
+    link_expiry: timedelta = DEFAULT_LINK_EXPIRY
 
     @property
     def sender_address(self) -> str:
@@ -202,7 +212,9 @@ def parse_campaign(text: str, source: str) -> Campaign:
                               "carries the letter and the summary")
         recipients.append(Recipient(
             name="", email=f.address(f.string(raw, f"{key}.email"), f"{key}.email"),
-            language=language, max_message_size=limit))
+            language=language, max_message_size=limit,
+            delivery=f.choice(raw, f"{key}.delivery", DELIVERY_MODES, default="auto"),
+            link_after=f.positive_int(raw, f"{key}.link_after") if "link_after" in raw else 1))
     emails = [r.email.lower() for r in recipients]
     if len(set(emails)) != len(emails):
         raise ConfigError(source, "recipients", "the same e-mail address is listed twice")
@@ -270,15 +282,24 @@ def parse_campaign(text: str, source: str) -> Campaign:
         consent_missing=f.choice(camp, "campaign.consent_missing", ("", "name", "withhold"),
                                  default=""),
         translations=translations,
+        link_expiry=_link_expiry(f, camp),
     )
+
+
+def _link_expiry(f: _Fields, camp: Mapping[str, Any]) -> timedelta:
+    expiry = f.duration(camp, "campaign.link_expiry", default="90d")
+    if not timedelta(days=1) <= expiry <= timedelta(days=3650):
+        raise f.fail("campaign.link_expiry", "must be from 1d to 3650d")
+    return expiry
 
 
 KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
                            "withheld_names", "location", "retention", "consent_missing",
-                           "sender_name"}),
-    "recipients": frozenset({"name", "title", "email", "language", "postal", "max_message_size"}),
+                           "sender_name", "link_expiry"}),
+    "recipients": frozenset({"name", "title", "email", "language", "postal", "max_message_size",
+                             "delivery", "link_after"}),
     "milestones": frozenset({"thresholds"}),
     "schedule": frozenset({"check_every", "timezone", "send_window", "hold"}),
 }

@@ -55,6 +55,11 @@ def deliveries_text(data: list[DeliveryReport]) -> str:
             queued = f" (queue id {m.queue_id})" if m.queue_id else ""
             out.append(f"      {m.kind:<7} {m.recipient}{part}: {m.status}{queued}, "
                        f"{m.attempts} attempt(s), last answer: {m.last_answer or '-'}{nxt}{crash}")
+            if m.link is not None:
+                got = (f"downloaded {m.link.downloads}x, first {m.link.first_download_at}, last "
+                       f"{m.link.last_download_at}" if m.link.downloads else "not downloaded yet")
+                ack = f", receipt confirmed {m.link.acknowledged_at}" if m.link.acknowledged_at else ""
+                out.append(f"              link {m.link.state} until {m.link.expires_at}: {got}{ack}")
             if m.bounce:
                 said = "returned" if m.bounce == "failed" else "delayed, the server still tries"
                 out.append(f"              {said} ({m.bounced_at}): {m.bounce_status or '-'} "

@@ -1,4 +1,5 @@
-"""Bundle files + recipient + delivery facts → MIME messages, one per attachment part (pure).
+"""Bundle files + recipient + delivery facts → MIME messages, one per attachment part, or one
+that carries the link to a download page instead (pure).
 
 Sizes are those of the whole e-mail as it goes over the wire (attachments in base64): each
 recipient's messages are cut to fit its `max_message_size` (or the server's smaller SIZE), and
@@ -87,6 +88,28 @@ def group_parts(pdfs: Sequence[BundleFile], budget: int = PART_BYTES) -> list[li
     return groups
 
 
+def messages_needed(pdfs: Sequence[BundleFile], shared: Sequence[BundleFile], limit: int) -> int:
+    """How many e-mails of at most `limit` bytes the attachments need (as build_messages cuts them)."""
+    return len(group_parts(pdfs, attachment_budget(limit) - sum(f.size for f in shared)))
+
+
+def sends_link(recipient: Recipient, messages: int, *, link_possible: bool) -> bool:
+    """Whether this recipient gets a link instead of attachments: its `delivery` mode, and for
+    "auto", whether the attachments would need more than its `link_after` e-mails. Without a
+    public address (`link_possible` false) "auto" means attachments."""
+    if recipient.delivery == "link":
+        return True
+    return recipient.delivery == "auto" and link_possible and messages > recipient.link_after
+
+
+def build_link_message(envelope: Envelope, recipient: Recipient, letter: Letter,
+                       shared: Sequence[BundleFile], *, limit: int | None = None) -> tuple[str, bytes]:
+    """(Message-ID, bytes) of the one e-mail of a link delivery: the letter, which names the
+    download page and every file's SHA-256, with the signed manifest attached."""
+    [(mid, content)] = build_messages(envelope, recipient, letter, [], shared, limit=limit)
+    return mid, content
+
+
 def build_messages(
     envelope: Envelope,
     recipient: Recipient,
@@ -105,7 +128,7 @@ def build_messages(
         limit = recipient.max_message_size
     if budget is None:
         budget = attachment_budget(limit) - sum(f.size for f in shared)
-    groups = group_parts(pdfs, budget)
+    groups = group_parts(pdfs, budget) or [[]]
     out = []
     for index, group in enumerate(groups, start=1):
         mid = message_id(envelope.dossier_id, recipient.email, index, envelope.sender_address)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from delivery.services.states import DeliveryState, move
 from delivery.signers.store import count_signers
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
-from delivery.storage.models import DeliveryRow, MessageRow, MilestoneRow, SignerRow
+from delivery.storage.models import DeliveryRow, LinkRow, MessageRow, MilestoneRow, SignerRow
 
 log = logging.getLogger("delivery.services.deliveries")
 # A build renews its lease every HEARTBEAT seconds while it runs, however long it takes; a builder
@@ -247,7 +247,11 @@ def _enqueue_built(app: App, campaign: Campaign, delivery: DeliveryRow, files: S
             log.warning("delivery %s: build lease lost; another worker owns it", delivery.public_id)
             return False
         store_files(session, delivery_id, files)
-        for recipient_email, parts in messages_for(app, campaign, delivery, files, send_at=send_at):
+        session.execute(delete(LinkRow).where(LinkRow.delivery_id == delivery_id))
+        for recipient_email, parts, link in messages_for(app, campaign, delivery, files, send_at=send_at):
+            if link is not None:
+                session.add(LinkRow(delivery_id=delivery_id, recipient=recipient_email,
+                                    token_hash=link.token_hash, created_at=now, expires_at=link.expires_at))
             outbox.enqueue(session, delivery_id=delivery_id, recipient=recipient_email, kind="dossier",
                            parts=parts, now=send_at)
     log.info("delivery %s built: %d files", delivery.public_id, len(files))

@@ -7,13 +7,17 @@ and by `preview`, so a preview is exactly what would be sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -24,13 +28,22 @@ from delivery.bundle.ltv import SignaturePolicy, signature_policy
 from delivery.bundle.sign import SigningIdentity, check_signing_services, load_identity
 from delivery.campaigns.config import Campaign, Recipient
 from delivery.campaigns.templates import EMAIL_TEMPLATE, letter_template
-from delivery.dossier.render import load_texts, template_version
+from delivery.dossier.render import Texts, load_texts, template_version
 from delivery.dossier.stored import Frozen, compose_stored
-from delivery.errors import SigningError
+from delivery.errors import ConfigError, SigningError
 from delivery.mail import transport
-from delivery.mail.message import Envelope, Letter, build_messages, part_budget
+from delivery.mail.message import (
+    Envelope,
+    Letter,
+    build_link_message,
+    build_messages,
+    messages_needed,
+    part_budget,
+    sends_link,
+)
 from delivery.pdf.build import build_dossier_pdfs
 from delivery.services.app import App
+from delivery.services.links import link_url, token_hash
 from delivery.storage.models import DeliveryFileRow, DeliveryRow
 
 Progress = Callable[[int, int], None]
@@ -102,10 +115,21 @@ def _languages(recipients: Sequence[Recipient]) -> list[str]:
 def build_bundle_for_delivery(app: App, campaign: Campaign, delivery: DeliveryRow, *, now: datetime,
                               progress: Progress | None = None) -> list[BundleFile]:
     emails = json.loads(delivery.recipients)
+    check_links(app, [campaign.recipient(e) for e in emails])
     return build_bundle(app, campaign, Frozen.of(delivery), dossier_id=delivery.public_id,
                         created_at=delivery.created_at, trigger=delivery.trigger,
                         milestone=delivery.milestone,
                         recipients=[campaign.recipient(e) for e in emails], now=now, progress=progress)
+
+
+def check_links(app: App, recipients: Sequence[Recipient]) -> None:
+    """Before anything is built: a recipient who takes the dossier as a link needs the address
+    recipients reach this service at."""
+    for recipient in recipients:
+        if recipient.delivery == "link" and app.settings.public_url is None:
+            raise ConfigError("environment", "DELIVERY_PUBLIC_URL",
+                              f"{recipient.email} takes its dossier as a link (delivery = \"link\"), "
+                              "and links need the address recipients reach this service at")
 
 
 def store_files(session: Session, delivery_id: int, files: Sequence[BundleFile]) -> None:
@@ -116,12 +140,26 @@ def store_files(session: Session, delivery_id: int, files: Sequence[BundleFile])
                                     content=f.data))
 
 
-def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
-                 send_at: datetime) -> Iterator[tuple[str, list[tuple[str, bytes]]]]:
-    """(recipient, [(Message-ID, bytes) per part]) for each recipient of the delivery in turn:
-    a million-signer dossier's e-mails are hundreds of MB per recipient, so only one
-    recipient's are in memory at a time.
+@dataclass(frozen=True)
+class LinkGrant:
+    """A recipient's download page, made with its e-mail: the token is in the e-mail only."""
 
+    token: str
+    expires_at: datetime
+
+    @property
+    def token_hash(self) -> str:
+        return token_hash(self.token)
+
+
+def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
+                 send_at: datetime) -> Iterator[tuple[str, list[tuple[str, bytes]], LinkGrant | None]]:
+    """(recipient, [(Message-ID, bytes) per part], its download page or None) for each recipient
+    of the delivery in turn: a million-signer dossier's e-mails are hundreds of MB per recipient,
+    so only one recipient's are in memory at a time.
+
+    A recipient whose dossier goes as a link (Recipient.delivery, messages.sends_link) gets one
+    e-mail with the letter, the page's address and every file's SHA-256, the manifest attached.
     The Date header is the time the message is due: built once with it, every retry carries
     the same bytes.
     """
@@ -130,17 +168,39 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
     shared = [f for f in files if f.kind != "pdf"]
     recipients = [campaign.recipient(email) for email in json.loads(delivery.recipients)]
     limits = message_limits(app, recipients)
+    public_url = app.settings.public_url
     for recipient in recipients:
         pdfs = [f for f in files if f.kind == "pdf" and f.language == recipient.language]
-        letter = render_letter(app.settings.templates_dir, campaign, recipient,
-                               dossier_id=delivery.public_id, signer_count=delivery.signer_count,
-                               milestone=delivery.milestone, created_at=delivery.created_at)
-        yield recipient.email, build_messages(envelope, recipient, letter, pdfs, shared,
-                                              limit=limits[recipient.email])
+        limit = limits[recipient.email]
+        letter_for = functools.partial(
+            render_letter, app.settings.templates_dir, campaign, recipient, dossier_id=delivery.public_id,
+            signer_count=delivery.signer_count, milestone=delivery.milestone,
+            created_at=delivery.created_at)
+        if sends_link(recipient, messages_needed(pdfs, shared, limit), link_possible=public_url is not None):
+            check_links(app, [recipient])  # refuses a "link" recipient without DELIVERY_PUBLIC_URL
+            assert public_url is not None
+            grant = LinkGrant(secrets.token_urlsafe(32), send_at + campaign.link_expiry)
+            texts = load_texts(app.settings.templates_dir, recipient.language)
+            link = {"url": link_url(public_url, grant.token),
+                    "expires": texts.date(grant.expires_at.date()),
+                    "files": [{"name": f.name, "size": _size(texts, f.size), "sha256": f.sha256}
+                              for f in [*pdfs, *shared]]}
+            message = build_link_message(envelope, recipient, letter_for(link=link), shared, limit=limit)
+            yield recipient.email, [message], grant
+            continue
+        parts = build_messages(envelope, recipient, letter_for(), pdfs, shared, limit=limit)
+        yield recipient.email, parts, None
+
+
+def _size(texts: Texts, size: int) -> str:
+    if size < 1_000_000:
+        return format_decimal(max(1, round(size / 1000)), locale=texts.locale) + " kB"
+    return format_decimal(round(size / 1_000_000, 1), locale=texts.locale) + " MB"
 
 
 def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,
-                  signer_count: int, milestone: int | None, created_at: datetime) -> Letter:
+                  signer_count: int, milestone: int | None, created_at: datetime,
+                  link: Mapping[str, object] | None = None) -> Letter:
     """The e-mail's subject, body and display names in the recipient's language, from
     templates/email/ and the language's catalog.
 
@@ -161,7 +221,7 @@ def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient,
         title=own.title, sender_name=own.sender_name, dossier_id=dossier_id,
         signer_count=signer_count, count=count, milestone=milestone,
         milestone_count=texts.num(milestone) if milestone is not None else "",
-        created_at=created_at, letter_text=html_to_text(letter_html))
+        created_at=created_at, letter_text=html_to_text(letter_html), link=link)
     subject, _, body = text.partition("\n")
     return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"),
                   sender_name=own.sender_name, recipient_name=recipient.text(recipient.language).name)

@@ -2,8 +2,9 @@
 and their facts, which each entry point words (the dashboard in the organizer's language).
 
 The checks are the ones a delivery itself would run into later: recipients on domains that
-exist only in examples, a signing key missing, unusable or about to expire, no SMTP server (the
-e-mails go to the outbox folder), a hold and send window that delay the next milestone.
+exist only in examples, a signing key missing, unusable or about to expire, recipients who take
+a download link while the service has no public address, no SMTP server (the e-mails go to the
+outbox folder), a hold and send window that delay the next milestone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ Severity = Literal["error", "warning", "info"]
 @dataclass(frozen=True)
 class Finding:
     code: str  # reserved_recipients | no_signing_key | signing_key_unusable |
-    #            signing_key_expires | no_smtp | milestone_waits | milestone_held | milestone_window
+    #            signing_key_expires | link_needs_public_url | no_smtp | milestone_waits |
+    #            milestone_held | milestone_window
     severity: Severity
     facts: dict[str, str] = field(default_factory=dict)
 
@@ -48,6 +50,9 @@ def readiness(app: App, campaign: Campaign, *, now: datetime) -> list[Finding]:
         found.append(Finding("reserved_recipients", "error", {"addresses": ", ".join(reserved)}))
     if campaign.signing == "required":
         found.extend(_signing(app, now))
+    linked = [r.email for r in campaign.recipients if r.delivery == "link"]
+    if linked and app.settings.public_url is None:
+        found.append(Finding("link_needs_public_url", "error", {"addresses": ", ".join(linked)}))
     if app.settings.smtp is None:
         found.append(Finding("no_smtp", "warning", {"folder": str(app.settings.outbox_dir)}))
     schedule = campaign.schedule

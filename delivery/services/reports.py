@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -17,6 +17,7 @@ from delivery.campaigns.milestones import next_milestone
 from delivery.mail.classify import queue_id
 from delivery.mail.outbox import WAITING
 from delivery.services.app import App
+from delivery.services.links import LinkReport, link_reports
 from delivery.services.states import DeliveryState
 from delivery.signers.store import count_signers
 from delivery.storage.db import reading
@@ -62,6 +63,7 @@ class MessageReport:
     bounced_at: str | None = None
     bounce_status: str | None = None
     bounce_diagnostic: str | None = None
+    link: LinkReport | None = None  # the download page this e-mail carries, when it is a link
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
                                  .where(DeliveryFileRow.delivery_id.in_(ids)).order_by(DeliveryFileRow.id)):
             files[f.delivery_id].append(FileReport(f.name, f.size, f.sha256, f.pages))
         messages: dict[int, list[MessageReport]] = {i: [] for i in ids}
+        links = link_reports(session, ids, now=datetime.now(UTC))
         for m in session.scalars(select(MessageRow).where(MessageRow.delivery_id.in_(ids))
                                  .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.part)):
             messages[m.delivery_id].append(MessageReport(
@@ -182,7 +185,8 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
                 sent_at=_iso(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id,
                 queue_id=queue_id(m.last_answer or "") if m.status in ("sent", "bounced") else None,
                 bounce=m.bounce_kind, bounced_at=_iso(m.bounced_at), bounce_status=m.bounce_status,
-                bounce_diagnostic=m.bounce_diagnostic))
+                bounce_diagnostic=m.bounce_diagnostic,
+                link=links.get((m.delivery_id, m.recipient)) if m.kind == "dossier" else None))
     return [DeliveryReport(
         id=r.public_id, trigger=r.trigger, milestone=r.milestone, status=r.status,
         created_at=r.created_at.isoformat(timespec="seconds"), created_by=r.created_by,

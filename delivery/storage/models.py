@@ -233,6 +233,36 @@ class MailboxCursorRow(Base):
     read_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class LinkRow(Base):
+    """A recipient's download page for one delivery. Only the SHA-256 of its token is kept: the
+    token itself is in the e-mail alone, so the database cannot give anyone a working link."""
+
+    __tablename__ = "delivery_links"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "recipient", name="uq_delivery_links_delivery_recipient"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class DownloadRow(Base):
+    """One download through a link: when, which file (or the ZIP), the browser's name for
+    itself. No address is kept."""
+
+    __tablename__ = "link_downloads"
+    __table_args__ = (Index("ix_link_downloads_link_at", "link_id", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("delivery_links.id"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    file: Mapped[str] = mapped_column(String(200))
+    user_agent: Mapped[str] = mapped_column(String(300))
+
+
 class SmtpPauseRow(Base):
     """An SMTP account that refused our login: nothing is sent through it until cleared."""
 

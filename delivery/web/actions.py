@@ -24,7 +24,7 @@ from starlette.routing import Route
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.languages import N_
 from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
-from delivery.services import deliveries, sending, signers
+from delivery.services import deliveries, links, sending, signers
 from delivery.web.common import (
     WebState,
     actor,
@@ -41,6 +41,7 @@ from delivery.web.common import (
     render,
     state,
     translator,
+    when_filter,
 )
 from delivery.web.jobs import Job
 from delivery.web.pages import REFRESH_SECONDS, file_response
@@ -105,6 +106,37 @@ async def delivery_action(request: Request, user: str, form: FormData) -> Respon
         job = web.jobs.start("send", campaign.slug, actor(user), work)
         target += f"?job={job.id}"
     return RedirectResponse(target, status_code=303)
+
+
+LINK_DONE = {"extend": N_("The link to %(who)s now works until %(when)s."),
+             "revoke": N_("The link to %(who)s was withdrawn: it gives no files any more.")}
+
+
+async def link_action(request: Request, user: str, form: FormData) -> Response:
+    """Extend (by the campaign's link_expiry) or revoke one recipient's download link."""
+    web = state(request)
+    campaign = campaign_for(request)
+    ref, action = request.path_params["ref"], request.path_params["action"]
+    tr = translator(request)
+    recipient = str(form.get("recipient", ""))[:320]
+    if action not in LINK_DONE or not _REF.fullmatch(ref):
+        return error_page(request, 404, tr.gettext("No such action."))
+    try:
+        if action == "extend":
+            until = await blocking(links.extend, web.app, campaign, ref, recipient, by=campaign.link_expiry,
+                                   now=web.clock(), actor=actor(user))
+            text = tr.gettext(LINK_DONE[action]) % {"who": recipient, "when": when_filter(request)(until)}
+        else:
+            await blocking(links.revoke, web.app, campaign, ref, recipient, now=web.clock(),
+                           actor=actor(user))
+            text = tr.gettext(LINK_DONE[action]) % {"who": recipient}
+    except NotFound as exc:
+        return error_page(request, 404, str(exc))
+    except StateConflict as exc:
+        flash(request, "error", str(exc))
+    else:
+        flash(request, "ok", text)
+    return RedirectResponse(f"/c/{campaign.slug}/deliveries/{ref}", status_code=303)
 
 
 async def preview_start(request: Request, user: str, form: FormData) -> Response:
@@ -281,6 +313,8 @@ async def withdraw(request: Request, user: str, form: FormData) -> Response:
 
 routes = [
     Route("/c/{slug}/deliveries/{ref}/{action}", login_required(csrf_checked(delivery_action)),
+          methods=["POST"]),
+    Route("/c/{slug}/deliveries/{ref}/links/{action}", login_required(csrf_checked(link_action)),
           methods=["POST"]),
     Route("/c/{slug}/preview", login_required(csrf_checked(preview_start)), methods=["POST"]),
     Route("/c/{slug}/smtp/resume", login_required(csrf_checked(smtp_resume)), methods=["POST"]),

@@ -72,6 +72,7 @@ WORDS = {
     "retry": N_("retry"), "blocked": N_("blocked"), "bounced": N_("bounced"), "milestone": N_("milestone"),
     "manual": N_("manual"),
     "preview": N_("preview"), "dossier": N_("dossier"), "alert": N_("alert"),
+    "open": N_("open"), "expired": N_("expired"), "revoked": N_("withdrawn"),
 }
 
 
@@ -212,6 +213,11 @@ def when(value: datetime | str | None, locale: Locale | str = ENGLISH.locale) ->
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return f"{moment(value, locale, UTC)} UTC"
+
+
+def when_filter(request: Request) -> Callable[[datetime], str]:
+    """The page language's `when` (a moment as the language writes it, in UTC)."""
+    return state(request).languages[language(request)].templates.filters["when"]  # type: ignore[no-any-return]
 
 
 def state(request: Request) -> WebState:

@@ -50,6 +50,9 @@ READINESS = {
                                "sent until it is replaced."),
     "signing_key_expires": N_("The signing certificate expires on %(at)s: renew it before then, "
                               "or dossiers cannot be signed."),
+    "link_needs_public_url": N_("%(addresses)s take the dossier as a download link, but the "
+                                "service has no public address: nothing can be sent to them. Set "
+                                "DELIVERY_PUBLIC_URL to the address recipients reach this service at."),
     "no_smtp": N_("No SMTP server: e-mails are written to the folder %(folder)s and reach no one. "
                   "Set DELIVERY_SMTP_HOST."),
     "milestone_waits": N_("A milestone's delivery waits %(hold)s (the hold) and goes out only "

@@ -85,6 +85,11 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
      "recipients[0].max_message_size", "at least 1,000,000 bytes"),
     ("# max_message_size = 10000000", 'max_message_size = "10 MB"',
      "recipients[0].max_message_size", "positive whole number"),
+    ('# delivery = "auto"', 'delivery = "email"', "recipients[0].delivery",
+     "not one of: auto, attachment, link"),
+    ("# link_after = 1", "link_after = 0", "recipients[0].link_after", "positive whole number"),
+    ('# link_expiry = "90d"', 'link_expiry = "12h"', "campaign.link_expiry", "from 1d to 3650d"),
+    ('# link_expiry = "90d"', 'link_expiry = "90 days"', "campaign.link_expiry", "is not a duration"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
      'sender = "Campaign <campaign@example.org>, other@example.org"', "campaign.sender", "exactly one"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
@@ -193,3 +198,14 @@ def test_unusable_database_urls_are_config_errors(url: str, problem: str) -> Non
     with pytest.raises(ConfigError, match=problem):
         make_engine(url)
     assert not Path("/nonexistent-folder").exists()
+
+
+def test_delivery_mode_link_after_and_link_expiry_are_read_with_their_defaults() -> None:
+    plain = parse_campaign(GOOD, "x.toml")
+    assert [(r.delivery, r.link_after) for r in plain.recipients] == [("auto", 1), ("auto", 1)]
+    assert plain.link_expiry == timedelta(days=90)
+    given = parse_campaign(GOOD.replace('# delivery = "auto"', 'delivery = "link"', 1)
+                           .replace("# link_after = 1", "link_after = 3", 1)
+                           .replace('# link_expiry = "90d"', 'link_expiry = "30d"', 1), "x.toml")
+    assert (given.recipients[0].delivery, given.recipients[0].link_after) == ("link", 3)
+    assert given.recipients[1].delivery == "auto" and given.link_expiry == timedelta(days=30)

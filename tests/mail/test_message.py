@@ -21,10 +21,13 @@ from delivery.mail.message import (
     Envelope,
     Letter,
     attachment_budget,
+    build_link_message,
     build_messages,
     encoded_size,
     group_parts,
+    messages_needed,
     part_budget,
+    sends_link,
 )
 from delivery.services.pipeline import render_letter
 
@@ -118,6 +121,41 @@ def test_the_email_is_wholly_in_the_recipients_language(language: str) -> None:
     assert letter.recipient_name != campaign.recipients[0].text("en").name
     if language == "ru":  # CLDR's "few" form: 81 203 ends in 3
         assert "81\u00a0203 подписи" in letter.subject
+
+
+@pytest.mark.parametrize("language", ["hy", "ru"])
+def test_the_link_email_is_wholly_in_the_recipients_language(language: str) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    campaign = parse_campaign((repo / "schedules" / "salman-mukaev.toml").read_text(), "test")
+    recipient = dataclasses.replace(campaign.recipients[0], language=language)
+    link = {"url": "https://petition.example.org/d/TOKEN", "expires": "22.02.2027",
+            "files": [{"name": "dossier-x-hy.pdf", "size": "12,3 MB", "sha256": "0123456789" * 6 + "0123"}]}
+    letter = render_letter(repo / "templates", campaign, recipient, dossier_id="SM-1", signer_count=160_000,
+                           milestone=None, created_at=datetime(2026, 11, 24, tzinfo=UTC), link=link)
+    words = re.compile(r"[A-Za-z]{2,}")
+    allowed = {"SM", "PDF", "SHA", "manifest", "json", "p7s", "ZIP", "MB", "dossier", "hy", "pdf",
+               "https", "petition", "example", "org", "TOKEN"}
+    assert set(words.findall(letter.subject + letter.body)) <= allowed
+    assert str(link["url"]) in letter.body and "0123456789" * 6 in letter.body and "22.02.2027" in letter.body
+
+
+@pytest.mark.parametrize(("mode", "messages", "public", "expected"), [
+    ("attachment", 5, True, False), ("link", 1, True, True), ("link", 1, False, True),
+    ("auto", 1, True, False), ("auto", 2, True, True), ("auto", 2, False, False)])
+def test_who_gets_a_link(mode: str, messages: int, public: bool, expected: bool) -> None:
+    recipient = dataclasses.replace(PM, delivery=mode)
+    assert sends_link(recipient, messages, link_possible=public) is expected
+    assert sends_link(dataclasses.replace(recipient, link_after=messages), messages,
+                      link_possible=public) is (mode == "link")
+
+
+def test_a_link_email_carries_the_letter_and_the_manifest_only() -> None:
+    pdfs = [pdf("dossier-en-1.pdf", 9_000_000), pdf("dossier-en-2.pdf", 9_000_000)]
+    assert messages_needed(pdfs, [MANIFEST], PM.max_message_size) == 2
+    mid, data = build_link_message(ENVELOPE, PM, LETTER, [MANIFEST])
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["manifest.json"]
+    assert msg["X-Dossier-Part"] == "1/1" and msg["Message-ID"] == mid and len(data) < 20_000
 
 
 # --- sizes: the whole e-mail as sent --------------------------------------------------------

@@ -24,10 +24,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 @contextmanager
-def serving(app: App, config: WebConfig) -> Iterator[str]:
-    """The admin of `app` on a free loopback port → its base URL, until the block ends."""
+def serving(app: App, config: WebConfig, *, port: int | None = None) -> Iterator[str]:
+    """The admin of `app` on a loopback port (a free one unless given) → its base URL, until the
+    block ends."""
     assert CHROMIUM.exists(), "Debian chromium is missing: make test installs it (scripts/setup-system.sh)"
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_web_app(app, config=config), host="127.0.0.1",
                                            port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -55,3 +56,12 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def log_in(page: Any, base: str, name: str, password: str) -> None:
+    """Log in through the admin's login form, and wait for the page it leads to."""
+    page.goto(f"{base}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()

@@ -12,7 +12,7 @@ import pytest
 
 from delivery.services.app import App
 from delivery.storage.db import make_engine
-from tests.support.browser import ARTIFACTS, serving
+from tests.support.browser import ARTIFACTS, log_in, serving
 from tests.support.smtpd import SmtpServer
 from tests.web.test_web import PASSWORD, SLUG, add_signers, add_user, held_delivery, make_app, web_config
 
@@ -106,10 +106,7 @@ def test_pages_fit_a_phone_screen(live: tuple[str, App], browser: Any) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 740}, device_scale_factor=2,
                                   is_mobile=True)
     page = context.new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=name]", "organizer")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    log_in(page, base, "organizer", PASSWORD)
     page.wait_for_url(f"{base}/c/{SLUG}/")
     for path, name in ((f"/c/{SLUG}/", "phone-dashboard"), (f"/c/{SLUG}/signers", "phone-signers"),
                        (f"/c/{SLUG}/send", "phone-send")):

@@ -127,3 +127,18 @@ def test_a_ready_campaigns_dashboard_says_so(engine: Engine, tmp_path: Path) -> 
 def test_a_hold_is_written_exactly_in_the_pages_language(seconds: int, locale: str,
                                                          shown: str) -> None:
     assert exact_duration(seconds, locale) == shown
+
+
+def test_a_link_recipient_without_a_public_address_is_an_error_until_it_is_set(
+        engine: Engine, tmp_path: Path) -> None:
+    toml = real_recipients(campaign_toml(hold="0s")).replace(
+        'email = "prime-minister@gov.am"', 'email = "prime-minister@gov.am"\ndelivery = "link"', 1)
+    app = make_app(engine, tmp_path, {"DELIVERY_SMTP_HOST": "127.0.0.1"})
+    app.campaigns[SLUG] = parse_campaign(toml, "x.toml")
+    assert codes(app) == [("link_needs_public_url", "error")]
+    assert readiness.readiness(app, app.campaigns[SLUG], now=NOW)[0].facts == {
+        "addresses": "prime-minister@gov.am"}
+    app = make_app(engine, tmp_path, {"DELIVERY_SMTP_HOST": "127.0.0.1",
+                                      "DELIVERY_PUBLIC_URL": "https://petition.example.net"})
+    app.campaigns[SLUG] = parse_campaign(toml, "x.toml")
+    assert codes(app) == []
