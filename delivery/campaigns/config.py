@@ -124,6 +124,9 @@ class Campaign:
     # How long a recipient's download link works after the delivery is built (organizers may
     # extend or revoke it).
     link_expiry: timedelta = DEFAULT_LINK_EXPIRY
+    # When a link recipient has neither downloaded nor confirmed the dossier this long after its
+    # e-mail was accepted, the organizers get one reminder; None: no reminder.
+    chase_after: timedelta | None = None
 
     @property
     def sender_address(self) -> str:
@@ -283,7 +286,17 @@ def parse_campaign(text: str, source: str) -> Campaign:
                                  default=""),
         translations=translations,
         link_expiry=_link_expiry(f, camp),
+        chase_after=_chase_after(f, camp),
     )
+
+
+def _chase_after(f: _Fields, camp: Mapping[str, Any]) -> timedelta | None:
+    if "chase_after" not in camp:
+        return None
+    after = f.duration(camp, "campaign.chase_after", default="7d")
+    if not timedelta(hours=1) <= after <= timedelta(days=365):
+        raise f.fail("campaign.chase_after", "must be from 1h to 365d, like \"7d\"")
+    return after
 
 
 def _link_expiry(f: _Fields, camp: Mapping[str, Any]) -> timedelta:
@@ -297,7 +310,7 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
                            "withheld_names", "location", "retention", "consent_missing",
-                           "sender_name", "link_expiry"}),
+                           "sender_name", "link_expiry", "chase_after"}),
     "recipients": frozenset({"name", "title", "email", "language", "postal", "max_message_size",
                              "delivery", "link_after"}),
     "milestones": frozenset({"thresholds"}),

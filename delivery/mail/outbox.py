@@ -166,6 +166,14 @@ def bounce_alert_part(message_id: int) -> int:
     return PAUSE_ALERT - message_id
 
 
+CHASE_ALERTS = -(2**30)  # below every bounce alert's part
+
+
+def chase_alert_part(link_id: int) -> int:
+    """One reminder per download link that nobody used (its id)."""
+    return CHASE_ALERTS - link_id
+
+
 def enqueue_alert(session: Session, *, delivery_id: int, public_id: str, sender: str,
                   organizers: Sequence[str], reason_key: str, reason: str, now: datetime,
                   part: int = DELIVERY_ALERT) -> int:

@@ -32,7 +32,7 @@ from delivery.dossier.stored import Frozen
 from delivery.errors import BuildStopped, DeliveryError, NotFound, StateConflict, UsageError
 from delivery.logs import safe_error
 from delivery.mail import outbox
-from delivery.services import bounces, retention
+from delivery.services import bounces, links, retention
 from delivery.services.app import App
 from delivery.services.states import DeliveryState, move
 from delivery.signers.store import count_signers
@@ -59,6 +59,7 @@ class TickReport:
     build_failures: list[str] = field(default_factory=list)
     send: dict[str, int] = field(default_factory=dict)
     bounces: dict[str, object] = field(default_factory=dict)
+    chased: list[str] = field(default_factory=list)  # deliveries whose unused links were reminded of
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -323,6 +324,7 @@ def tick(app: App, campaign: Campaign, *, now: datetime, progress: Progress | No
     # arrived since the last one, whichever campaign's tick made it.
     report.bounces = bounces.poll_bounces(app, now=now).to_dict()
     settle_deliveries(app)
+    report.chased = links.chase(app, campaign, now=now)
     retention.apply_retention(app, campaign, now=now)  # the campaign's `retention`, once it is due
     return report
 

@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, NotFound, StateConflict
+from delivery.mail import outbox
 from delivery.services.app import App
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
-from delivery.storage.models import DeliveryFileRow, DeliveryRow, DownloadRow, LinkRow
+from delivery.storage.models import DeliveryFileRow, DeliveryRow, DownloadRow, LinkRow, MessageRow
 
 DOWNLOADS_PER_HOUR = 60
 USER_AGENT_LIMIT = 300
@@ -295,6 +296,44 @@ def revoke(app: App, campaign: Campaign, ref: str, recipient: str, *, now: datet
         link.revoked_at = now
         audit.record(session, at=now, actor=actor, action="link.revoke", campaign_id=delivery.campaign_id,
                      subject=delivery.public_id, recipient=link.recipient)
+
+
+def chase(app: App, campaign: Campaign, *, now: datetime) -> list[str]:
+    """One reminder to the organizers for each link recipient who, the campaign's `chase_after`
+    after its e-mail was accepted, has neither downloaded anything nor confirmed receipt → the
+    deliveries reminded about. The reminder and its mark are one transaction: never twice."""
+    if campaign.chase_after is None:
+        return []
+    reminded = []
+    with transaction(app.engine) as session:
+        campaign_id = app.campaign_id(session, campaign)
+        unused = session.execute(
+            select(LinkRow, DeliveryRow.public_id, MessageRow.sent_at)
+            .join(DeliveryRow, DeliveryRow.id == LinkRow.delivery_id)
+            .join(MessageRow, and_(MessageRow.delivery_id == LinkRow.delivery_id,
+                                   MessageRow.recipient == LinkRow.recipient, MessageRow.kind == "dossier"))
+            .where(DeliveryRow.campaign_id == campaign_id, LinkRow.chased_at.is_(None),
+                   LinkRow.revoked_at.is_(None), LinkRow.acknowledged_at.is_(None),
+                   MessageRow.status == "sent", MessageRow.sent_at <= now - campaign.chase_after,
+                   ~exists().where(DownloadRow.link_id == LinkRow.id))
+            .order_by(LinkRow.id).with_for_update(of=LinkRow, skip_locked=True)).all()
+        for link, public_id, sent_at in unused:
+            assert sent_at is not None  # a sent message has its time
+            link.chased_at = now
+            days = (now - sent_at).days
+            reason = (f"{link.recipient} has neither downloaded the dossier nor confirmed receipt "
+                      f"since its e-mail was accepted on {sent_at:%Y-%m-%d} ({days} days ago). Check "
+                      "with the office that the e-mail arrived (a spam folder, a filter), or send "
+                      "the dossier again; the link works until "
+                      f"{link.expires_at:%Y-%m-%d} and can be extended on the delivery's page.")
+            outbox.enqueue_alert(session, delivery_id=link.delivery_id, public_id=public_id,
+                                 sender=campaign.sender, organizers=campaign.organizers,
+                                 reason_key=f"unanswered-{link.id}", reason=reason, now=now,
+                                 part=outbox.chase_alert_part(link.id))
+            audit.record(session, at=now, actor="scheduler", action="link.chased", campaign_id=campaign_id,
+                         subject=public_id, recipient=link.recipient)
+            reminded.append(public_id)
+    return reminded
 
 
 @dataclass(frozen=True)

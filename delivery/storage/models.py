@@ -248,6 +248,8 @@ class LinkRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # When the organizers were reminded that nothing was downloaded or confirmed (once).
+    chased_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class DownloadRow(Base):

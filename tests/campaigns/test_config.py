@@ -90,6 +90,7 @@ def test_default_campaign_addresses_the_prime_minister_and_the_migration_service
     ("# link_after = 1", "link_after = 0", "recipients[0].link_after", "positive whole number"),
     ('# link_expiry = "90d"', 'link_expiry = "12h"', "campaign.link_expiry", "from 1d to 3650d"),
     ('# link_expiry = "90d"', 'link_expiry = "90 days"', "campaign.link_expiry", "is not a duration"),
+    ('# chase_after = "7d"', 'chase_after = "30s"', "campaign.chase_after", "from 1h to 365d"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
      'sender = "Campaign <campaign@example.org>, other@example.org"', "campaign.sender", "exactly one"),
     ('sender = "Save Salman Mukaev campaign <campaign@example.org>"',
@@ -209,3 +210,9 @@ def test_delivery_mode_link_after_and_link_expiry_are_read_with_their_defaults()
                            .replace('# link_expiry = "90d"', 'link_expiry = "30d"', 1), "x.toml")
     assert (given.recipients[0].delivery, given.recipients[0].link_after) == ("link", 3)
     assert given.recipients[1].delivery == "auto" and given.link_expiry == timedelta(days=30)
+
+
+def test_chase_after_is_off_unless_given() -> None:
+    assert parse_campaign(GOOD, "x.toml").chase_after is None
+    given = parse_campaign(GOOD.replace('# chase_after = "7d"', 'chase_after = "7d"', 1), "x.toml")
+    assert given.chase_after == timedelta(days=7)

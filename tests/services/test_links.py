@@ -21,7 +21,7 @@ from delivery.errors import NotFound, StateConflict
 from delivery.services import deliveries, links, reports
 from delivery.services.app import App
 from delivery.storage.db import transaction
-from delivery.storage.models import AuditRow, DownloadRow, LinkRow
+from delivery.storage.models import AuditRow, DownloadRow, LinkRow, MessageRow
 from tests.services.test_deliveries import NAMES, TUESDAY_10, add, campaign_toml
 from tests.support.smtpd import SmtpServer
 
@@ -185,3 +185,28 @@ def test_auto_sends_attachments_when_one_email_holds_them(make_app: AppFactory,
     assert any(str(p.get_filename()).endswith(".pdf") for p in mails[PM].iter_attachments())
     with transaction(app.engine) as session:
         assert session.scalar(select(func.count()).select_from(LinkRow)) == 0
+
+
+def test_organizers_are_reminded_once_of_a_link_nobody_used(make_app: AppFactory,
+                                                            smtp_server: SmtpServer) -> None:
+    both = link_campaign().replace(f'email = "{MIGRATION}"', f'email = "{MIGRATION}"\ndelivery = "link"', 1)
+    app = make_app({**smtp_server.env(), "DELIVERY_PUBLIC_URL": PUBLIC},
+                   both.replace('signing = "required"', 'signing = "required"\nchase_after = "7d"', 1))
+    campaign = app.campaign(None)
+    public_id, mails = delivered(app, smtp_server)
+    links.download(app, token_of(mails[PM]), "manifest.json", user_agent="x",
+                   now=TUESDAY_10 + timedelta(days=1))
+
+    def reminders() -> list[bytes]:
+        with transaction(app.engine) as session:
+            return list(session.scalars(select(MessageRow.content).where(MessageRow.kind == "alert")))
+
+    assert deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(days=6)).chased == []
+    assert deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(days=8)).chased == [public_id]
+    [reminder] = reminders()
+    assert MIGRATION.encode() in reminder and b"neither downloaded" in reminder
+    assert PM.encode() not in reminder.split(b"\r\n\r\n", 1)[1]  # the one who downloaded is not named
+    assert deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(days=9)).chased == []
+    assert len(reminders()) == 1
+    # an organizer's reminder reaches them through the outbox like any alert
+    assert [r for r in smtp_server.received if "organizers@example.org" in r.rcpt_tos]
