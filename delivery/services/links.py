@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from delivery.campaigns.config import Campaign
@@ -147,7 +147,7 @@ def page_language(app: App, token: str) -> str | None:
             return None
 
 
-def _files_query(link: LinkRow, language: str):  # type: ignore[no-untyped-def]
+def _files_query(link: LinkRow, language: str) -> Select[DeliveryFileRow]:
     """The recipient's files: its edition's PDFs and the shared ones (manifest, signature)."""
     return (select(DeliveryFileRow).where(
         DeliveryFileRow.delivery_id == link.delivery_id,
