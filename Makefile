@@ -39,6 +39,7 @@ translations: setup
 
 bench: setup
 	$(BIN)/python bench/dossier.py --signers 80000
+	$(BIN)/python bench/delivery.py --signers 80000
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -15,20 +15,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import random
 import secrets
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import escape
 from itertools import islice
 from pathlib import Path
 
+import _paths  # noqa: F401 - before the package is imported
+from _measure import Result, measured
 from sqlalchemy import delete, func, select
 
 from delivery.campaigns.config import Campaign, load_campaign
@@ -45,6 +42,7 @@ from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
+REFERENCE_SIGNERS = 20_000
 FIRST = {
     "latin": ["Anna", "Lukas", "Zoë", "Marta", "José", "Ingrid", "Pierre", "Aoife", "Łucja"],
     "cyrillic": ["Анна", "Иван", "Ольга", "Дмитрий", "Мария", "Сергей"],
@@ -87,112 +85,6 @@ def synthetic_signers(n: int, *, seed: int = 7) -> Iterator[Signer]:
         yield Signer(name, city, country, start + step * i, rng.random() > 0.03)
 
 
-class TreeSampler:
-    """Peak summed RSS and CPU time of this process and all its descendants (the forkserver and
-    its workers are not our direct children, so getrusage would miss them), from /proc. Processes
-    found outside the tree once are not read again: a scan must not steal a core from the build."""
-
-    def __init__(self, every: float = 0.02) -> None:
-        self.every = every
-        self.peak = 0
-        self.foreign: set[int] = set()
-        self.start = _tree(os.getpid(), self.foreign)[1]
-        self.ticks: dict[int, int] = dict(self.start)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @property
-    def cpu(self) -> float:
-        used = sum(t - self.start.get(pid, 0) for pid, t in self.ticks.items())
-        return used / os.sysconf("SC_CLK_TCK")
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.every)
-
-    def _sample(self) -> None:
-        rss, ticks = _tree(os.getpid(), self.foreign)
-        self.peak = max(self.peak, rss)
-        self.ticks.update(ticks)
-
-
-def _tree(root: int, foreign: set[int]) -> tuple[int, dict[int, int]]:
-    """Summed RSS in bytes, and CPU ticks (user + system) per process, of root's tree; adds the
-    processes found outside it to `foreign`."""
-    parent: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) in foreign:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        parent[pid] = int(fields[1])
-        rss[pid] = int(fields[21]) * page
-        ticks[pid] = int(fields[11]) + int(fields[12])
-    mine: dict[int, int] = {}
-    total = 0
-    for pid in parent:
-        ancestor = pid
-        while ancestor != root and ancestor in parent:
-            ancestor = parent[ancestor]
-        if ancestor == root:
-            total += rss[pid]
-            mine[pid] = ticks[pid]
-        else:
-            foreign.add(pid)
-    return total, mine
-
-
-@dataclass
-class Result:
-    label: str
-    wall: float
-    cpu: float
-    peak: int
-    pages: int
-    size: int
-
-    def line(self, reference: Result | None) -> str:
-        text = (f"{self.label:<34} wall {self.wall:7.2f} s   cpu {self.cpu:7.2f} s   "
-                f"peak {self.peak / 2**20:7.0f} MB   {self.pages:6d} pages "
-                f"{self.size / 2**20:7.1f} MB")
-        if reference:
-            text += (f"   ×{self.wall / reference.wall:.3f} wall, "
-                     f"×{self.peak / reference.peak:.3f} memory")
-        return text
-
-
-@contextmanager
-def measured(label: str, sink: list[Result]) -> Iterator[Callable[[int, int], None]]:
-    out = {"pages": 0, "size": 0}
-
-    def record(pages: int, size: int) -> None:
-        out["pages"] += pages
-        out["size"] += size
-
-    t0 = time.perf_counter()
-    with TreeSampler() as tree:
-        yield record
-    sink.append(Result(label, time.perf_counter() - t0, tree.cpu, tree.peak,
-                       out["pages"], out["size"]))
-
-
 def reference_html(signers: list[Signer]) -> str:
     rows = "".join(
         f"<tr><td>{i}</td><td>{escape(s.name)}</td><td>{escape(s.city)}</td>"
@@ -203,6 +95,16 @@ def reference_html(signers: list[Signer]) -> str:
             "td { border: 0.4pt solid #999; padding: 1pt 3pt } "
             "tr:nth-child(even) { background: #eee }</style></head><body>"
             f"<table>{rows}</table></body></html>")
+
+
+def measure_reference(sink: list[Result]) -> Result:
+    """The naive layout: 20,000 signers in one 6-column HTML table, laid out by WeasyPrint."""
+    job = PdfJob("reference", reference_html(list(synthetic_signers(REFERENCE_SIGNERS))),
+                 str(TEMPLATES), b"0" * 16)
+    with measured(f"reference: one table, {REFERENCE_SIGNERS:,}", sink) as record:
+        render_many([job], workers=1, time_limit=3600, memory_limit=None,
+                    on_done=lambda i, pdf: record(pdf.pages, len(pdf.data)))
+    return sink[-1]
 
 
 class SignerStore:
@@ -297,14 +199,7 @@ def main() -> None:
                   args.signers + args.more, "BENCH-2")
         finally:
             store.close()
-    reference = None
-    if args.reference:
-        job = PdfJob("reference", reference_html(list(synthetic_signers(20_000))), str(TEMPLATES),
-                     b"0" * 16)
-        with measured("reference: one table, 20,000", results) as record:
-            render_many([job], workers=1, time_limit=3600, memory_limit=None,
-                        on_done=lambda i, pdf: record(pdf.pages, len(pdf.data)))
-        reference = results[-1]
+    reference = measure_reference(results) if args.reference else None
     for result in results:
         print(result.line(reference if result is not reference else None))
 

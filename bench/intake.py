@@ -26,6 +26,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import _paths  # noqa: F401 - before the package is imported
 from sqlalchemy import create_engine, text
 
 from delivery.signers.store import count_signers, import_csv

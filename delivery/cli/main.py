@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -298,8 +300,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _long_lived() -> Iterator[None]:
+    """The collector off while start-up makes what lives as long as the process (modules,
+    classes, the parser, settings, the App), then those frozen: walked again and again while
+    they are made, and by every later collection, none of them could ever be freed."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    with _long_lived():
+        parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -311,10 +329,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     app: App | None = None
     try:
         if args.needs_app:
-            from delivery.services.app import open_app
-            from delivery.settings import load_settings
+            with _long_lived():
+                from delivery.services.app import open_app
+                from delivery.settings import load_settings
 
-            app = open_app(load_settings())
+                app = open_app(load_settings())
         code: int = args.handler(app, args)
         return code
     except UsageError as exc:

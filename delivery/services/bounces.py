@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -22,13 +23,15 @@ from sqlalchemy.orm import Session
 from delivery.errors import MailboxError
 from delivery.logs import safe_error
 from delivery.mail import mailbox, outbox
-from delivery.mail.bounces import Bounce, BounceKind, read_bounce
 from delivery.services.app import App
 from delivery.services.states import DeliveryState, allowed
 from delivery.settings import ImapSettings
 from delivery.storage import audit
 from delivery.storage.db import transaction
 from delivery.storage.models import BounceRow, DeliveryRow, MailboxCursorRow, MessageRow
+
+if TYPE_CHECKING:
+    from delivery.mail.bounces import Bounce
 
 log = logging.getLogger(__name__)
 ACTOR = "bounce reader"
@@ -55,6 +58,10 @@ def poll_bounces(app: App, *, now: datetime) -> BouncePoll:
     poll = BouncePoll()
     if imap is None:
         return poll
+    # Here, not at the top: the report parser (flufl.bounce) is for a configured mailbox only,
+    # not for every command that reaches deliveries.
+    from delivery.mail.bounces import read_bounce
+
     with transaction(app.engine) as session:
         cursor = session.get(MailboxCursorRow, imap.account)
         uidvalidity, after = (cursor.uidvalidity, cursor.last_uid) if cursor else (None, 0)
@@ -92,6 +99,8 @@ def _advance(session: Session, imap: ImapSettings, uidvalidity: int, uid: int, *
 
 def _settle(app: App, imap: ImapSettings, uidvalidity: int, uid: int, bounce: Bounce | None,
             poll: BouncePoll, *, now: datetime) -> None:
+    from delivery.mail.bounces import BounceKind
+
     with transaction(app.engine) as session:
         _advance(session, imap, uidvalidity, uid, now=now)
         if bounce is None:

@@ -51,7 +51,6 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from delivery.bundle.assemble import read_manifest
 from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, StateConflict, UsageError
 from delivery.pdf.cache import drop_all
@@ -245,6 +244,10 @@ def _previews(app: App, campaign: Campaign) -> tuple[list[Path], list[str]]:
 
 
 def _preview_campaign(folder: Path) -> str | None:
+    # Here, not at the top: the bundle stage loads pyHanko and pikepdf (0.3 s), which every
+    # command that merely reaches deliveries (send, run-due, deliveries) would pay at start.
+    from delivery.bundle.assemble import read_manifest
+
     try:
         manifest = read_manifest((folder / "manifest.json").read_bytes())
     except (OSError, ValueError, DeliveryError):
