@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from delivery.errors import OutcomeUnknown, TransportError
 from delivery.mail import transport
@@ -418,7 +418,7 @@ def undelivered_summary(session: Session, delivery_id: int) -> tuple[str, str] |
     """Once no dossier message of the delivery waits or is in flight: (reason key, text) naming
     every recipient that did not get the whole dossier, with each refusal; None while some are
     still to settle, or when every message was sent."""
-    messages = list(session.scalars(select(MessageRow).where(
+    messages = list(session.scalars(select(MessageRow).options(defer(MessageRow.content)).where(
         MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert")
         .order_by(MessageRow.recipient, MessageRow.part)))
     if any(m.status in (*WAITING, "sending") for m in messages):
