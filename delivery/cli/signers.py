@@ -27,10 +27,10 @@ def add_parsers(parser: argparse.ArgumentParser) -> None:
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     p = sub.add_parser("import", parents=[common], help="import a CSV export of signers",
                        description="Import a CSV export of signers. A file that can be read two "
-                                   "ways is refused, naming the option that settles it.",
-                       formatter_class=_ImportHelp)
+                                   "ways is refused, naming the option that settles it.")
     p.add_argument("file", type=Path)
-    p.add_argument("--format", metavar="NAME", help="the platform that wrote the file: ")
+    p.add_argument("--format", metavar="NAME",
+                   help="the platform that wrote the file: " + ", ".join(_format_names()))
     p.add_argument("--map", dest="maps", action="append", default=[], metavar="FIELD=COLUMN",
                    help="the column holding a field (repeatable), e.g. --map 'city=Town, village'; "
                         "fields: name, first_name, last_name, email, city, country, signed_at, "
@@ -107,17 +107,10 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
     return 0
 
 
-class _ImportHelp(argparse.HelpFormatter):
-    """Names the formats only when the help is shown: reading them loads the whole importer,
-    which every other command would pay for at start."""
+def _format_names() -> list[str]:
+    from delivery.signers.formats import FORMATS
 
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = super()._get_help_string(action)
-        if action.dest == "format" and text is not None:
-            from delivery.signers.formats import FORMATS
-
-            text += ", ".join(sorted(FORMATS))
-        return text
+    return sorted(FORMATS)
 
 
 def import_summary(report: ImportReport) -> str:
