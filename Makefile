@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup system demo test test-fast lint bench clean translations
 
-setup: system $(STAMP)
+NODE_READERS := tests/support/node
+
+setup: system $(STAMP) $(NODE_READERS)/node_modules/.installed
 
 system:
 	@scripts/setup-system.sh
@@ -16,6 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
+
+# pdf.js, one of the readers the tests read the dossiers' text with
+$(NODE_READERS)/node_modules/.installed: $(NODE_READERS)/package.json $(NODE_READERS)/package-lock.json
+	cd $(NODE_READERS) && npm ci --omit=optional --no-audit --no-fund --silent
+	@touch $@
 
 demo: setup
 	$(BIN)/petition-delivery demo

@@ -6,6 +6,10 @@ PDF's own name, language, part and page count. A PDF cannot contain its own hash
 copy lists no SHA-256; the hashes and sizes of the signed PDFs are in `manifest.json`, which travels
 beside them and is itself signed (CMS, DER, same identity). The last signer is recorded by number
 and date only, never by name or e-mail.
+
+The PDFs arrive PDF/A-3b (delivery.pdf.pdfa) and leave so: dossier.json is an associated file
+(/AF, /AFRelationship /Data), and the signing revisions keep PDF 1.7 and the information
+dictionary and XMP metadata in agreement (see _keep_pdfa).
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from typing import Any
 
 import pikepdf
 from pyhanko.pdf_utils import embed, generic
+from pyhanko.pdf_utils.extensions import DeveloperExtension
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata.model import VENDOR
 
 from delivery.artifacts import BundleFile, UnsignedPdf
 from delivery.bundle.ltv import SignaturePolicy
 from delivery.bundle.sign import SigningIdentity, sign_detached, sign_pdf
 from delivery.errors import InputRefused, RenderError
+from delivery.pdf.pdfa import PDF_VERSION
 from delivery.pdf.update import PdfUpdate, Reference, stream
 
 MANIFEST_NAME = "manifest.json"
@@ -164,10 +171,13 @@ def embed_dossier_json(data: bytes, payload: bytes, *, created_at: datetime, pag
 
 def _embedding(payload: bytes, *, created_at: datetime,
                pages: int) -> Callable[[IncrementalPdfFileWriter], None]:
-    """What embed_dossier_json writes, added to a pyHanko revision instead (the signing one)."""
+    """What embed_dossier_json writes, added to a pyHanko revision instead (the signing one),
+    which keeps the PDF what delivery.pdf.pdfa made it: PDF/A-3b, PDF 1.7, its information
+    dictionary and XMP metadata saying the same."""
     stamp = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
 
     def embed_into(writer: IncrementalPdfFileWriter) -> None:
+        _keep_pdfa(writer)
         root = writer.root
         count = int(root["/Pages"]["/Count"])
         if count != pages:
@@ -192,6 +202,45 @@ def _embedding(payload: bytes, *, created_at: datetime,
         writer.update_root()  # type: ignore[no-untyped-call]
 
     return embed_into
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """A PDF version (1.7, or a catalog's name /1.7) as numbers."""
+    return tuple(int(n) for n in text.lstrip("/").split("."))
+
+
+PDFA_BASE = _version(PDF_VERSION)
+
+
+def _keep_pdfa(writer: IncrementalPdfFileWriter) -> None:
+    """Make pyHanko's revisions keep the PDF/A version and metadata.
+
+    pyHanko updates the information dictionary and the XMP packet of every revision it writes
+    (the signature's, and at B-LT and B-LTA the validation data's and the document timestamp's),
+    writing its own name alone as the XMP producer and reading the clock once for each
+    modification date, so the two dates could differ by the second that passed between. And it
+    declares ISO/TS 32002, a PDF 2.0 extension, for an ECDSA signature on a P-256 curve, raising
+    the catalog's /Version to 2.0, which PDF/A-3 forbids (PDF 1.7 and PAdES carry such a
+    signature as they are). So: pyHanko's name as the producer in both, the modification date
+    in the XMP alone, and no version or extension past 1.7."""
+    info = writer.trailer.raw_get("/Info") if "/Info" in writer.trailer else None
+    if info is not None:
+        entries = info.get_object()
+        entries["/Producer"] = generic.TextStringObject(VENDOR)
+        entries.pop("/ModDate", None)
+        writer.mark_update(info)
+    ensure_version, register_extension = writer.ensure_output_version, writer.register_extension
+
+    def within_pdfa(version: tuple[int, int]) -> None:
+        if version <= PDFA_BASE:
+            ensure_version(version)  # type: ignore[no-untyped-call]
+
+    def pdfa_extension(extension: DeveloperExtension) -> None:
+        if _version(str(extension.base_version)) <= PDFA_BASE:
+            register_extension(extension)
+
+    writer.ensure_output_version = within_pdfa  # type: ignore[method-assign]
+    writer.register_extension = pdfa_extension  # type: ignore[method-assign, assignment]
 
 
 def _embed_in_full(pdf: pikepdf.Pdf, payload: bytes, pdf_date: str) -> bytes:

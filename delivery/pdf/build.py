@@ -6,7 +6,8 @@ delivery.pdf.typeset, with the delivery's stamp (the dossier footer) laid over e
 Fronts, stamps and volumes are rendered in parallel worker processes; volumes are cached on disk
 by the hash of what they show, so a later delivery re-renders only the volumes whose lines
 changed. A volume given without its lines (see delivery.dossier.stored) has them read only when
-it must be drawn. Then each part is joined (delivery.pdf.join), in parallel too.
+it must be drawn. Then each part is joined (delivery.pdf.join), in parallel too, as a PDF/A-3b
+file (delivery.pdf.pdfa).
 
 Page numbering: the front counts its own pages ("page X of Y"); each volume counts its own
 ("Volume 3 · page 2 of 41"). A full volume's pages then never change when the dossier grows, which

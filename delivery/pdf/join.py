@@ -7,7 +7,9 @@ set once in each volume's shared stamp slot. A part without the front is joined 
 its slot holds an empty form XObject, for delivery.pdf.restamp to fill, so the body can be kept and
 reused while its volumes do not change. Parts are independent of each other, so a large
 dossier's parts are joined in parallel, as `PartJob`s in the render workers: a part reads its
-volumes from the cache folder itself, and only the joined part comes back.
+volumes from the cache folder itself, and only the joined part comes back. Every part is
+PDF/A-3b (delivery.pdf.pdfa): a body carries the output intent and a metadata object that
+restamping fills in.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pikepdf
 
 from delivery.errors import RenderError
+from delivery.pdf import pdfa
 from delivery.pdf.jobs import RenderedPdf
 from delivery.pdf.typeset import STAMP
 
@@ -99,14 +102,13 @@ def join_part(info: PartInfo, stamp: bytes | None, front: bytes | None,
     if marks:
         with pdf.open_outline() as outline:
             outline.root.extend(marks)
-    if stamp is not None:
-        pdf.docinfo = pdf.make_indirect(info_dictionary(info))
+    pdfa.conform(pdf, None if stamp is None else document_info(info))
     pdf.Root.Lang = pikepdf.String(info.language)
     # a reader's title bar shows the dossier's title, not the file name
     pdf.Root.ViewerPreferences = pikepdf.Dictionary(DisplayDocTitle=True)
     buffer = io.BytesIO()
     pdf.save(buffer, deterministic_id=True, compress_streams=True,
-             object_stream_mode=pikepdf.ObjectStreamMode.generate)
+             object_stream_mode=pikepdf.ObjectStreamMode.generate, force_version=pdfa.PDF_VERSION)
     return buffer.getvalue(), int(pdf.Root.Pages.Count)
 
 
@@ -149,20 +151,13 @@ def _append_volume(pdf: pikepdf.Pdf, data: bytes, footer: pikepdf.Object) -> pik
     return pages[0]
 
 
+def document_info(info: PartInfo) -> pdfa.DocumentInfo:
+    return pdfa.DocumentInfo(title=info.title, author=info.author, subject=info.subject,
+                             creator="petition-delivery", producer=info.producer,
+                             language=info.language, created=info.created_at,
+                             modified=info.created_at)
+
+
 def info_dictionary(info: PartInfo) -> pikepdf.Dictionary:
     """The part's document information dictionary (direct values only)."""
-    stamp = pdf_date(info.created_at)
-    return pikepdf.Dictionary(
-        Title=pikepdf.String(info.title),
-        Author=pikepdf.String(info.author),
-        Subject=pikepdf.String(info.subject),
-        Creator=pikepdf.String("petition-delivery"),
-        Producer=pikepdf.String(info.producer),
-        CreationDate=pikepdf.String(stamp),
-        ModDate=pikepdf.String(stamp),
-    )
-
-
-def pdf_date(moment: datetime) -> str:
-    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return utc.strftime("D:%Y%m%d%H%M%S+00'00'")
+    return pdfa.info_dictionary(document_info(info))

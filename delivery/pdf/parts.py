@@ -6,8 +6,9 @@ not change from one delivery to the next, so it is joined once as a body (its st
 kept in the cache by the keys of its volumes, and each delivery restamps it: its footer and
 document information appended as an incremental update (delivery.pdf.restamp). A kept body that
 cannot be read is joined again and replaced. Room is kept for the
-front and the stamp at a fixed share of the budget, so that their few bytes of difference from
-one delivery to the next do not move the part boundaries, which would make every body new.
+front and the stamp at a fixed share of the budget, and for the output intent and metadata of
+PDF/A (delivery.pdf.pdfa), so that their few bytes of difference from one delivery to the next
+do not move the part boundaries, which would make every body new.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from delivery.dossier.render import Texts, pdf_subject, volume_heading
 from delivery.errors import RenderError
 from delivery.pdf.cache import VolumeCache, content_key
 from delivery.pdf.jobs import RenderedPdf
-from delivery.pdf.join import PartInfo, PartJob, info_dictionary
+from delivery.pdf.join import PartInfo, PartJob, document_info
 from delivery.pdf.pool import render_many
 from delivery.pdf.restamp import restamp
 
-BODY_FORMAT = "2"  # part of a body's key: bump when join_part's output changes
+BODY_FORMAT = "3"  # part of a body's key: bump when join_part's output changes
 FRONT_SHARE = 20  # of the budget kept for the front: 750 kB of 15 MB
 STAMP_SHARE = 100  # and for the stamp's fonts, which every part carries: 150 kB
+PDFA_BYTES = 8_000  # and for what makes every part PDF/A: the output intent's profile, the XMP
 JOIN_WORKER_BUDGET = 10**9  # a join leaves no garbage behind: a worker joins every part it can
 
 
@@ -107,8 +109,8 @@ def plan_parts(dossier: Dossier, t: Texts, pieces: Mapping[str, str], volumes: S
     front, stamp = pieces["front"], pieces["stamp"]
     sizes = [max(rendered.size(front), part_budget // FRONT_SHARE)]
     sizes += [rendered.size(v) for v in volumes]
-    groups = split_parts(sizes, part_budget - max(rendered.size(stamp),
-                                                  part_budget // STAMP_SHARE))
+    groups = split_parts(sizes, part_budget - PDFA_BYTES - max(rendered.size(stamp),
+                                                               part_budget // STAMP_SHARE))
     stamp_pdf = rendered.get(stamp)
     own = dossier.text(t.language)
     subject = pdf_subject(t, dossier)
@@ -179,7 +181,7 @@ def join_parts(planned: Sequence[PlannedPart], rendered: Rendered, *, workers: i
 
 def _restamp(part: PlannedPart, body: bytes) -> tuple[bytes, int]:
     try:
-        return restamp(body, part.stamp, info_dictionary(part.info))
+        return restamp(body, part.stamp, document_info(part.info))
     except (ValueError, pikepdf.PdfError) as exc:
         raise RenderError(f"part {part.pdf.part} of {part.pdf.parts} ({part.pdf.language}): "
                           f"the joined pages could not be stamped: {exc}") from exc

@@ -22,7 +22,7 @@ from delivery.errors import RenderError
 from delivery.pdf.jobs import RenderedPdf
 from delivery.pdf.writer import PdfWriter
 
-ENGINE = f"typeset-1/harfbuzz-{hb.__version__}"
+ENGINE = f"typeset-2/harfbuzz-{hb.__version__}"  # 2: the text layer (delivery.pdf.text.layer)
 FAMILIES = "DejaVu Sans,Noto Sans CJK SC,sans-serif"  # as .vol in dossier.css
 MM = 72 / 25.4
 PAGE_WIDTH, PAGE_HEIGHT = 210 * MM, 297 * MM

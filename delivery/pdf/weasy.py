@@ -3,12 +3,15 @@
 Rendering fetches nothing but files under the templates folder: `TemplateFetcher` refuses every
 other URL (other schemes, `..`, symlinks that lead out) by raising, which stops the render, and
 counts every request. WeasyPrint's warnings are collected per job and returned with the PDF.
+Documents are written as PDF/A-3b (WeasyPrint's `pdf/a-3b` variant): their pages go into the
+dossier's PDF/A parts (delivery.pdf.pdfa) as they are.
 """
 
 from __future__ import annotations
 
 import array
 import gc
+import io
 import logging
 import sys
 from collections.abc import Iterator
@@ -17,13 +20,22 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import weasyprint
+from weasyprint.css import ColorProfile
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
 from delivery.errors import RenderError
 from delivery.pdf.jobs import PdfJob, RenderedPdf
+from delivery.pdf.pdfa import PROFILE, srgb_profile
 
 ENGINE = f"weasyprint-{weasyprint.__version__}"
+PDF_VARIANT = "pdf/a-3b"
 _LOGGER_NAME = "weasyprint"
+# resource kinds WeasyPrint lists on every page even when empty: an empty one says nothing, and
+# a PDF/A checker that allows only what it knows refuses a /Pattern entry whatever it holds
+_OPTIONAL_RESOURCES = ("Pattern", "Shading")
+# the variant's own "srgb" output intent opens WeasyPrint's copy of the same profile and never
+# closes it; given by name, the profile is read from bytes
+_PROFILE = "srgb-2014"
 
 
 class FetchRefused(FatalURLFetchingError):  # type: ignore[misc]
@@ -73,10 +85,12 @@ def render_html(job: PdfJob, *, gc_off: bool, collect: bool = True) -> RenderedP
         gc.disable()
     try:
         with _collect_warnings() as warnings:
+            variant = {"pdf_variant": PDF_VARIANT, "output_intent": _PROFILE}
             document = weasyprint.HTML(string=job.html, base_url=base_url,
-                                       url_fetcher=fetcher).render()
+                                       url_fetcher=fetcher).render(
+                color_profiles={_PROFILE: _srgb()}, **variant)
             pages = len(document.pages)
-            data = document.write_pdf(pdf_identifier=job.identifier, finisher=_stable_fonts)
+            data = document.write_pdf(pdf_identifier=job.identifier, finisher=_finish, **variant)
     except RenderError:
         raise
     except FatalURLFetchingError as exc:
@@ -100,6 +114,12 @@ def render_html(job: PdfJob, *, gc_off: bool, collect: bool = True) -> RenderedP
     return RenderedPdf(job.label, bytes(data), pages, tuple(warnings), fetcher.requests)
 
 
+def _srgb() -> ColorProfile:
+    """The output intent's profile, delivery.pdf.pdfa's: new for each document, which marks it."""
+    return ColorProfile(io.BytesIO(srgb_profile()), PROFILE.name, "relative-colorimetric",
+                        (["r"], ["g"], ["b"]))
+
+
 class _ListHandler(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -120,15 +140,21 @@ def _collect_warnings() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def _stable_fonts(document: object, pdf: object) -> None:
-    """WeasyPrint finisher: some subset fonts carry the subsetting time in `head.modified`;
-    set it to `head.created`, so the same document always gives the same bytes."""
+def _finish(document: object, pdf: object) -> None:
+    """WeasyPrint finisher: some subset fonts carry the subsetting time in `head.modified`; set
+    it to `head.created`, so the same document always gives the same bytes. And leave out the
+    empty resource kinds."""
     for obj in getattr(pdf, "objects", ()):
         extra = getattr(obj, "extra", None)
         stream = getattr(obj, "stream", None)
         if isinstance(extra, dict) and "Length1" in extra and isinstance(stream, list) \
                 and len(stream) == 1 and isinstance(stream[0], bytes):
             stream[0] = stable_font_date(stream[0])
+        for entries in (obj, extra, extra.get("Resources") if isinstance(extra, dict) else None):
+            if isinstance(entries, dict) and "Font" in entries:
+                for kind in _OPTIONAL_RESOURCES:
+                    if entries.get(kind) == {}:
+                        del entries[kind]
 
 
 def stable_font_date(font: bytes) -> bytes:

@@ -3,14 +3,19 @@
 A small page writer for documents whose layout is known in advance (see delivery.pdf.typeset): the
 caller says where each line of text goes; this module shapes it (delivery.pdf.text.shape), draws it,
 and embeds what was used: each font as a subset in which the glyph numbers the content streams
-were written with still select the same glyphs (see _subset), with a ToUnicode map so the text
-reads back, and colour emoji as bitmap images with their characters as ActualText. Same input,
-same bytes.
+were written with still select the same glyphs (see _subset), and colour emoji as bitmap images.
+Same input, same bytes.
+
+The text reads back, in reading order, in readers that read it in different ways (see
+delivery.pdf.text.layer): every glyph drawn is written with a code of its own for each text it
+stands for, so the font's ToUnicode map says exactly what each one reads as (a ligature, one
+glyph of an Indic cluster, a letter of a right-to-left word); right-to-left runs are written in
+reading order, each glyph placed where shaping put it; emoji drawn as images carry their text as
+invisible glyphs laid over them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 from collections.abc import Sequence
@@ -22,7 +27,8 @@ from fontTools import cffLib
 from PIL import Image
 
 from delivery.errors import RenderError
-from delivery.pdf.text.fonts import Font, chain
+from delivery.pdf.text import layer
+from delivery.pdf.text.fonts import Font, chain, subset_tag
 from delivery.pdf.text.shape import Run, has_rtl, shape_line
 
 FIGURES = "0123456789\u2007"  # the running number: figures and figure spaces
@@ -31,21 +37,54 @@ _WORDS = re.compile(r"\s*\S+\s*")  # a word with the spaces around it
 
 @dataclass
 class _Used:
-    """What one font contributes to the document: its glyphs and the text they stand for."""
+    """What one font contributes to the document: the codes its glyphs were written with.
+
+    A TrueType font's codes are numbered in order of first use, one per (glyph, text), and its
+    CIDToGIDMap says which glyph each draws; a CFF font's code is its glyph's CID (no such map
+    exists for CFF), so each glyph keeps the first text it was used for."""
 
     font: Font
-    widths: dict[int, int] = field(default_factory=dict)  # glyph → width in 1000ths of an em
-    texts: dict[int, str] = field(default_factory=dict)
+    codes: dict[tuple[int, str], int] = field(default_factory=dict)
+    glyphs: dict[int, int] = field(default_factory=dict)  # code → glyph
+    texts: dict[int, str] = field(default_factory=dict)  # code → text
+    widths: dict[int, int] = field(default_factory=dict)  # code → width in 1000ths of an em
+    blank: int = 0  # the glyph of a space: drawn for characters that have a glyph elsewhere
+    blank_width: float = 0.0  # its width in ems
+
+    def __post_init__(self) -> None:
+        self.blank = self.font.glyph(" ") or 0
+        self.blank_width = self.font.advance(self.blank) / self.font.upem
+
+    def code(self, glyph: int, text: str) -> int:
+        key = (glyph, text)
+        code = self.codes.get(key)
+        if code is None:
+            if self.font.cff:
+                code = glyph
+                self.texts.setdefault(code, text)
+            else:
+                code = len(self.glyphs) + 1  # 0 stays unused: some readers take it for .notdef
+                self.texts[code] = text
+            self.codes[key] = code
+            self.glyphs[code] = glyph
+            self.widths[code] = round(self.font.advance(glyph) * 1000 / self.font.upem)
+        return code
 
 
 @dataclass(frozen=True)
 class _Piece:
-    """A shaped stretch of one font, ready to draw: TJ operands, or colour glyphs as images."""
+    """A shaped stretch of a line, ready to draw: text operations whose positions are relative to
+    where the piece starts (in ems of a text matrix scaled to the font size), and colour glyphs
+    drawn as images. `flows`: the operations move only the text cursor, from the piece's start
+    to its end, so the piece can follow another without being placed, and the next one it;
+    otherwise they move the line matrix from the piece's start (Td), which must be put there."""
 
-    font: tuple[int, int]  # (0 regular | 1 bold, number in that chain)
-    show: bytes | None  # None for a colour (bitmap) font
+    show: bytes
     width: float  # in ems
-    pictures: tuple[tuple[int, float, float, str], ...] = ()  # (glyph, x, width, text) in ems
+    flows: bool = True
+    pictures: tuple[tuple[int, int, int, float], ...] = ()  # (bold, font, glyph, x in ems)
+    fonts: tuple[tuple[int, int], ...] = ()  # the fonts `show` selects, first and last
+    outlines: tuple[layer.Outline, ...] = ()  # glyphs drawn as paths (see layer.split)
 
 
 @dataclass
@@ -90,32 +129,24 @@ class PdfWriter:
         cursor = None  # where the text cursor stands, when a piece just left it at x
         for part in parts:
             for piece in self._pieces(part, bold):
-                if piece.show is None:
-                    space = self._space(bold)
-                    current = self._font(out, (int(bold), 0), current)
-                    for glyph, dx, width, text in piece.pictures:
-                        left = x + dx * size
-                        out.append(b"%s /Span <</ActualText %s>> BDC 3 Tr %.2f Tz <%04x> Tj "
-                                   b"100 Tz 0 Tr EMC" % (_matrix(size, left, y), _utf16(text),
-                                                         100 * width / space[1], space[0]))
-                        pictures.append(self._picture(piece.font, glyph, left, y, size))
-                        page.images.add((*piece.font, glyph))
-                    cursor = None
-                elif piece.show:
-                    current = self._font(out, piece.font, current)
-                    out.append(piece.show if cursor == x else
-                               b"%s %s" % (_matrix(size, x, y), piece.show))
-                    cursor = x + piece.width * size
+                if piece.show:
+                    if cursor != x or not piece.flows:
+                        out.append(_matrix(size, x, y))
+                    if piece.fonts and piece.fonts[0] != current:
+                        out.append(b"/F%d_%d 1 Tf" % piece.fonts[0])
+                    out.append(piece.show)
+                    if piece.fonts:
+                        current = piece.fonts[-1]
+                    cursor = x + piece.width * size if piece.flows else None
+                for bold_, number, glyph, dx in piece.pictures:
+                    pictures.append(self._picture((bold_, number), glyph, x + dx * size, y, size))
+                    page.images.add((bold_, number, glyph))
+                for font, glyph, dx, dy in piece.outlines:
+                    pictures.append(b"q %.4f 0 0 %.4f %.3f %.3f cm %s Q" % (
+                        size, size, x + dx * size, y + dy * size, self._outline(font, glyph)))
                 x += piece.width * size
         out.append(b"ET")
         page.content.append(b" ".join(out + pictures))
-
-    @staticmethod
-    def _font(out: list[bytes], font: tuple[int, int],
-              current: tuple[int, int] | None) -> tuple[int, int]:
-        if font != current:  # size 1: the text matrix scales (see _show)
-            out.append(b"/F%d_%d 1 Tf" % font)
-        return font
 
     def _pieces(self, text: str, bold: bool) -> list[_Piece]:
         key = (text, bold)
@@ -128,6 +159,8 @@ class PdfWriter:
                 # spaces anyway: no kerning or ligature crosses one)
                 pieces = [piece for word in _WORDS.findall(text)
                           for piece in self._pieces(word, bold)]
+            elif has_rtl(text):
+                pieces = [self._bidi(shape_line(text, self.chains[bold]), bold)]
             else:
                 pieces = [self._piece(run, bold) for run in shape_line(text, self.chains[bold])]
             self.pieces[key] = pieces
@@ -149,43 +182,66 @@ class PdfWriter:
 
     def _number(self, text: str, figures: dict[str, tuple[int, int]]) -> _Piece:
         used = self._use((0, 0))
-        glyphs = [figures[char] for char in text]
-        for char, (glyph, advance) in zip(text, glyphs, strict=True):
-            if glyph not in used.widths:
-                used.widths[glyph] = round(advance * 1000 / used.font.upem)
-                used.texts[glyph] = char
-        show = b"[<" + b"".join(b"%04x" % glyph for glyph, _ in glyphs) + b">] TJ"
-        return _Piece((0, 0), show, sum(a for _, a in glyphs) / used.font.upem)
+        codes = [used.code(figures[char][0], char) for char in text]
+        show = b"[<" + b"".join(b"%04x" % code for code in codes) + b">] TJ"
+        width = sum(figures[char][1] for char in text) / used.font.upem
+        return _Piece(show, width, fonts=((0, 0),))
 
     def _piece(self, run: Run, bold: bool) -> _Piece:
         key = (int(bold), run.font)
         used = self._use(key)
+        self._check(run, used)
+        if used.font.colour_png:
+            return self._bidi([run], bold)
+        show, outlines = _show(run, used, key, self._use((key[0], 0)))
+        return _Piece(show, run.width / used.font.upem, fonts=(key,), outlines=tuple(outlines))
+
+    def _check(self, run: Run, used: _Used) -> None:
         if 0 in run.glyphs:
             missing = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(run.text)
                                 if used.font.glyph(c) is None)
             self.warnings.append(f"no installed font has a glyph for {missing} (.notdef drawn)")
-        em = 1 / used.font.upem
-        if used.font.colour_png:
-            pictures, pen = [], 0
-            for glyph, advance, text in zip(run.glyphs, run.advances, run.texts, strict=True):
-                pictures.append((glyph, pen * em, advance * em, text))
-                pen += advance
-            return _Piece(key, None, pen * em, tuple(pictures))
-        return _Piece(key, _show(run, used), run.width * em)
+
+    def _bidi(self, runs: list[Run], bold: bool) -> _Piece:
+        """A stretch holding right-to-left text or colour glyphs: its glyphs written in reading
+        order, each one placed where shaping put it (see delivery.pdf.text.layer)."""
+        glyphs: list[layer.Glyph] = []
+        pictures: list[tuple[int, int, int, float]] = []
+        pen = 0.0
+        for run in runs:  # visual order
+            key = (int(bold), run.font)
+            used = self._use(key)
+            self._check(run, used)
+            em = 1 / used.font.upem
+            colour = used.font.colour_png
+            x, cluster = pen, -1
+            for glyph, advance, (dx, dy), text in zip(run.glyphs, run.advances, run.offsets,
+                                                      run.texts, strict=True):
+                if text:
+                    cluster += 1
+                if colour and text:
+                    pictures.append((key[0], key[1], glyph, x))
+                glyphs.append(layer.Glyph(key, glyph, x + dx * em, dy * em, advance * em,
+                                          text, run.order, cluster, run.level, colour))
+                x += advance * em
+            pen += run.width * em
+        show, fonts, outlines = layer.reading_order(glyphs, self._use)
+        return _Piece(show, pen, flows=False, pictures=tuple(pictures), fonts=fonts,
+                      outlines=tuple(outlines))
+
+    def _outline(self, key: tuple[int, int], glyph: int) -> bytes:
+        """A glyph as a filled path, in ems from its origin: for the rare glyph of a cluster that
+        has more glyphs than characters, which no text can be given to."""
+        font = self._use(key).font
+        pen = _PathPen(1 / font.upem)
+        font.font.draw_glyph_with_pen(glyph, pen)
+        return b" ".join(pen.ops) + b" f" if pen.ops else b""
 
     def _use(self, key: tuple[int, int]) -> _Used:
         used = self.used.get(key)
         if used is None:
             used = self.used[key] = _Used(self.chains[key[0]].font(key[1]))
         return used
-
-    def _space(self, bold: bool) -> tuple[int, float]:
-        """The space glyph of the first font and its width in ems."""
-        used = self._use((int(bold), 0))
-        glyph = used.font.glyph(" ") or 0
-        used.widths.setdefault(glyph, round(used.font.advance(glyph) * 1000 / used.font.upem))
-        used.texts.setdefault(glyph, " ")
-        return glyph, used.font.advance(glyph) / used.font.upem
 
     def _picture(self, font: tuple[int, int], glyph: int, x: float, y: float,
                  size: float) -> bytes:
@@ -207,7 +263,7 @@ class PdfWriter:
         something in a slot, for every page at once, with one assignment."""
         pdf = self.pdf
         fonts = {f"/F{b}_{n}": _embed(pdf, used) for (b, n), used in sorted(self.used.items())
-                 if not used.font.colour_png}
+                 if not used.font.colour_png and used.codes}
         xobjects = {f"/E{b}_{n}_{g}": self._image((b, n, g)) for b, n, g in
                     sorted({key for page in self.pages for key in page.images})}
         for slot in slots:
@@ -236,43 +292,95 @@ class PdfWriter:
                   "Width": picture.width, "Height": picture.height, "BitsPerComponent": 8}
         alpha = self.pdf.make_stream(picture.getchannel("A").tobytes(),
                                      ColorSpace=pikepdf.Name.DeviceGray, **common)
+        # no /Interpolate: PDF/A forbids it, and viewers smooth scaled images anyway
         return self.pdf.make_stream(picture.convert("RGB").tobytes(),
-                                    ColorSpace=pikepdf.Name.DeviceRGB, SMask=alpha,
-                                    Interpolate=True, **common)
+                                    ColorSpace=pikepdf.Name.DeviceRGB, SMask=alpha, **common)
 
 
-def _show(run: Run, used: _Used) -> bytes:
-    """The run as TJ operations for a text matrix scaled to the font size (so the same bytes
-    serve any size): the glyphs, nudged where shaping moved them away from their widths in the
-    font dictionary (kerning, marks), marks raised or lowered with a text rise, in ems. The
-    cursor ends where the shaped run ends, so runs can follow one another without a move."""
+class _PathPen:
+    """A fontTools-style pen writing PDF path operators, scaled by `scale`."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.ops: list[bytes] = []
+        self.last = (0.0, 0.0)
+
+    def _xy(self, *points: tuple[float, float]) -> bytes:
+        return b" ".join(b"%.4f %.4f" % (x * self.scale, y * self.scale) for x, y in points)
+
+    def moveTo(self, point: tuple[float, float]) -> None:
+        self.ops.append(self._xy(point) + b" m")
+        self.last = point
+
+    def lineTo(self, point: tuple[float, float]) -> None:
+        self.ops.append(self._xy(point) + b" l")
+        self.last = point
+
+    def qCurveTo(self, *points: tuple[float, float]) -> None:
+        # one quadratic segment (harfbuzz hands them one at a time) as a cubic
+        control, end = points[-2], points[-1]
+        (x0, y0), (cx, cy), (x1, y1) = self.last, control, end
+        first = (x0 + 2 / 3 * (cx - x0), y0 + 2 / 3 * (cy - y0))
+        second = (x1 + 2 / 3 * (cx - x1), y1 + 2 / 3 * (cy - y1))
+        self.ops.append(self._xy(first, second, end) + b" c")
+        self.last = end
+
+    def curveTo(self, *points: tuple[float, float]) -> None:
+        self.ops.append(self._xy(*points[-3:]) + b" c")
+        self.last = points[-1]
+
+    def closePath(self) -> None:
+        self.ops.append(b"h")
+
+
+def _show(run: Run, used: _Used, key: tuple[int, int],
+          base: _Used) -> tuple[bytes, list[layer.Outline]]:
+    """A left-to-right run as TJ operations for a text matrix scaled to the font size (so the
+    same bytes serve any size): the glyphs, nudged where shaping moved them away from their
+    widths in the font dictionary (kerning, marks), marks raised or lowered with a text rise, in
+    ems. The cursor ends where the shaped run ends, so runs can follow one another without a
+    move. Each glyph's code says which of its cluster's characters it reads as."""
     font = used.font
     per_unit = 1000 / font.upem
     items: list[bytes] = []
     ops: list[bytes] = []
-    cursor = 0  # where the PDF's text cursor is, in 1000ths of an em (W widths, TJ numbers)
+    cursor = 0.0  # where the PDF's text cursor is, in 1000ths of an em (W widths, TJ numbers)
     pen = 0.0  # where shaping puts the next glyph, in 1000ths of an em
     rise = 0
-    for glyph, advance, (dx, dy), piece in zip(run.glyphs, run.advances, run.offsets,
-                                               run.texts, strict=True):
-        width = used.widths.get(glyph)
-        if width is None:
-            width = used.widths[glyph] = round(font.advance(glyph) * per_unit)
-        if piece and glyph not in used.texts:
-            used.texts[glyph] = piece
-        if dy != rise:
+    outlines: list[layer.Outline] = []
+    texts = layer.glyph_texts(run.texts, run.advances)
+    for glyph, advance, (dx, dy), (text, carried) in zip(run.glyphs, run.advances, run.offsets,
+                                                         texts, strict=True):
+        if text is None:  # a mark, or more glyphs than characters: drawn as its outline
+            outlines.append((key, glyph, (pen + dx * per_unit) / 1000, dy / font.upem))
+        else:
+            code = used.code(glyph, text)
+            if dy != rise:
+                if items:
+                    ops.append(b"[" + b"".join(items) + b"] TJ")
+                    items = []
+                rise = dy
+                ops.append(b"%.5f Ts" % (dy / font.upem))
+            move = round(pen + dx * per_unit - cursor)
+            if move:
+                items.append(b"%d" % -move)
+                cursor += move
+            items.append(b"<%04x>" % code)
+            cursor += used.widths[code]
+        pen += advance * per_unit
+        if carried:  # the cluster's other characters, on a narrow blank glyph after it
+            move = round(pen - cursor)
+            if move:
+                items.append(b"%d" % -move)
+                cursor += move
             if items:
                 ops.append(b"[" + b"".join(items) + b"] TJ")
                 items = []
-            rise = dy
-            ops.append(b"%.5f Ts" % (dy / font.upem))
-        move = round(pen + dx * per_unit - cursor)
-        if move:
-            items.append(b"%d" % -move)
-            cursor += move
-        items.append(b"<%04x>" % glyph)
-        cursor += width
-        pen += advance * per_unit
+            switch = base is not used
+            ops.append((b"/F%d_0 1 Tf " % key[0] if switch else b"") + b"%g Tz <%04x> Tj 100 Tz"
+                       % (100 * layer.CARRIER, base.code(base.blank, carried))
+                       + (b" /F%d_%d 1 Tf" % key if switch else b""))
+            cursor += base.blank_width * 1000 * layer.CARRIER
     move = round(pen - cursor)
     if move:
         items.append(b"%d" % -move)
@@ -280,18 +388,14 @@ def _show(run: Run, used: _Used) -> bytes:
         ops.append(b"[" + b"".join(items) + b"] TJ")
     if rise:
         ops.append(b"0 Ts")
-    if not run.one_to_one:
-        ops = [b"/Span <</ActualText %s>> BDC" % _utf16(run.text), *ops, b"EMC"]
-    return b" ".join(ops)
+    return b" ".join(ops), outlines
 
 
 def _embed(pdf: pikepdf.Pdf, used: _Used) -> pikepdf.Object:
     font = used.font
-    glyphs = sorted(set(used.widths) | {0})
+    glyphs = sorted(set(used.glyphs.values()) | {0})
     program, kind = _subset(font, glyphs)
-    tag = "".join(chr(65 + b % 26) for b in hashlib.sha256(
-        f"{font.path}{glyphs}".encode()).digest()[:6])
-    name = pikepdf.Name(f"/{tag}+{font.postscript_name()}")
+    name = pikepdf.Name(f"/{subset_tag(font.path, font.index, glyphs)}+{font.postscript_name()}")
     if kind == "TrueType":
         stream = pdf.make_stream(program, Length1=len(program))
     else:
@@ -306,8 +410,8 @@ def _embed(pdf: pikepdf.Pdf, used: _Used) -> pikepdf.Object:
         ItalicAngle=0, Ascent=ascent, Descent=descent, CapHeight=ascent, StemV=80))
     descriptor[pikepdf.Name("/FontFile3" if font.cff else "/FontFile2")] = stream
     widths: list[object] = []
-    for glyph in sorted(used.widths):
-        widths += [glyph, [used.widths[glyph]]]
+    for code in sorted(used.widths):
+        widths += [code, [used.widths[code]]]
     cid_font = pdf.make_indirect(pikepdf.Dictionary(
         Type=pikepdf.Name.Font, Subtype=pikepdf.Name(
             "/CIDFontType0" if font.cff else "/CIDFontType2"),
@@ -316,11 +420,14 @@ def _embed(pdf: pikepdf.Pdf, used: _Used) -> pikepdf.Object:
             Supplement=0),
         W=widths, FontDescriptor=descriptor))
     if not font.cff:
-        cid_font.CIDToGIDMap = pikepdf.Name.Identity
+        table = bytearray(2 * (max(used.glyphs, default=0) + 1))
+        for code, glyph in used.glyphs.items():
+            table[2 * code:2 * code + 2] = glyph.to_bytes(2, "big")
+        cid_font.CIDToGIDMap = pdf.make_stream(bytes(table))
     return pdf.make_indirect(pikepdf.Dictionary(
         Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type0, BaseFont=name,
         Encoding=pikepdf.Name("/Identity-H"), DescendantFonts=[cid_font],
-        ToUnicode=pdf.make_stream(_to_unicode(used.texts))))
+        ToUnicode=pdf.make_stream(layer.to_unicode(used.texts))))
 
 
 def _subset(font: Font, glyphs: list[int]) -> tuple[bytes, str]:
@@ -368,23 +475,6 @@ def _matrix(size: float, x: float, y: float) -> bytes:
     return b"%.2f 0 0 %.2f %.3f %.3f Tm" % (size, size, x, y)
 
 
-def _utf16(text: str) -> bytes:
-    return b"<feff%s>" % text.encode("utf-16-be").hex().encode()
-
-
 def _tag(name: bytes) -> int:
     return int.from_bytes(name, "big")
 
-
-def _to_unicode(texts: dict[int, str]) -> bytes:
-    rows = [b"<%04x> <%s>" % (glyph, text.encode("utf-16-be").hex().encode())
-            for glyph, text in sorted(texts.items()) if text]
-    body = [b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap",
-            b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def",
-            b"/CMapName /Adobe-Identity-UCS def /CMapType 2 def",
-            b"1 begincodespacerange <0000> <ffff> endcodespacerange"]
-    for start in range(0, len(rows), 100):
-        chunk = rows[start:start + 100]
-        body += [b"%d beginbfchar" % len(chunk), *chunk, b"endbfchar"]
-    body.append(b"endcmap CMapName currentdict /CMap defineresource pop end end")
-    return b"\n".join(body)

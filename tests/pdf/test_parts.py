@@ -21,7 +21,7 @@ from delivery.dossier.compose import Dossier, Signer, compose
 from delivery.errors import RenderError
 from delivery.pdf.build import build_dossier_pdfs
 from delivery.pdf.cache import VolumeCache
-from delivery.pdf.join import PartInfo, PartJob, info_dictionary, join_part
+from delivery.pdf.join import PartInfo, PartJob, document_info, join_part
 from delivery.pdf.parts import PlannedPart, Rendered, join_parts
 from delivery.pdf.restamp import restamp
 from tests.support.pdfs import make_cert, settings_for, write_pem
@@ -129,7 +129,7 @@ def test_a_body_that_cannot_be_stamped_fails_its_part_by_name(tmp_path: Path) ->
 
 def test_restamp_refuses_what_is_not_a_body() -> None:
     stamp = build_dossier_pdfs(dossier(3, "D-1"), TEMPLATES, languages=["en"], workers=1)[0].data
-    info = info_dictionary(PartInfo("T", "A", "S", "P", "en", CREATED))
+    info = document_info(PartInfo("T", "A", "S", "P", "en", CREATED))
     with pytest.raises(ValueError, match="does not end in a cross-reference offset"):
         restamp(b"%PDF-1.7\n1 0 obj <<>> endobj\n", stamp, info)
     body, _ = join_part(PartInfo("T", "A", "S", "P", "en", CREATED), None, None, [])

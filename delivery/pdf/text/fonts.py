@@ -8,6 +8,7 @@ only when a character needs it.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import unicodedata
@@ -131,3 +132,16 @@ def chain(families: str, weight: str = "regular") -> FontChain:
             seen.add(family)
             files.append((path, int(index or 0)))
     return FontChain(files)
+
+
+def subset_tag(path: str, index: int, glyphs: list[int]) -> str:
+    """The six capital letters before a subset font's name (ISO 32000-1 §9.6.4): from a hash of
+    the font and the glyphs the subset keeps, so two different subsets never share one and
+    the same subset always gets the same."""
+    digest = hashlib.sha256(f"{path}\0{index}\0{','.join(map(str, glyphs))}".encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    letters = []
+    for _ in range(6):
+        number, letter = divmod(number, 26)
+        letters.append(chr(65 + letter))
+    return "".join(letters)

@@ -2,7 +2,9 @@
 
 The line is one paragraph, left to right, and may hold Unicode isolates (FSI…PDI): the same
 rules as the browser applies to `<bdi>`, so a right-to-left name keeps its place in the line.
-FriBidi and HarfBuzz are the libraries Pango uses for the same work.
+FriBidi and HarfBuzz are the libraries Pango uses for the same work. Each run also says where
+it stands in reading (logical) order and whether it reads right to left, for whoever writes the
+text so that it reads back in that order.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ class Run:
     offsets: tuple[tuple[int, int], ...]  # (x, y) per glyph; mostly (0, 0)
     texts: tuple[str, ...]  # the characters each glyph stands for ("" after a cluster's first)
     text: str  # the characters of the run, in logical order
+    level: int = 0  # bidi embedding level; odd: drawn right to left, its glyphs (left to
+    # right) are its text backwards
+    order: int = 0  # its place among the line's runs in logical order
+
+    @property
+    def rtl(self) -> bool:
+        return self.level % 2 == 1
 
     @property
     def one_to_one(self) -> bool:
@@ -53,7 +62,8 @@ def shape_line(text: str, fonts: FontChain) -> list[Run]:
     """The runs of `text` in visual order, ready to be drawn left to right."""
     if not has_rtl(text):
         plain = text.translate(_DROP)
-        return [_shape(fonts, font, part, False) for font, part in _by_font(plain, fonts)]
+        return [_shape(fonts, font, part, 0, order)
+                for order, (font, part) in enumerate(_by_font(plain, fonts))]
     levels = _levels(text)
     pieces: list[tuple[int, int, str]] = []  # (level, font, text) in logical order
     previous_font = 0
@@ -66,7 +76,8 @@ def shape_line(text: str, fonts: FontChain) -> list[Run]:
             pieces[-1] = (level, font, pieces[-1][2] + char)
         else:
             pieces.append((level, font, char))
-    runs = [(level, _shape(fonts, font, part, level % 2 == 1)) for level, font, part in pieces]
+    runs = [(level, _shape(fonts, font, part, level, order))
+            for order, (level, font, part) in enumerate(pieces)]
     return _visual_order(runs)
 
 
@@ -93,13 +104,13 @@ def _by_font(text: str, fonts: FontChain) -> list[tuple[int, str]]:
     return parts
 
 
-def _shape(fonts: FontChain, number: int, text: str, rtl: bool) -> Run:
+def _shape(fonts: FontChain, number: int, text: str, level: int, order: int) -> Run:
     font = fonts.font(number)
     buffer = hb.Buffer()
     codepoints = [ord(c) for c in text]
     buffer.add_codepoints(codepoints)
     buffer.guess_segment_properties()
-    buffer.direction = "rtl" if rtl else "ltr"
+    buffer.direction = "rtl" if level % 2 else "ltr"
     hb.shape(font.font, buffer)
     infos, positions = buffer.glyph_infos, buffer.glyph_positions
     clusters = sorted({info.cluster for info in infos})
@@ -113,7 +124,8 @@ def _shape(fonts: FontChain, number: int, text: str, rtl: bool) -> Run:
             texts.append(text[info.cluster:ends[info.cluster]])
     return Run(number, tuple(info.codepoint for info in infos),
                tuple(p.x_advance for p in positions),
-               tuple((p.x_offset, p.y_offset) for p in positions), tuple(texts), text)
+               tuple((p.x_offset, p.y_offset) for p in positions), tuple(texts), text, level,
+               order)
 
 
 def _visual_order(runs: list[tuple[int, Run]]) -> list[Run]:
