@@ -127,6 +127,8 @@ class Campaign:
     # When a link recipient has neither downloaded nor confirmed the dossier this long after its
     # e-mail was accepted, the organizers get one reminder; None: no reminder.
     chase_after: timedelta | None = None
+    # A manual send confirmed in the web admin waits until another account approves it.
+    require_second_approval: bool = False
 
     @property
     def sender_address(self) -> str:
@@ -287,7 +289,15 @@ def parse_campaign(text: str, source: str) -> Campaign:
         translations=translations,
         link_expiry=_link_expiry(f, camp),
         chase_after=_chase_after(f, camp),
+        require_second_approval=_flag(f, camp, "campaign.require_second_approval"),
     )
+
+
+def _flag(f: _Fields, camp: Mapping[str, Any], key: str) -> bool:
+    value = camp.get(key.rsplit(".", 1)[-1], False)
+    if not isinstance(value, bool):
+        raise f.fail(key, "must be true or false (without quotes)")
+    return value
 
 
 def _chase_after(f: _Fields, camp: Mapping[str, Any]) -> timedelta | None:
@@ -310,7 +320,8 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"campaign", "recipients", "milestones", "schedule"}),
     "campaign": frozenset({"slug", "title", "goal", "letter", "sender", "organizers", "signing",
                            "withheld_names", "location", "retention", "consent_missing",
-                           "sender_name", "link_expiry", "chase_after"}),
+                           "sender_name", "link_expiry", "chase_after",
+                           "require_second_approval"}),
     "recipients": frozenset({"name", "title", "email", "language", "postal", "max_message_size",
                              "delivery", "link_after"}),
     "milestones": frozenset({"thresholds"}),

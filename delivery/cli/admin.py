@@ -1,5 +1,8 @@
 """`users add|remove|list` and `tokens add|revoke|list` → accounts calls, with their reports.
 
+A user is an organizer unless `--role owner` makes it an owner (who manages the accounts and
+API tokens in the web admin too).
+
 Passwords are read with getpass, or from the first line of stdin with `--password-stdin`; a
 token is printed once, when it is created, and never again.
 """
@@ -31,13 +34,17 @@ def _common() -> argparse.ArgumentParser:
 def add_user_parsers(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     common = _common()
-    p = sub.add_parser("add", parents=[common], help="create an organizer account for the web admin")
+    p = sub.add_parser("add", parents=[common], help="create an account for the web admin")
     p.add_argument("name")
+    p.add_argument("--role", choices=("owner", "organizer"), default=None,
+                   help="owner: also manages accounts and API tokens; organizer (the default for a new "
+                        "account): previews, sends and imports")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.add_argument("--reset-password", action="store_true", help="set a new password for an existing user")
-    p = sub.add_parser("remove", parents=[common], help="delete an organizer account")
+    p.add_argument("--reset-password", action="store_true",
+                   help="set a new password for an existing user (and its role, with --role)")
+    p = sub.add_parser("remove", parents=[common], help="delete an account (never the only owner)")
     p.add_argument("name")
-    sub.add_parser("list", parents=[common], help="the organizer accounts")
+    sub.add_parser("list", parents=[common], help="the accounts and their roles")
 
 
 def add_token_parsers(parser: argparse.ArgumentParser) -> None:
@@ -80,16 +87,21 @@ def _users(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor:
     action = args.users_command
     if action == "list":
         users = accounts.list_users(app)
-        lines = [f"{u.name}  (since {u.created_at:%Y-%m-%d %H:%M})" for u in users]
+        lines = [f"{u.name}  {u.role}  (since {u.created_at:%Y-%m-%d %H:%M})" for u in users]
         emit(args, users, "\n".join(lines) or "no users")
         return 0
     accounts.check_name(args.name, "user")
     if action == "add":
         password = read_password(args)
+        role = getattr(args, "role", None)
         created = accounts.add_user(app, args.name, password, now=now, actor=actor,
-                                    replace=args.reset_password)
-        emit(args, {"user": args.name, "created": created},
-             f"user {args.name} {'created' if created else 'has a new password'}")
+                                    replace=args.reset_password, role=role)
+        line = f"user {args.name} {'created' if created else 'has a new password'}"
+        if created and role:
+            line += f" ({role})"
+        elif not created and role:
+            line += f" and is an {role}"
+        emit(args, {"user": args.name, "created": created, "role": accounts.user_role(app, args.name)}, line)
         return 0
     accounts.remove_user(app, args.name, now=now, actor=actor)
     emit(args, {"user": args.name, "removed": True}, f"user {args.name} removed")

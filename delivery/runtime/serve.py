@@ -19,7 +19,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -39,7 +39,7 @@ from delivery.runtime.scheduler import (
     build_scheduler,
     job_id,
 )
-from delivery.services import deliveries, reports
+from delivery.services import accounts, deliveries, reports
 from delivery.services.app import App, check_ready, database_problem
 
 log = logging.getLogger("delivery.runtime.serve")
@@ -234,6 +234,33 @@ async def _serve_http(server: uvicorn.Server, sock: socket.socket) -> None:
         log.error("the web server could not start: %s", exc.strerror or exc)
 
 
+def _console(text: str) -> None:
+    print(text, flush=True)
+
+
+def announce_setup(app: App, sock: socket.socket,
+                   out: Callable[[str], None] | None = _console) -> str | None:
+    """While no account exists: a new one-time setup link, on the console (`out`; None: the log
+    alone, as with JSON logs, where every line must be one record) and in the log → the link, or
+    None once an account exists."""
+    # The web admin checks a link's expiry on the system clock, not DELIVERY_CLOCK_FILE's.
+    token = accounts.issue_setup_token(app, now=datetime.now(UTC), actor="serve")
+    if token is None:
+        return None
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - listening everywhere: this machine answers too
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
+    shown = f"[{host}]" if ":" in host else host
+    base = app.settings.public_url or f"http://{shown}:{port}"
+    link = f"{base.rstrip('/')}/setup?token={token}"
+    valid = int(accounts.SETUP_VALID.total_seconds() // 60)
+    if out is not None:
+        out(f"No account exists yet. Open this link within {valid} minutes to create the owner's account "
+            f"(it works once):\n  {link}")
+    log.warning("no account exists yet: create the owner's account within %d minutes at %s", valid, link)
+    return link
+
+
 def serve(app: App, *, host: str, port: int, log_format: str, campaign: str | None = None) -> int:
     """`petition-delivery serve`: the clock, the stop deadline and a tick interval for every
     campaign come from the app's Settings."""
@@ -245,6 +272,7 @@ def serve(app: App, *, host: str, port: int, log_format: str, campaign: str | No
     campaigns = [app.campaign(campaign)] if campaign else list(app.campaigns.values())
     check_ready(app, campaigns)
     sock = bind(host, port)
+    announce_setup(app, sock, out=None if log_format == "json" else _console)
     try:
         return asyncio.run(run_service(app, campaigns, sock, clock=clock, deadline=deadline, every=every))
     finally:

@@ -1,5 +1,6 @@
-"""Names, passwords and tokens → users and api_tokens rows (audited); a login or a bearer token →
-who it is; a session cookie's (name, session id) → whether it still stands.
+"""Names, passwords, roles and tokens → users and api_tokens rows (audited); a login or a bearer
+token → who it is; a session cookie's (name, session id) → whether it still stands; a first-run
+setup link → the first account, its owner.
 
 Passwords are kept as Argon2id hashes (argon2-cffi); API tokens are random strings shown once and
 kept as their SHA-256, so a stolen database holds neither.
@@ -24,6 +25,15 @@ that, so the table holds about a day of attempts, at most `per_address` per `win
 Every session cookie carries the user's session_id (users.session_id, random, made at the first
 login): logout, a new password and removing the user end it (None), so every cookie made before
 stops working, and a user made again under the same name never accepts an old one.
+
+Roles: an *owner* manages accounts and API tokens, an *organizer* previews, sends and imports. No
+change (a role, a removal) may leave the installation without an owner; those changes take one
+lock (`_lock`), so two owners demoting each other at once cannot both pass the count.
+
+First run: while no account exists, `serve` asks for a setup link (`issue_setup_token`): 256 random
+bits, kept only as their SHA-256 in setup_tokens, valid for SETUP_VALID. Any instance on the same
+database accepts any live one; the first used makes the owner (`complete_setup`) and deletes them
+all, and from then on, an account existing, none is accepted.
 """
 
 from __future__ import annotations
@@ -51,9 +61,12 @@ from delivery.errors import NotFound, StateConflict, UsageError
 from delivery.services.app import App
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
-from delivery.storage.models import ApiTokenRow, CampaignRow, LoginAttemptRow, UserRow
+from delivery.storage.models import ApiTokenRow, CampaignRow, LoginAttemptRow, SetupTokenRow, UserRow
 
 TOKEN_PREFIX = "pd_"  # noqa: S105 - a marker, not a secret
+OWNER, ORGANIZER = "owner", "organizer"
+ROLES = (OWNER, ORGANIZER)
+SETUP_VALID = timedelta(hours=1)
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -87,6 +100,7 @@ class Login:
 
     session_id: str | None = None  # logged in: the value its session cookie must carry
     retry_after: int = 0  # > 0: refused without checking the password; seconds to wait
+    role: str | None = None  # logged in: the user's role
 
     def __bool__(self) -> bool:
         return self.session_id is not None
@@ -102,6 +116,11 @@ class TokenInfo:
 class UserView:
     name: str
     created_at: datetime
+    role: str = ORGANIZER
+
+
+class SetupClosed(NotFound):
+    """A setup link used once an account exists: the setup is over, whatever the link."""
 
 
 @dataclass(frozen=True)
@@ -119,12 +138,32 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
-def check_password(password: str) -> str:
+def usable_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
+def password_problem(password: str) -> str | None:
+    """Why a password may not be used: "short", "long", or None when it may."""
     if len(password) < MIN_PASSWORD:
-        raise UsageError(f"the password is too short: at least {MIN_PASSWORD} characters")
+        return "short"
     if len(password) > MAX_PASSWORD:
+        return "long"
+    return None
+
+
+def check_password(password: str) -> str:
+    problem = password_problem(password)
+    if problem == "short":
+        raise UsageError(f"the password is too short: at least {MIN_PASSWORD} characters")
+    if problem == "long":
         raise UsageError(f"the password is too long: at most {MAX_PASSWORD} characters")
     return password
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise UsageError(f"'{role[:20]}' is not a role: {' or '.join(ROLES)}")
+    return role
 
 
 def hash_password(password: str) -> str:
@@ -146,48 +185,202 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def _lock(session: Session, what: str) -> None:
+    """Serialise the transactions about `what` until this one ends. SQLite needs nothing: every
+    write transaction holds the database's write lock from its start."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        digest = hashlib.sha256(what.encode()).digest()
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": int.from_bytes(digest[:8], "big", signed=True)})
+
+
+ACCOUNTS_LOCK = "delivery.accounts"
+
+
+def _keep_an_owner(session: Session, leaving: UserRow, doing: str) -> None:
+    """Refuse (StateConflict) when `leaving`, an owner about to stop being one, is the last."""
+    if leaving.role != OWNER:
+        return
+    others = session.scalar(select(func.count()).select_from(UserRow).where(
+        UserRow.role == OWNER, UserRow.id != leaving.id))
+    if not others:
+        raise StateConflict(f"'{leaving.name}' is the only owner: make another account an owner "
+                            f"before {doing}")
+
+
 def add_user(app: App, name: str, password: str, *, now: datetime, actor: str,
-             replace: bool = False) -> bool:
-    """Create the user (or, with replace, set a new password) → True when the user is new."""
+             replace: bool = False, role: str | None = None) -> bool:
+    """Create the user with `role` (None: an organizer) → True; or, with replace, set a new password
+    for an existing one (and its role when given) → False."""
     check_name(name, "user")
     check_password(password)
+    if role is not None:
+        check_role(role)
     password_hash = hash_password(password)  # outside the transaction: it takes a second
     with transaction(app.engine) as session:
+        _lock(session, ACCOUNTS_LOCK)
         row = session.scalar(select(UserRow).where(UserRow.name == name))
         if row is not None:
             if not replace:
                 raise StateConflict(f"user '{name}' exists already (use --reset-password to set a new one)")
-            row.password_hash = password_hash
-            row.session_id = None  # every session made with the old password ends
-            # ... and the failures counted against the old one are forgotten: an organizer who
-            # locked themselves out can log in with the new password at once.
-            session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.name == attempt_name(name)))
-            created = False
-        else:
-            session.add(UserRow(name=name, password_hash=password_hash, created_at=now))
-            try:
-                session.flush()
-            except IntegrityError:
-                raise StateConflict(f"user '{name}' exists already") from None
-            created = True
-        audit.record(session, at=now, actor=actor, action="user.add" if created else "user.password",
-                     subject=name)
-    return created
+            _new_password(session, row, password_hash, now=now, actor=actor)
+            if role is not None and role != row.role:
+                _change_role(session, row, role, now=now, actor=actor)
+            return False
+        session.add(UserRow(name=name, password_hash=password_hash, created_at=now,
+                            role=role or ORGANIZER))
+        try:
+            session.flush()
+        except IntegrityError:
+            raise StateConflict(f"user '{name}' exists already") from None
+        audit.record(session, at=now, actor=actor, action="user.add", subject=name, role=role or ORGANIZER)
+    return True
+
+
+def _new_password(session: Session, row: UserRow, password_hash: str, *, now: datetime, actor: str) -> None:
+    row.password_hash = password_hash
+    row.session_id = None  # every session made with the old password ends
+    # ... and the failures counted against the old one are forgotten: an organizer who locked
+    # themselves out can log in with the new password at once.
+    session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.name == attempt_name(row.name)))
+    audit.record(session, at=now, actor=actor, action="user.password", subject=row.name)
+
+
+def set_password(app: App, name: str, password: str, *, now: datetime, actor: str) -> None:
+    """A new password for an existing user (NotFound otherwise), audited: every session of theirs
+    ends and their failed logins are forgotten."""
+    check_password(password)
+    password_hash = hash_password(password)
+    with transaction(app.engine) as session:
+        row = session.scalar(select(UserRow).where(UserRow.name == name).with_for_update())
+        if row is None:
+            raise NotFound(f"no user '{name}'")
+        _new_password(session, row, password_hash, now=now, actor=actor)
+
+
+def _change_role(session: Session, row: UserRow, role: str, *, now: datetime, actor: str) -> None:
+    if role != OWNER:
+        _keep_an_owner(session, row, "making it an organizer")
+    previous, row.role = row.role, role
+    audit.record(session, at=now, actor=actor, action="user.role", subject=row.name, role=role,
+                 previous=previous)
+
+
+def set_role(app: App, name: str, role: str, *, now: datetime, actor: str,
+             end_sessions: bool = True) -> bool:
+    """Give the user `role` (audited) → False when it had it already. StateConflict when that would
+    leave no owner. With end_sessions, every session of theirs ends, so that each browser they
+    use learns the new role at its next login (a page's rights are checked against the database
+    on every request either way)."""
+    check_role(role)
+    with transaction(app.engine) as session:
+        _lock(session, ACCOUNTS_LOCK)
+        row = session.scalar(select(UserRow).where(UserRow.name == name).with_for_update())
+        if row is None:
+            raise NotFound(f"no user '{name}'")
+        if row.role == role:
+            return False
+        _change_role(session, row, role, now=now, actor=actor)
+        if end_sessions:
+            row.session_id = None
+    return True
 
 
 def remove_user(app: App, name: str, *, now: datetime, actor: str) -> None:
+    """Delete the user (audited); StateConflict for the only owner."""
     with transaction(app.engine) as session:
+        _lock(session, ACCOUNTS_LOCK)
         row = session.scalar(select(UserRow).where(UserRow.name == name))
         if row is None:
             raise NotFound(f"no user '{name}'")
+        _keep_an_owner(session, row, "removing it")
         session.delete(row)
-        audit.record(session, at=now, actor=actor, action="user.remove", subject=name)
+        audit.record(session, at=now, actor=actor, action="user.remove", subject=name, role=row.role)
 
 
 def list_users(app: App) -> list[UserView]:
     with reading(app.engine) as session:
         rows = session.scalars(select(UserRow).order_by(UserRow.name))
-        return [UserView(r.name, r.created_at) for r in rows]
+        return [UserView(r.name, r.created_at, r.role) for r in rows]
+
+
+def user_role(app: App, name: str) -> str | None:
+    """The user's role, or None for no such user."""
+    with reading(app.engine) as session:
+        return session.scalar(select(UserRow.role).where(UserRow.name == name))
+
+
+def owners(app: App) -> list[str]:
+    with reading(app.engine) as session:
+        return list(session.scalars(select(UserRow.name).where(UserRow.role == OWNER).order_by(UserRow.name)))
+
+
+def any_user(app: App) -> bool:
+    """Whether any account exists (the first-run setup is over once one does)."""
+    with reading(app.engine) as session:
+        return session.scalar(select(UserRow.id).limit(1)) is not None
+
+
+def issue_setup_token(app: App, *, now: datetime, actor: str) -> str | None:
+    """A new first-run setup token, valid for SETUP_VALID (audited, the token never), or None when
+    an account exists already. Expired tokens are deleted; live ones made by other instances stay
+    valid."""
+    token = secrets.token_urlsafe(32)
+    with transaction(app.engine) as session:
+        _lock(session, ACCOUNTS_LOCK)
+        if session.scalar(select(UserRow.id).limit(1)) is not None:
+            session.execute(delete(SetupTokenRow))
+            return None
+        session.execute(delete(SetupTokenRow).where(SetupTokenRow.expires_at <= now))
+        session.add(SetupTokenRow(token_hash=token_hash(token), created_at=now, expires_at=now + SETUP_VALID))
+        audit.record(session, at=now, actor=actor, action="setup.link", subject="setup",
+                     expires_at=(now + SETUP_VALID).isoformat(timespec="seconds"))
+    return token
+
+
+def _live_setup_token(session: Session, token: str, now: datetime) -> SetupTokenRow | None:
+    if not token or len(token) > 200:
+        return None
+    digest = token_hash(token)
+    row = session.scalar(select(SetupTokenRow).where(SetupTokenRow.token_hash == digest))
+    if row is None or row.expires_at <= now or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return row
+
+
+def check_setup_token(app: App, token: str, *, now: datetime) -> None:
+    """Nothing when this setup token may make the first account now; SetupClosed when an account
+    exists, NotFound when the token is unknown, used or expired."""
+    with reading(app.engine) as session:
+        if session.scalar(select(UserRow.id).limit(1)) is not None:
+            raise SetupClosed("an account exists already: the setup link no longer works")
+        if _live_setup_token(session, token, now) is None:
+            raise NotFound("this setup link is unknown or has expired")
+
+
+def complete_setup(app: App, token: str, name: str, password: str, *, now: datetime, ip: str) -> str:
+    """Make the first account, an owner, with a live setup token, and log it in → its session id.
+    Every setup token is deleted; audited as "user.add" and "user.login" by "web:NAME". Raises as
+    check_setup_token does, and UsageError for an unusable name or password."""
+    check_name(name, "user")
+    check_password(password)
+    password_hash = hash_password(password)
+    with transaction(app.engine) as session:
+        _lock(session, ACCOUNTS_LOCK)
+        if session.scalar(select(UserRow.id).limit(1)) is not None:
+            raise SetupClosed("an account exists already: the setup link no longer works")
+        if _live_setup_token(session, token, now) is None:
+            raise NotFound("this setup link is unknown or has expired")
+        session.execute(delete(SetupTokenRow))
+        session_id = secrets.token_urlsafe(32)
+        session.add(UserRow(name=name, password_hash=password_hash, created_at=now, role=OWNER,
+                            session_id=session_id))
+        actor = f"web:{name}"
+        audit.record(session, at=now, actor=actor, action="user.add", subject=name, role=OWNER,
+                     via="setup link")
+        audit.record(session, at=now, actor=actor, action="user.login", subject=name, ip=ip)
+    return session_id
 
 
 def _stored_hash(app: App, name: str) -> str | None:
@@ -231,13 +424,8 @@ def attempt_address(ip: str) -> str:
 
 
 def _lock_address(session: Session, address: str) -> None:
-    """Serialise the login attempts of one address until this transaction ends. SQLite needs
-    nothing: every write transaction holds the database's write lock from its start."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        digest = hashlib.sha256(b"delivery.login:" + address.encode()).digest()
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                        {"key": int.from_bytes(digest[:8], "big", signed=True)})
+    """Serialise the login attempts of one address until this transaction ends."""
+    _lock(session, "delivery.login:" + address)
 
 
 def _prune(session: Session, now: datetime, limits: LoginLimits) -> None:
@@ -281,20 +469,20 @@ def _reserve(app: App, name: str, address: str, now: datetime, limits: LoginLimi
 
 
 def _succeeded(app: App, name: str, checked_hash: str, *, now: datetime, actor: str, ip: str,
-               address: str) -> str | None:
-    """The user's session id after a right password, audited; None when the user changed (a new
-    password or another user of that name) while the password was being checked."""
+               address: str) -> Login:
+    """The user's session id and role after a right password, audited; no session when the user
+    changed (a new password or another user of that name) while the password was being checked."""
     with transaction(app.engine) as session:
         _lock_address(session, address)
         row = session.scalar(select(UserRow).where(UserRow.name == name).with_for_update())
         if row is None or not hmac.compare_digest(row.password_hash.encode(), checked_hash.encode()):
-            return None
+            return Login()
         session.execute(delete(LoginAttemptRow).where(LoginAttemptRow.address == address,
                                                       LoginAttemptRow.name == attempt_name(name)))
         if row.session_id is None:
             row.session_id = secrets.token_urlsafe(32)
         audit.record(session, at=now, actor=actor, action="user.login", subject=name, ip=ip)
-        return row.session_id
+        return Login(session_id=row.session_id, role=row.role)
 
 
 def log_in(app: App, name: str, password: str, *, now: datetime, actor: str, ip: str,
@@ -311,8 +499,7 @@ def log_in(app: App, name: str, password: str, *, now: datetime, actor: str, ip:
     stored = _stored_hash(app, name)
     if not _verify(stored, password) or stored is None:  # (an unknown name costs a check too)
         return Login()
-    session_id = _succeeded(app, name, stored, now=now, actor=actor, ip=ip, address=address)
-    return Login(session_id=session_id) if session_id else Login()
+    return _succeeded(app, name, stored, now=now, actor=actor, ip=ip, address=address)
 
 
 def session_user(app: App, name: object, session_id: object) -> str | None:

@@ -298,6 +298,8 @@ class UserRow(Base):
     # The web admin's language this organizer chose (a code of templates/languages.toml); None:
     # none chosen, the browser's Accept-Language decides.
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # "owner" (manages accounts and API tokens) or "organizer" (previews, sends, imports).
+    role: Mapped[str] = mapped_column(String(16))
 
 
 class LoginAttemptRow(Base):
@@ -321,3 +323,32 @@ class ApiTokenRow(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class SetupTokenRow(Base):
+    """A first-run setup link printed by `serve` while no account exists: only its SHA-256 is
+    kept; every row is deleted when the first account is made."""
+
+    __tablename__ = "setup_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SendRequestRow(Base):
+    """A manual send waiting for a second account's approval (a campaign's
+    require_second_approval); its request_key becomes the delivery's once approved."""
+
+    __tablename__ = "send_requests"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "request_key", name="uq_send_requests_campaign_request_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    request_key: Mapped[str] = mapped_column(String(64))
+    recipients: Mapped[str] = mapped_column(Text)  # JSON list of the addresses confirmed
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # "pending", "approved" or "cancelled"
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

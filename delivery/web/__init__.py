@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.campaigns.languages import N_
 from delivery.services.app import App
-from delivery.web import actions, api, auth, imports, language, links, pages
+from delivery.web import accounts, actions, api, auth, imports, language, links, pages
 from delivery.web.common import (
     USER,
     WebState,
@@ -119,8 +119,8 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
         return Response(body, media_type="text/css", headers={"cache-control": "max-age=3600"})
 
     routes = [Route("/static/admin.css", stylesheet, methods=["GET"]),
-              *auth.routes, *language.routes, *pages.routes, *actions.routes, *imports.routes, *api.routes,
-              *links.routes]
+              *auth.routes, *accounts.routes, *language.routes, *pages.routes, *actions.routes,
+              *imports.routes, *api.routes, *links.routes]
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -1,6 +1,9 @@
 """Posted forms (CSRF-checked) → the same service calls as the CLI: preview, send now, cancel,
 release, retry, withdraw a signer, resume a paused SMTP account. Each is audited by the service
 with actor "web:NAME".
+
+In a campaign with require_second_approval, a confirmed Send now is a request (services.approvals)
+that another account approves, or anyone cancels, on the send page; the approval sends.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,14 +26,15 @@ from starlette.routing import Route
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.languages import N_
 from delivery.errors import DeliveryError, NotFound, StateConflict, UsageError
-from delivery.services import deliveries, links, sending, signers
+from delivery.services import approvals, deliveries, links, sending, signers
+from delivery.services.deliveries import DeliveryRef
 from delivery.web.common import (
     WebState,
     actor,
     blocking,
     campaign_for,
     campaign_title,
-    checked_form,
+    csrf_checked,
     csrf_token,
     error_page,
     flash,
@@ -53,8 +56,6 @@ _REF = re.compile(r"[A-Za-z0-9-]{1,40}")
 _SEND_KEY = re.compile(r"([A-Za-z0-9_-]{24})\.[0-9a-f]{64}")
 SEND_REPLAYED = N_("This confirmation was used already: nothing was sent twice. "
                    "This is the delivery it made.")
-EXPIRED = N_("This form has expired (or was not sent from this site). Go back, reload the page and "
-             "try again.")
 DONE_TEXT = {"cancel": N_("Delivery %(ref)s cancelled: nothing more will be sent."),
              "release": N_("Delivery %(ref)s released: it is being built and sent now."),
              "retry": N_("Delivery %(ref)s queued again: it is being retried now.")}
@@ -62,21 +63,6 @@ DONE_TEXT = {"cancel": N_("Delivery %(ref)s cancelled: nothing more will be sent
 
 # Request key → its send job, for a replay to show the first request's progress.
 MAX_REMEMBERED_SENDS = 1000
-
-FormAction = Callable[[Request, str, FormData], Awaitable[Response]]
-
-
-def csrf_checked(action: FormAction) -> Callable[[Request, str], Awaitable[Response]]:
-    """A posted form reaches `action` only when its CSRF token matches the session's."""
-
-    async def page(request: Request, user: str) -> Response:
-        form = await checked_form(request)
-        if form is None:
-            return error_page(request, 403, translator(request).gettext(EXPIRED))
-        return await action(request, user, form)
-
-    page.__name__ = action.__name__
-    return page
 
 
 async def delivery_action(request: Request, user: str, form: FormData) -> Response:
@@ -188,10 +174,14 @@ async def preview_file(request: Request, user: str) -> Response:
 
 
 async def send_page(request: Request, user: str) -> Response:
+    web = state(request)
     campaign = campaign_for(request)
     title = page_title(translator(request).gettext("Send now"), campaign_title(campaign, language(request)))
+    waiting = await blocking(approvals.pending, web.app, campaign) if campaign.require_second_approval else []
+    count = await blocking(signers.count, web.app, campaign) if waiting else 0
     return render(request, "send.html", title=title, campaign=campaign,
-                  chosen={r.email for r in campaign.recipients})
+                  chosen={r.email for r in campaign.recipients}, waiting=waiting, signer_count=count,
+                  names={r.email: r.text(language(request)).name for r in campaign.recipients})
 
 
 async def send(request: Request, user: str, form: FormData) -> Response:
@@ -219,7 +209,44 @@ async def send(request: Request, user: str, form: FormData) -> Response:
         flash(request, "error", tr.gettext("This confirmation was used already or has expired: nothing "
                                            "was sent twice. See the deliveries below."))
         return RedirectResponse(f"/c/{campaign.slug}/deliveries", status_code=303)
+    if campaign.require_second_approval:
+        made = await blocking(approvals.request_send, web.app, campaign, to=emails, requested_by=user,
+                              request_key=request_key, now=web.clock(), actor=actor(user))
+        flash(request, "info", tr.gettext(REQUEST_REPLAYED if made.replayed else REQUESTED))
+        return RedirectResponse(f"/c/{campaign.slug}/send", status_code=303)
     return await _start_send(request, web, campaign, emails, user, request_key)
+
+
+REQUESTED = N_("Your request to send waits for another account's approval: nothing is sent until "
+               "someone else approves it on this page.")
+REQUEST_REPLAYED = N_("This confirmation was used already: its request waits for approval below, "
+                      "nothing was asked twice.")
+REQUEST_DONE = {"cancel": N_("The send request was cancelled: nothing was sent.")}
+
+
+async def send_request(request: Request, user: str, form: FormData) -> Response:
+    """Approve (another account than the one who asked: then it is sent) or cancel a send request."""
+    web = state(request)
+    campaign = campaign_for(request)
+    tr = translator(request)
+    number, action = request.path_params["request"], request.path_params["action"]
+    if action not in ("approve", "cancel") or not number.isdigit() or len(number) > 9:
+        return error_page(request, 404, tr.gettext("No such action."))
+    who = actor(user)
+    try:
+        if action == "cancel":
+            await blocking(approvals.cancel, web.app, campaign, int(number), by=user, now=web.clock(),
+                           actor=who)
+            flash(request, "ok", tr.gettext(REQUEST_DONE["cancel"]))
+            return RedirectResponse(f"/c/{campaign.slug}/send", status_code=303)
+        ref = await blocking(approvals.approve, web.app, campaign, int(number), approver=user,
+                             now=web.clock(), actor=who)
+    except NotFound as exc:
+        return error_page(request, 404, str(exc))
+    except (StateConflict, UsageError) as exc:
+        flash(request, "error", str(exc))
+        return RedirectResponse(f"/c/{campaign.slug}/send", status_code=303)
+    return _run_send(request, web, campaign, ref, who, f"approval-{campaign.slug}-{number}")
 
 
 def _send_key(request: Request, web: WebState, campaign: Campaign, user: str, emails: list[str],
@@ -249,6 +276,12 @@ async def _start_send(request: Request, web: WebState, campaign: Campaign, to: l
     who = actor(user)
     ref = await blocking(deliveries.create_manual, web.app, campaign, now=web.clock(), to=to, actor=who,
                          request_key=request_key)
+    return _run_send(request, web, campaign, ref, who, request_key)
+
+
+def _run_send(request: Request, web: WebState, campaign: Campaign, ref: DeliveryRef, who: str,
+              request_key: str) -> Response:
+    """Build and send the delivery just made, in a job; a replay only shows it."""
     target = f"/c/{campaign.slug}/deliveries/{ref.public_id}"
     if ref.replayed:
         # The first request builds and sends it; this one only shows it, with the first's job
@@ -322,5 +355,7 @@ routes = [
     Route("/c/{slug}/preview/{job}/files/{name}", login_required(preview_file), methods=["GET"]),
     Route("/c/{slug}/send", login_required(send_page), methods=["GET"]),
     Route("/c/{slug}/send", login_required(csrf_checked(send)), methods=["POST"]),
+    Route("/c/{slug}/send/requests/{request}/{action}", login_required(csrf_checked(send_request)),
+          methods=["POST"]),
     Route("/c/{slug}/signers/withdraw", login_required(csrf_checked(withdraw)), methods=["POST"]),
 ]

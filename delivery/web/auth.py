@@ -1,5 +1,6 @@
 """Login form → a session for an organizer (limited per name and address, and per address, in the
-database: delivery.services.accounts.log_in); logout → the end of every session of that organizer."""
+database: delivery.services.accounts.log_in), which remembers the account's role for the menu;
+logout → the end of every session of that organizer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from delivery.campaigns.languages import N_
 from delivery.services import accounts
+from delivery.web.accounts import SESSION_ROLE
 from delivery.web.common import (
     SESSION_ID,
     SESSION_LANGUAGE,
@@ -37,8 +39,9 @@ EXPIRED = N_("This form has expired. Go back, reload the page and try again.")
 async def login_page(request: Request) -> Response:
     if await blocking(current_user, request):
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    first_run = not await blocking(accounts.any_user, state(request).app)
     return render(request, "login.html", title=translator(request).gettext("Log in"),
-                  next=safe_next(request.query_params.get("next")))
+                  next=safe_next(request.query_params.get("next")), first_run=first_run)
 
 
 def _check(request: Request, name: str, password: str) -> accounts.Login:
@@ -74,6 +77,7 @@ async def login(request: Request) -> Response:
         request.session[SESSION_LANGUAGE] = chosen
     request.session["user"] = name
     request.session[SESSION_ID] = result.session_id
+    request.session[SESSION_ROLE] = result.role or accounts.ORGANIZER
     request.session["csrf"] = secrets.token_urlsafe(32)
     return RedirectResponse(target, status_code=303)
 

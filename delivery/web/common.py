@@ -397,5 +397,23 @@ async def checked_form(request: Request) -> FormData | None:
     return form if hmac.compare_digest(sent.encode(), expected.encode()) else None
 
 
+FormAction = Callable[[Request, str, FormData], Awaitable[Response]]
+EXPIRED = N_("This form has expired (or was not sent from this site). Go back, reload the page and "
+             "try again.")
+
+
+def csrf_checked(action: FormAction) -> Page:
+    """A posted form reaches `action` only when its CSRF token matches the session's."""
+
+    async def page(request: Request, user: str) -> Response:
+        form = await checked_form(request)
+        if form is None:
+            return error_page(request, 403, translator(request).gettext(EXPIRED))
+        return await action(request, user, form)
+
+    page.__name__ = action.__name__
+    return page
+
+
 def actor(user: str) -> str:
     return f"web:{user}"

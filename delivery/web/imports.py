@@ -48,6 +48,7 @@ from delivery.errors import DeliveryError, InputRefused
 from delivery.services import signers
 from delivery.signers.options import FIELDS
 from delivery.web.common import (
+    EXPIRED,
     MAX_FORM_FIELDS,
     actor,
     blocking,
@@ -82,8 +83,6 @@ _CHUNK = 1 << 20
 _TEXT_LIMIT = 64 * 1024  # characters of one text field
 _CHECK_PATH = re.compile(r"/c/[^/]+/signers/import/check")
 
-EXPIRED_FORM = N_("This form has expired (or was not sent from this site). Go back, reload the page and "
-                  "try again.")
 GONE = N_("This upload is no longer here: it was imported already, or it was checked more than an hour "
           "ago (uploads are deleted after an hour). Choose the file again and check it.")
 
@@ -490,7 +489,7 @@ async def import_check(request: Request, user: str) -> Response:
     try:
         form = await _upload_form(request)
         if form is None:
-            return error_page(request, 403, translator(request).gettext(EXPIRED_FORM))
+            return error_page(request, 403, translator(request).gettext(EXPIRED))
         return await _check(request, user, campaign, form)
     finally:
         await request.close()  # the spooled upload's temporary file goes now, not at GC
@@ -548,7 +547,7 @@ async def import_confirm(request: Request, user: str) -> Response:
     tr = translator(request)
     form = await checked_form(request)
     if form is None:
-        return error_page(request, 403, tr.gettext(EXPIRED_FORM))
+        return error_page(request, 403, tr.gettext(EXPIRED))
     now = web.clock()
     choices = Choices.from_form(form)
     root = await blocking(uploads_root, web.app.settings.var_dir)
@@ -591,7 +590,7 @@ async def import_discard(request: Request, user: str) -> Response:
     tr = translator(request)
     form = await checked_form(request)
     if form is None:
-        return error_page(request, 403, tr.gettext(EXPIRED_FORM))
+        return error_page(request, 403, tr.gettext(EXPIRED))
     root = await blocking(uploads_root, web.app.settings.var_dir)
     found = await blocking(find_upload, root, form.get("token"), user=user, campaign=campaign.slug,
                            now=web.clock())

@@ -4,6 +4,7 @@ on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import subprocess
@@ -23,7 +24,7 @@ from delivery.errors import NotFound, StateConflict, UsageError
 from delivery.services import accounts
 from delivery.services.app import App
 from delivery.storage.db import make_engine, reading
-from delivery.storage.models import ApiTokenRow, AuditRow, LoginAttemptRow, UserRow
+from delivery.storage.models import ApiTokenRow, AuditRow, LoginAttemptRow, SetupTokenRow, UserRow
 from tests.web.test_web import NOW, SLUG, _gc_after, make_app
 
 __all__ = ["_gc_after"]
@@ -354,3 +355,210 @@ def test_a_session_id_lasts_until_logout_password_change_or_removal(app: App) ->
     assert audited == [("user.login", "198.51.100.7"), ("user.login", "203.0.113.5"),
                        ("user.logout", "198.51.100.7"), ("user.login", "198.51.100.7"),
                        ("user.login", "198.51.100.7"), ("user.login", "198.51.100.7")]
+
+
+# --- roles ---------------------------------------------------------------------------------------
+
+def roles(app: App) -> dict[str, str]:
+    return {u.name: u.role for u in accounts.list_users(app)}
+
+
+def test_a_new_account_is_an_organizer_unless_made_an_owner(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    accounts.add_user(app, "anna", "a long enough password", now=NOW, actor="cli:tester", role="owner")
+    assert roles(app) == {"anna": "owner", "maria": "organizer"}
+    assert accounts.owners(app) == ["anna"] and accounts.user_role(app, "nobody") is None
+    with pytest.raises(UsageError):
+        accounts.add_user(app, "x", "a long enough password", now=NOW, actor="cli:tester", role="admin")
+    assert accounts.set_role(app, "maria", "owner", now=NOW, actor="web:anna")
+    assert not accounts.set_role(app, "maria", "owner", now=NOW, actor="web:anna")
+    with reading(app.engine) as session:
+        audited = [(a.actor, a.action, a.subject, json.loads(a.detail)) for a in
+                   session.scalars(select(AuditRow).where(AuditRow.action == "user.role"))]
+    assert audited == [("web:anna", "user.role", "maria", {"role": "owner", "previous": "organizer"})]
+
+
+def test_the_last_owner_can_be_neither_demoted_nor_removed(app: App) -> None:
+    accounts.add_user(app, "anna", "a long enough password", now=NOW, actor="cli:tester", role="owner")
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    with pytest.raises(StateConflict, match="only owner"):
+        accounts.set_role(app, "anna", "organizer", now=NOW, actor="web:anna")
+    with pytest.raises(StateConflict, match="only owner"):
+        accounts.remove_user(app, "anna", now=NOW, actor="web:anna")
+    with pytest.raises(StateConflict, match="only owner"):
+        accounts.add_user(app, "anna", "another long password", now=NOW, actor="cli:tester", replace=True,
+                          role="organizer")
+    assert accounts.authenticate(app, "anna", "a long enough password")  # that refusal changed nothing
+    accounts.remove_user(app, "maria", now=NOW, actor="web:anna")  # an organizer may go
+    accounts.set_role(app, "anna", "owner", now=NOW, actor="web:anna")
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="web:anna", role="owner")
+    accounts.remove_user(app, "anna", now=NOW, actor="web:anna")  # yourself, with another owner left
+    assert roles(app) == {"maria": "owner"}
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(app: App) -> None:
+    for name in ("anna", "maria"):
+        accounts.add_user(app, name, "a long enough password", now=NOW, actor="cli:tester", role="owner")
+    start = threading.Barrier(2)
+
+    def demote(name: str) -> str:
+        start.wait()
+        try:
+            accounts.set_role(app, name, "organizer", now=NOW, actor="web:other")
+        except StateConflict:
+            return "refused"
+        return "done"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = sorted(pool.map(demote, ["anna", "maria"]))
+    assert results == ["done", "refused"]
+    assert sorted(roles(app).values()) == ["organizer", "owner"]
+
+
+def test_a_role_change_ends_the_sessions_of_that_account_unless_told_not_to(app: App) -> None:
+    accounts.add_user(app, "anna", "a long enough password", now=NOW, actor="cli:tester", role="owner")
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    login = attempt(app, "maria", "a long enough password", "198.51.100.7")
+    assert login.role == "organizer" and login.session_id
+    accounts.set_role(app, "maria", "owner", now=NOW, actor="web:anna")
+    assert accounts.session_user(app, "maria", login.session_id) is None
+    again = attempt(app, "maria", "a long enough password", "198.51.100.7")
+    assert again.role == "owner" and again.session_id
+    accounts.set_role(app, "maria", "organizer", now=NOW, actor="web:maria", end_sessions=False)
+    assert accounts.session_user(app, "maria", again.session_id) == "maria"
+
+
+def test_set_password_needs_an_existing_account_and_ends_its_sessions(app: App) -> None:
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    first = attempt(app, "maria", "a long enough password", "198.51.100.7").session_id
+    with pytest.raises(NotFound):
+        accounts.set_password(app, "nobody", "a long enough password", now=NOW, actor="web:anna")
+    with pytest.raises(UsageError):
+        accounts.set_password(app, "maria", "short", now=NOW, actor="web:anna")
+    accounts.set_password(app, "maria", "another long password", now=NOW, actor="web:anna")
+    assert accounts.session_user(app, "maria", first) is None
+    assert accounts.authenticate(app, "maria", "another long password")
+    assert accounts.list_users(app)[0].role == "organizer"
+
+
+def test_users_add_takes_a_role_and_list_shows_it(app: App, stdin: io.StringIO) -> None:
+    code, out = run(app, ["users", "add", "anna", "--role", "owner", "--password-stdin"], stdin,
+                    "a long enough password\n")
+    assert code == 0 and out == ["user anna created (owner)"]
+    run(app, ["users", "add", "maria", "--password-stdin"], stdin, "a long enough password\n")
+    assert roles(app) == {"anna": "owner", "maria": "organizer"}
+    _, out = run(app, ["users", "add", "maria", "--password-stdin", "--reset-password", "--role", "owner"],
+                 stdin, "another long password\n")
+    assert out == ["user maria has a new password and is an owner"]
+    _, out = run(app, ["users", "list"])
+    assert out[0].splitlines()[0].startswith("anna  owner  (since ")
+    with pytest.raises(SystemExit):
+        run(app, ["users", "add", "x", "--role", "admin", "--password-stdin"], stdin, "long enough pass\n")
+    run(app, ["users", "remove", "anna"])
+    with pytest.raises(StateConflict):
+        run(app, ["users", "remove", "maria"])
+
+
+# --- the first-run setup link --------------------------------------------------------------------
+
+def setup_rows(app: App) -> list[SetupTokenRow]:
+    with reading(app.engine) as session:
+        return list(session.scalars(select(SetupTokenRow)))
+
+
+def test_a_setup_token_makes_the_owner_once_and_is_kept_only_as_its_hash(app: App) -> None:
+    token = accounts.issue_setup_token(app, now=NOW, actor="serve")
+    assert token is not None and len(token) >= 43  # 32 random bytes: 256 bits
+    [row] = setup_rows(app)
+    assert row.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in row.token_hash
+    assert row.expires_at == NOW + timedelta(hours=1)
+    accounts.check_setup_token(app, token, now=NOW)
+    with pytest.raises(UsageError):
+        accounts.complete_setup(app, token, "anna", "short", now=NOW, ip="127.0.0.1")
+    session_id = accounts.complete_setup(app, token, "anna", "a long enough password", now=NOW,
+                                         ip="127.0.0.1")
+    assert accounts.session_user(app, "anna", session_id) == "anna"
+    assert roles(app) == {"anna": "owner"} and setup_rows(app) == []
+    with pytest.raises(accounts.SetupClosed):
+        accounts.complete_setup(app, token, "mallory", "a long enough password", now=NOW, ip="127.0.0.1")
+    with pytest.raises(accounts.SetupClosed):
+        accounts.check_setup_token(app, token, now=NOW)
+    assert accounts.issue_setup_token(app, now=NOW, actor="serve") is None
+    assert roles(app) == {"anna": "owner"}
+    with reading(app.engine) as session:
+        audited = [(a.actor, a.action, a.subject)
+                   for a in session.scalars(select(AuditRow).order_by(AuditRow.id))]
+        assert token not in repr(list(session.scalars(select(AuditRow.detail))))
+    assert audited == [("serve", "setup.link", "setup"), ("web:anna", "user.add", "anna"),
+                       ("web:anna", "user.login", "anna")]
+
+
+def test_a_setup_token_expires_after_an_hour(app: App) -> None:
+    token = accounts.issue_setup_token(app, now=NOW, actor="serve")
+    assert token is not None
+    accounts.check_setup_token(app, token, now=NOW + timedelta(minutes=59))
+    with pytest.raises(NotFound) as refused:
+        accounts.check_setup_token(app, token, now=NOW + timedelta(hours=1))
+    assert not isinstance(refused.value, accounts.SetupClosed)
+    with pytest.raises(NotFound):
+        accounts.complete_setup(app, token, "anna", "a long enough password", now=NOW + timedelta(hours=2),
+                                ip="127.0.0.1")
+    with pytest.raises(NotFound):
+        accounts.check_setup_token(app, "pd_" + token, now=NOW)
+    assert accounts.list_users(app) == []
+    # a later start deletes the expired one and makes a new one
+    later = accounts.issue_setup_token(app, now=NOW + timedelta(hours=2), actor="serve")
+    assert later is not None and len(setup_rows(app)) == 1
+    accounts.check_setup_token(app, later, now=NOW + timedelta(hours=2))
+
+
+def test_setup_links_of_two_instances_on_one_database_work_on_either_once(app: App,
+                                                                         database_url: str) -> None:
+    other = App(settings=app.settings, engine=make_engine(database_url), campaigns=app.campaigns)
+    try:
+        first = accounts.issue_setup_token(app, now=NOW, actor="serve")
+        second = accounts.issue_setup_token(other, now=NOW, actor="serve")
+        assert first and second and first != second
+        for instance in (app, other):
+            for token in (first, second):
+                accounts.check_setup_token(instance, token, now=NOW)
+        accounts.complete_setup(other, first, "anna", "a long enough password", now=NOW, ip="127.0.0.1")
+        for instance in (app, other):
+            for token in (first, second):
+                with pytest.raises(accounts.SetupClosed):
+                    accounts.check_setup_token(instance, token, now=NOW)
+        with pytest.raises(accounts.SetupClosed):
+            accounts.complete_setup(app, second, "maria", "a long enough password", now=NOW, ip="127.0.0.1")
+    finally:
+        other.close()
+    assert roles(app) == {"anna": "owner"}
+
+
+def test_two_setup_links_used_at_once_make_one_owner(app: App) -> None:
+    tokens = [accounts.issue_setup_token(app, now=NOW, actor="serve") for _ in range(2)]
+    start = threading.Barrier(2)
+
+    def use(i: int) -> str:
+        token = tokens[i]
+        assert token is not None
+        start.wait()
+        try:
+            accounts.complete_setup(app, token, f"owner{i}", "a long enough password", now=NOW,
+                                    ip="127.0.0.1")
+        except accounts.SetupClosed:
+            return "closed"
+        return "made"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        assert sorted(pool.map(use, range(2))) == ["closed", "made"]
+    assert list(roles(app).values()) == ["owner"]
+
+
+def test_an_account_made_on_the_command_line_closes_the_setup(app: App) -> None:
+    token = accounts.issue_setup_token(app, now=NOW, actor="serve")
+    assert token is not None
+    accounts.add_user(app, "maria", "a long enough password", now=NOW, actor="cli:tester")
+    with pytest.raises(accounts.SetupClosed):
+        accounts.check_setup_token(app, token, now=NOW)
+    assert accounts.issue_setup_token(app, now=NOW, actor="serve") is None
+    assert setup_rows(app) == []
