@@ -27,6 +27,9 @@ MIN_SECRET = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SIGNATURE_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 DEFAULT_DEADLINE = 30.0
+DEFAULT_VERIFY_MB = 60
+VERIFY_PATH = "/verify"  # served by delivery.web.verify
+MAX_VERIFY_MB = 200  # below what bundle.verify reads of one file
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -72,6 +75,7 @@ class WebSettings:
     # through a trusted proxy's X-Forwarded-Proto); "never": for plain-HTTP local use only.
     secure_cookies: str = "auto"
     trusted_proxies: tuple[IpNetwork, ...] = ()
+    verify_upload_mb: int = DEFAULT_VERIFY_MB  # the most the public /verify page takes at once
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ class Settings:
     # Where recipients reach `serve`'s download pages (https://…, no trailing slash); None: no
     # link delivery, every dossier goes as attachments.
     public_url: str | None = None
+
+    @property
+    def verify_url(self) -> str | None:
+        """The public verification page, which the e-mails and the letter page name."""
+        return f"{self.public_url}{VERIFY_PATH}" if self.public_url else None
 
     @property
     def signer_key_path(self) -> Path:
@@ -195,7 +204,12 @@ def _web_settings(env: Mapping[str, str]) -> WebSettings:
         except ValueError:
             raise ConfigError("environment", "DELIVERY_TRUSTED_PROXIES",
                               f"'{item}' is not an IP address or network") from None
-    return WebSettings(secret_key=secret or None, secure_cookies=secure, trusted_proxies=tuple(proxies))
+    raw = (env.get("DELIVERY_VERIFY_MAX_MB") or str(DEFAULT_VERIFY_MB)).strip()
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_VERIFY_MB:
+        raise ConfigError("environment", "DELIVERY_VERIFY_MAX_MB",
+                          f"'{raw[:20]}' is not a whole number of megabytes from 1 to {MAX_VERIFY_MB}")
+    return WebSettings(secret_key=secret or None, secure_cookies=secure, trusted_proxies=tuple(proxies),
+                       verify_upload_mb=int(raw))
 
 
 def _shutdown_deadline(env: Mapping[str, str]) -> float:

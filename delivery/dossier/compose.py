@@ -123,6 +123,7 @@ class Dossier:
     volumes: tuple[Volume, ...]
     # (language, text) where the campaign gives its title, sender name or location per language
     campaign_texts: tuple[tuple[str, CampaignText], ...] = ()
+    verify_url: str | None = None  # the public page that checks a signed dossier
 
     def text(self, language: str) -> CampaignText:
         """The campaign's title, sender name and location in `language`."""

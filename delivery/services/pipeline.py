@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -73,6 +73,8 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
         app.engine, campaign, signers, dossier_id=dossier_id, created_at=created_at,
         trigger=trigger, milestone=milestone, addressees=recipients,
         signed=identity is not None, now=now)
+    if identity is not None:
+        dossier = replace(dossier, verify_url=app.settings.verify_url)
     templates = app.settings.templates_dir
     limits = message_limits(app, recipients)
     pdfs = build_dossier_pdfs(dossier, templates, languages=_languages(recipients),
@@ -175,7 +177,7 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
         letter_for = functools.partial(
             render_letter, app.settings.templates_dir, campaign, recipient, dossier_id=delivery.public_id,
             signer_count=delivery.signer_count, milestone=delivery.milestone,
-            created_at=delivery.created_at)
+            created_at=delivery.created_at, verify_url=app.settings.verify_url)
         if sends_link(recipient, messages_needed(pdfs, shared, limit), link_possible=public_url is not None):
             check_links(app, [recipient])  # refuses a "link" recipient without DELIVERY_PUBLIC_URL
             assert public_url is not None
@@ -200,7 +202,7 @@ def _size(texts: Texts, size: int) -> str:
 
 def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient, *, dossier_id: str,
                   signer_count: int, milestone: int | None, created_at: datetime,
-                  link: Mapping[str, object] | None = None) -> Letter:
+                  link: Mapping[str, object] | None = None, verify_url: str | None = None) -> Letter:
     """The e-mail's subject, body and display names in the recipient's language, from
     templates/email/ and the language's catalog.
 
@@ -221,7 +223,8 @@ def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient,
         title=own.title, sender_name=own.sender_name, dossier_id=dossier_id,
         signer_count=signer_count, count=count, milestone=milestone,
         milestone_count=texts.num(milestone) if milestone is not None else "",
-        created_at=created_at, letter_text=html_to_text(letter_html), link=link)
+        created_at=created_at, letter_text=html_to_text(letter_html), link=link,
+        verify_url=verify_url)
     subject, _, body = text.partition("\n")
     return Letter(subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"),
                   sender_name=own.sender_name, recipient_name=recipient.text(recipient.language).name)

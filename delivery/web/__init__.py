@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.campaigns.languages import N_
 from delivery.services.app import App
-from delivery.web import accounts, actions, api, auth, imports, language, links, pages
+from delivery.web import accounts, actions, api, auth, imports, language, links, pages, verify
 from delivery.web.common import (
     USER,
     WebState,
@@ -55,7 +55,9 @@ class FormSizeLimit:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope["path"].startswith("/api/"):
+        # /verify counts its body as it streams (a chunked one too) and refuses it itself
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope["path"].startswith("/api/") \
+                and scope["path"] != verify.PATH:
             length = dict(scope["headers"]).get(b"content-length")
             limit = imports.body_limit(scope["path"]) or FORM_LIMIT  # an upload's page takes more
             if length is None or not length.isdigit() or int(length) > limit:
@@ -120,7 +122,7 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
 
     routes = [Route("/static/admin.css", stylesheet, methods=["GET"]),
               *auth.routes, *accounts.routes, *language.routes, *pages.routes, *actions.routes,
-              *imports.routes, *api.routes, *links.routes]
+              *imports.routes, *api.routes, *links.routes, *verify.routes]
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

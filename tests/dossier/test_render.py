@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import unicodedata
@@ -23,13 +24,15 @@ CAMPAIGN = parse_campaign((REPO / "schedules" / "salman-mukaev.toml").read_text(
 DAY = date(2024, 1, 29)
 
 
-def dossier(n: int = 30, *, signed: bool = False, volume_size: int = 10) -> Dossier:
+def dossier(n: int = 30, *, signed: bool = False, volume_size: int = 10,
+            verify_url: str | None = None) -> Dossier:
     base = datetime(2024, 1, 1, tzinfo=UTC)
     rows = [Signer(f"Signer {i}", "Yerevan", ["Armenia", "France"][i % 2],
                    base + timedelta(days=i), i != 3) for i in range(n)]
-    return compose(CAMPAIGN, rows, dossier_id="D-1", created_at=base + timedelta(days=n),
-                   trigger="milestone", milestone=25, addressees=CAMPAIGN.recipients,
-                   signed=signed, volume_size=volume_size)
+    composed = compose(CAMPAIGN, rows, dossier_id="D-1", created_at=base + timedelta(days=n),
+                       trigger="milestone", milestone=25, addressees=CAMPAIGN.recipients,
+                       signed=signed, volume_size=volume_size)
+    return dataclasses.replace(composed, verify_url=verify_url)
 
 
 def test_every_language_has_every_text() -> None:
@@ -133,6 +136,17 @@ def test_front_has_letter_summary_and_footer() -> None:
                                volume_pages=3)
     assert "not digitally signed" not in signed and "PAdES" in signed
     assert "Սալման Մուկաևին" in signed and 'lang="hy"' in signed
+
+
+def test_the_signed_letter_page_names_the_verification_page() -> None:
+    env = render.make_environment(TEMPLATES)
+    texts = render.load_texts(TEMPLATES, "en")
+    url = "https://petition.example.org/verify"
+    named = render.front_html(env, texts, dossier(signed=True, verify_url=url), volume_pages=1)
+    assert f"open {url} and drop its PDF files" in " ".join(named.split())
+    # an unsigned dossier (a preview) has nothing that page would accept
+    for unnamed in (dossier(signed=True), dossier(signed=False, verify_url=url)):
+        assert "/verify" not in render.front_html(env, texts, unnamed, volume_pages=1)
 
 
 def test_front_escapes_campaign_texts() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import email
 import email.policy
+import functools
 import random
 import re
 from datetime import UTC, datetime
@@ -35,6 +36,8 @@ ENVELOPE = Envelope(sender="Campaign <campaign@example.org>", sender_address="ca
                     dossier_id="SM-20261127-ABC123", created_at=datetime(2026, 11, 27, 9, tzinfo=UTC))
 PM = Recipient(name="Nikol Pashinyan", email="prime-minister@example.org", language="en",
                title="Prime Minister")
+VERIFY_URL = "https://petition.example.org/verify"
+VERIFY_WORDS = {"https", "petition", "example", "org", "verify"}
 LETTER = Letter(subject="Petition: 1,000 signatures", body="Dear Prime Minister,\n\nЗдравствуйте. Բարև։\n")
 
 
@@ -106,7 +109,7 @@ def test_the_email_is_wholly_in_the_recipients_language(language: str) -> None:
     recipient = dataclasses.replace(campaign.recipients[0], language=language)
     letter = render_letter(repo / "templates", campaign, recipient, dossier_id="SM-1",
                            signer_count=81_203, milestone=80_000,
-                           created_at=datetime(2026, 11, 24, tzinfo=UTC))
+                           created_at=datetime(2026, 11, 24, tzinfo=UTC), verify_url=VERIFY_URL)
     english = render_letter(repo / "templates", campaign,
                             dataclasses.replace(recipient, language="en"), dossier_id="SM-1",
                             signer_count=81_203, milestone=80_000,
@@ -114,7 +117,8 @@ def test_the_email_is_wholly_in_the_recipients_language(language: str) -> None:
     words = re.compile(r"[A-Za-z]{2,}")
     # a file name and the checksum's name are the same in every language
     assert set(words.findall(letter.subject + letter.body)) <= {"SM", "PDF", "SHA", "manifest",
-                                                                 "json"}
+                                                                 "json", "eml", *VERIFY_WORDS}
+    assert VERIFY_URL in letter.body
     assert "Respectfully" in english.body and "signatures" in english.subject
     assert letter.sender_name == campaign.text(language).sender_name
     assert letter.recipient_name == campaign.recipients[0].text(language).name
@@ -131,12 +135,29 @@ def test_the_link_email_is_wholly_in_the_recipients_language(language: str) -> N
     link = {"url": "https://petition.example.org/d/TOKEN", "expires": "22.02.2027",
             "files": [{"name": "dossier-x-hy.pdf", "size": "12,3 MB", "sha256": "0123456789" * 6 + "0123"}]}
     letter = render_letter(repo / "templates", campaign, recipient, dossier_id="SM-1", signer_count=160_000,
-                           milestone=None, created_at=datetime(2026, 11, 24, tzinfo=UTC), link=link)
+                           milestone=None, created_at=datetime(2026, 11, 24, tzinfo=UTC), link=link,
+                           verify_url=VERIFY_URL)
     words = re.compile(r"[A-Za-z]{2,}")
     allowed = {"SM", "PDF", "SHA", "manifest", "json", "p7s", "ZIP", "MB", "dossier", "hy", "pdf",
-               "https", "petition", "example", "org", "TOKEN"}
+               "https", "petition", "example", "org", "TOKEN", *VERIFY_WORDS}
     assert set(words.findall(letter.subject + letter.body)) <= allowed
+    assert VERIFY_URL in letter.body and "manifest.json.p7s" in letter.body
     assert str(link["url"]) in letter.body and "0123456789" * 6 in letter.body and "22.02.2027" in letter.body
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_the_email_names_the_verification_page_only_when_there_is_one(linked: bool) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    campaign = parse_campaign((repo / "schedules" / "salman-mukaev.toml").read_text(), "test")
+    link = {"url": "https://petition.example.org/d/TOKEN", "expires": "22 February 2027",
+            "files": []} if linked else None
+    letter_for = functools.partial(render_letter, repo / "templates", campaign, campaign.recipients[0],
+                                   dossier_id="SM-1", signer_count=1_000, milestone=1_000,
+                                   created_at=datetime(2026, 11, 24, tzinfo=UTC), link=link)
+    named, unnamed = letter_for(verify_url=VERIFY_URL), letter_for()
+    assert f"open {VERIFY_URL} and drop" in " ".join(named.body.split())
+    assert "/verify" not in unnamed.body and "authentic and complete" not in unnamed.body
+    assert ("downloaded PDF files" in named.body) is linked
 
 
 @pytest.mark.parametrize(("mode", "messages", "public", "expected"), [

@@ -429,6 +429,21 @@ def test_signed_dossier_does_not_claim_otherwise(tmp_path: Path) -> None:
     assert "digitally signed by the organizers" in text
 
 
+def test_the_letter_page_names_the_verification_page_and_keeps_one_page() -> None:
+    url = "https://petition.example.org/verify"
+    signed = make_dossier(signers(20), signed=True)
+    languages = ["en", "hy", "ru"]
+    plain = build_dossier_pdfs(signed, TEMPLATES, languages=languages, workers=1, strict=True)
+    named = build_dossier_pdfs(dataclasses.replace(signed, verify_url=url), TEMPLATES,
+                               languages=languages, workers=1, strict=True)
+    for before, after in zip(plain, named, strict=True):
+        pages = page_texts(after)
+        assert len(pages) == len(page_texts(before)), after.name  # the letter still fits its page
+        assert url in "".join(pages[0].split()), after.name
+        assert url not in "".join("".join(pages[1:]).split())
+        assert url not in "".join("".join(page_texts(before)).split())
+
+
 def test_split_into_parts_at_volume_boundaries(tmp_path: Path) -> None:
     dossier = make_dossier(signers(90), volume_size=20)
     whole = build_dossier_pdfs(dossier, TEMPLATES, languages=["en"], workers=2, strict=True)
