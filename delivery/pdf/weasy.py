@@ -14,7 +14,7 @@ import gc
 import io
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -26,6 +26,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 from delivery.errors import RenderError
 from delivery.pdf.jobs import PdfJob, RenderedPdf
 from delivery.pdf.pdfa import PROFILE, srgb_profile
+from delivery.pdf.text.fonts import tag_of
 
 ENGINE = f"weasyprint-{weasyprint.__version__}"
 PDF_VARIANT = "pdf/a-3b"
@@ -142,19 +143,40 @@ def _collect_warnings() -> Iterator[list[str]]:
 
 def _finish(document: object, pdf: object) -> None:
     """WeasyPrint finisher: some subset fonts carry the subsetting time in `head.modified`; set
-    it to `head.created`, so the same document always gives the same bytes. And leave out the
-    empty resource kinds."""
+    it to `head.created`, so the same document always gives the same bytes. Each subset is named
+    by its own content (see _retag). And leave out the empty resource kinds."""
+    programs: dict[bytes, bytes] = {}  # a font program's reference → its bytes
     for obj in getattr(pdf, "objects", ()):
         extra = getattr(obj, "extra", None)
         stream = getattr(obj, "stream", None)
         if isinstance(extra, dict) and "Length1" in extra and isinstance(stream, list) \
                 and len(stream) == 1 and isinstance(stream[0], bytes):
             stream[0] = stable_font_date(stream[0])
+            programs[obj.reference] = stream[0]
         for entries in (obj, extra, extra.get("Resources") if isinstance(extra, dict) else None):
             if isinstance(entries, dict) and "Font" in entries:
                 for kind in _OPTIONAL_RESOURCES:
                     if entries.get(kind) == {}:
                         del entries[kind]
+    _retag(getattr(pdf, "objects", ()), programs)
+
+
+def _retag(objects: Iterable[object], programs: dict[bytes, bytes]) -> None:
+    """WeasyPrint's subset tag comes from the font's name and style alone, so the front and each
+    part's stamp name their different subsets of one font alike, which ISO 32000-1 §9.6.4 and
+    readers that cache fonts by name do not allow. Tag each by a hash of its program instead."""
+    names: dict[bytes, bytes] = {}  # /OLDTAG+Name → /NEWTAG+Name
+    for obj in objects:
+        if isinstance(obj, dict) and obj.get("Type") == "/FontDescriptor":
+            program = programs.get(obj.get("FontFile2") or obj.get("FontFile3") or b"")
+            name = obj.get("FontName")
+            if program is not None and isinstance(name, bytes) and name[7:8] == b"+":
+                names[name] = b"/" + tag_of(program).encode() + name[7:]
+    for obj in objects:
+        if isinstance(obj, dict):
+            for key in ("BaseFont", "FontName"):
+                if obj.get(key) in names:
+                    obj[key] = names[obj[key]]
 
 
 def stable_font_date(font: bytes) -> bytes:

@@ -151,8 +151,6 @@ def test_no_two_different_subsets_the_typesetter_embeds_share_a_tag() -> None:
     assert not {name: len(found) for name, found in programs.items() if len(found) > 1}
 
 
-@pytest.mark.xfail(strict=True, reason="WeasyPrint names the front's and the stamp's different "
-                   "subsets of one font alike; delivery.pdf.weasy must retag them")
 def test_no_two_different_subsets_share_a_tag(built: Built) -> None:
     # across every PDF of the dossier, the front's fonts too: one tag, one font program
     programs = _programs(built.pdfs, typeset_only=False)

@@ -138,8 +138,12 @@ def subset_tag(path: str, index: int, glyphs: list[int]) -> str:
     """The six capital letters before a subset font's name (ISO 32000-1 §9.6.4): from a hash of
     the font and the glyphs the subset keeps, so two different subsets never share one and
     the same subset always gets the same."""
-    digest = hashlib.sha256(f"{path}\0{index}\0{','.join(map(str, glyphs))}".encode()).digest()
-    number = int.from_bytes(digest[:8], "big")
+    return tag_of(f"{path}\0{index}\0{','.join(map(str, glyphs))}".encode())
+
+
+def tag_of(data: bytes) -> str:
+    """Six capital letters from a hash of `data`: a subset tag."""
+    number = int.from_bytes(hashlib.sha256(data).digest()[:8], "big")
     letters = []
     for _ in range(6):
         number, letter = divmod(number, 26)
