@@ -31,6 +31,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.metadata.model import VENDOR
 
 from delivery.artifacts import BundleFile, UnsignedPdf
+from delivery.bundle.appearance import Appearance
 from delivery.bundle.ltv import SignaturePolicy
 from delivery.bundle.sign import SigningIdentity, sign_detached, sign_pdf
 from delivery.errors import InputRefused, RenderError
@@ -299,12 +300,14 @@ def _attachment_bytes(stream: pikepdf.Object) -> bytes:
 def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
                     identity: SigningIdentity | None, *, reason: str, location: str,
                     policy: SignaturePolicy | None = None,
-                    signature_texts: Mapping[str, tuple[str, str]] | None = None) -> list[BundleFile]:
+                    signature_texts: Mapping[str, tuple[str, str]] | None = None,
+                    appearances: Mapping[str, Appearance] | None = None) -> list[BundleFile]:
     """The finished files: each PDF (dossier.json embedded, signed when `identity` is given),
     then manifest.json, then manifest.json.p7s when signed; signed at `policy`'s PAdES level (B-B
     when None). `signature_texts`: the signature's (reason, location) per language, as a reader's
     signature panel shows them in that edition; `reason` and `location` for a language it does
-    not give."""
+    not give. `appearances`: per language, the visible signature on the letter page (the first
+    page of part 1); an edition without one is signed invisibly."""
     if not pdfs:
         raise RenderError("a bundle needs at least one PDF")
     _check_names(pdfs)
@@ -320,7 +323,8 @@ def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
                                                                    (reason, location))
             data = sign_pdf(pdf.data, identity, reason=own_reason, location=own_location,
                             policy=policy,
-                            prepare=_embedding(payload, created_at=facts.created_at, pages=pdf.pages))
+                            prepare=_embedding(payload, created_at=facts.created_at, pages=pdf.pages),
+                            appearance=(appearances or {}).get(pdf.language) if pdf.part == 1 else None)
         done.append((pdf, BundleFile(name=pdf.name, kind="pdf", language=pdf.language,
                                      part=pdf.part, pages=pdf.pages, data=data)))
     manifest = manifest_json(facts, done, identity)

@@ -32,6 +32,7 @@ from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from delivery.bundle import ltv
+from delivery.bundle.appearance import Appearance, field_spec, stamp_style, stamp_text
 from delivery.bundle.ltv import SignaturePolicy
 from delivery.errors import SigningError
 from delivery.settings import Settings
@@ -54,6 +55,15 @@ class SigningIdentity:
     @property
     def subject(self) -> str:
         return self.cert.subject.rfc4514_string()
+
+    @property
+    def display_name(self) -> str:
+        """The certificate's common name (its organization, or its whole subject, without one)."""
+        for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+            found = self.cert.subject.get_attributes_for_oid(oid)
+            if found:
+                return str(found[0].value)
+        return self.subject
 
     @property
     def not_after(self) -> datetime:
@@ -290,10 +300,12 @@ def check_signing_services(identity: SigningIdentity, policy: SignaturePolicy) -
 
 def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: str,
              policy: SignaturePolicy | None = None,
-             prepare: Callable[[IncrementalPdfFileWriter], None] | None = None) -> bytes:
+             prepare: Callable[[IncrementalPdfFileWriter], None] | None = None,
+             appearance: Appearance | None = None) -> bytes:
     """`data` certified by `identity` (DocMDP no changes) at `policy`'s PAdES level (B-B when
     None); SigningError if it cannot be done, SigningUnavailable when a service it needs did not
-    answer. `prepare` adds to the signing revision first (what it raises is raised as it is)."""
+    answer. `prepare` adds to the signing revision first (what it raises is raised as it is).
+    With `appearance`, the signature is visible (delivery.bundle.appearance); else invisible."""
     policy = policy or SignaturePolicy()
     try:
         writer = IncrementalPdfFileWriter(BytesIO(data), strict=True)
@@ -311,9 +323,14 @@ def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: s
             subfilter=fields.SigSeedSubFilter.PADES, validation_context=context,
             embed_validation_info=policy.long_term, use_pades_lta=policy.archival,
         )
+        visible: dict[str, Any] = {}
+        if appearance is not None:
+            visible = {"stamp_style": stamp_style(stamp_text(appearance, identity.display_name)),
+                       "new_field_spec": field_spec(appearance)}
+        pdf_signer = signers.PdfSigner(meta, signer=_signer(identity),
+                                       timestamper=ltv.timestamper(policy), **visible)
         try:
-            out = await signers.async_sign_pdf(writer, meta, signer=_signer(identity),
-                                               timestamper=ltv.timestamper(policy))
+            out = await pdf_signer.async_sign_pdf(writer)
         finally:
             if context is not None:
                 await context.aclose()  # type: ignore[no-untyped-call]

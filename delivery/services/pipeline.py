@@ -23,6 +23,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from delivery.artifacts import BundleFile
+from delivery.bundle.appearance import Appearance
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
 from delivery.bundle.ltv import SignaturePolicy, signature_policy
 from delivery.bundle.sign import SigningIdentity, check_signing_services, load_identity
@@ -90,7 +91,9 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
                            location=campaign.signer_location, policy=policy,
                            signature_texts={lang: signature_text(templates, campaign, lang)
-                                            for lang in _languages(recipients)})
+                                            for lang in _languages(recipients)},
+                           appearances={lang: signature_appearance(templates, lang)
+                                        for lang in _languages(recipients)})
 
 
 def signature_text(templates_dir: Path, campaign: Campaign, language: str) -> tuple[str, str]:
@@ -99,6 +102,14 @@ def signature_text(templates_dir: Path, campaign: Campaign, language: str) -> tu
     texts = load_texts(templates_dir, language)
     # Translators: the reason a PDF reader's signature panel shows for the dossier's signature
     return texts.gettext("Petition dossier: %(title)s", title=own.title), own.location
+
+
+def signature_appearance(templates_dir: Path, language: str) -> Appearance:
+    """The visible signature's words on `language`'s letter page."""
+    texts = load_texts(templates_dir, language)
+    # Translators: the visible signature on the letter page; the signing time follows on a line
+    # of its own
+    return Appearance(texts.gettext("Digitally signed by %(signer)s", signer="%(signer)s"))
 
 
 def message_limits(app: App, recipients: Sequence[Recipient]) -> dict[str, int]:
