@@ -169,7 +169,7 @@ class _Planner:
             _Piece("front", lang, -1, front_key, PdfJob(
                 f"front ({lang})", render.front_html(env, t, d, volume_pages=volume_pages,
                                                      measure=bar_label_width),
-                self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST)),
+                self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST, tagged=True)),
             _Piece("stamp", lang, -1, stamp_key, PdfJob(
                 f"stamp ({lang})", render.stamp_html(env, t, d), self.base,
                 bytes.fromhex(stamp_key[:32]), expected_pages=1, cost=PAGE_COST)),

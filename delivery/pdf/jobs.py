@@ -21,6 +21,7 @@ class PdfJob:
     identifier: bytes  # the PDF /ID: stable, so the same input gives the same bytes
     expected_pages: int | None = None
     cost: int = 1  # relative work (about one per signer line): schedules and batches jobs
+    tagged: bool = False  # a tagged PDF (structure tree: headings, paragraphs, tables)
 
     def job(self) -> PdfJob:
         return self

@@ -87,6 +87,7 @@ def join_part(info: PartInfo, stamp: bytes | None, front: bytes | None,
         front_pdf = pikepdf.open(io.BytesIO(front))
         pdf.pages.extend(front_pdf.pages)
         marks += _front_bookmarks(front_pdf, list(pdf.pages))
+        _keep_structure(pdf, front_pdf)
     footer: pikepdf.Object
     if stamp is None:
         footer = pdf.make_stream(b"", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
@@ -110,6 +111,15 @@ def join_part(info: PartInfo, stamp: bytes | None, front: bytes | None,
     pdf.save(buffer, deterministic_id=True, compress_streams=True,
              object_stream_mode=pikepdf.ObjectStreamMode.generate, force_version=pdfa.PDF_VERSION)
     return buffer.getvalue(), int(pdf.Root.Pages.Count)
+
+
+def _keep_structure(pdf: pikepdf.Pdf, front: pikepdf.Pdf) -> None:
+    """The front's structure tree (WeasyPrint tags its letter and summary): copied after its
+    pages, so that the tree's page references are to the pages copied here."""
+    if "/StructTreeRoot" not in front.Root:
+        return
+    pdf.Root.StructTreeRoot = pdf.copy_foreign(front.Root.StructTreeRoot)
+    pdf.Root.MarkInfo = pikepdf.Dictionary(Marked=True)
 
 
 def _front_bookmarks(front: pikepdf.Pdf, pages: list[pikepdf.Page]) -> list[pikepdf.OutlineItem]:

@@ -86,7 +86,7 @@ def render_html(job: PdfJob, *, gc_off: bool, collect: bool = True) -> RenderedP
         gc.disable()
     try:
         with _collect_warnings() as warnings:
-            variant = {"pdf_variant": PDF_VARIANT, "output_intent": _PROFILE}
+            variant = {"pdf_variant": PDF_VARIANT, "output_intent": _PROFILE, "pdf_tags": job.tagged}
             document = weasyprint.HTML(string=job.html, base_url=base_url,
                                        url_fetcher=fetcher).render(
                 color_profiles={_PROFILE: _srgb()}, **variant)
