@@ -265,10 +265,13 @@ def parse_campaign(text: str, source: str) -> Campaign:
     locations = f.localized(camp, "campaign.location", languages, default="")
     display = parseaddr(sender)[0]
     sender_names = f.localized(camp, "campaign.sender_name", languages, default=display)
+    # a sender_name given once, for every language, is kept as every language's text: the
+    # plain values alone have nowhere to keep it (Campaign.sender_name is the From's display name)
+    given = _given(titles, locations, sender_names) or (list(languages) if "sender_name" in camp else [])
     translations = tuple(
         (lang, CampaignText(titles.get(lang), sender_names.get(lang) or titles.get(lang),
                             locations.get(lang)))
-        for lang in _given(titles, locations, sender_names))
+        for lang in given)
     return Campaign(
         slug=slug,
         title=titles.plain,

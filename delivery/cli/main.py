@@ -70,6 +70,27 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_campaigns(app: App, args: argparse.Namespace) -> int:
+    from delivery.campaigns.export import campaign_toml
+
+    text = campaign_toml(app.campaign(args.slug))
+    out: Path | None = args.out
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists already: give --force to replace it")
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out)  # a reader never sees half a file
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    print(f"campaign {args.slug} written to {out}")
+    return 0
+
+
 def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     from delivery.cli.textreport import deliveries_text
     from delivery.services import deliveries, reports
@@ -257,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("init", cmd_init, "create or upgrade the database and load schedules/")
     add("status", cmd_status, "signers, goal, milestones and deliveries")
+    p = add("campaigns", cmd_campaigns, "a campaign's settings as a campaign file (TOML)")
+    campaigns = p.add_subparsers(dest="campaigns_command", required=True, metavar="ACTION")
+    export = campaigns.add_parser("export", parents=[common],
+                                  help="print the campaign file, or write it with --out")
+    export.add_argument("slug", metavar="SLUG")
+    export.add_argument("--out", type=Path, metavar="FILE", help="write it to FILE instead")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p = add("deliveries", cmd_deliveries, "the delivery log; cancel, release or retry a delivery")
     p.add_argument("action", nargs="?", default="list", choices=("list", "cancel", "release", "retry"))
     p.add_argument("ref", nargs="?", metavar="ID", help="delivery id (as shown by `deliveries`)")
