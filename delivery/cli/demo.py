@@ -77,7 +77,7 @@ def _run(app: App, folder: Path, cert: Path, signers: int, real_now: datetime, j
                 f"{report.signer_count:,} signers; milestones {report.milestones or '-'}; "
                 f"created {report.created or '-'}; built {report.built or '-'}; "
                 f"sent {report.send.get('sent', 0)}")
-    data = reports.deliveries(app, campaign)
+    data = reports.deliveries(app, campaign, now=datetime.now(UTC))
     reports.export_files(app, campaign, folder / "dossiers")
     outbox = sorted((folder / "outbox").glob("*.eml"))
     summary = {"folder": str(folder), "outbox": [str(p) for p in outbox],

@@ -65,7 +65,7 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
     from delivery.cli.textreport import status_text
     from delivery.services import reports
 
-    data = reports.status(app, app.campaign(args.campaign))
+    data = reports.status(app, app.campaign(args.campaign), now=datetime.now(UTC))
     _emit(args, data, status_text(data))
     return 0
 
@@ -98,7 +98,7 @@ def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     campaign = app.campaign(args.campaign)
     action = args.action
     if action == "list":
-        data = reports.deliveries(app, campaign)
+        data = reports.deliveries(app, campaign, now=datetime.now(UTC))
         _emit(args, data, deliveries_text(data))
         return 0
     if not args.ref:
@@ -107,7 +107,7 @@ def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     public_id = deliveries.change(app, campaign, action, args.ref, now=now, actor=_actor())
     if deliveries.needs_work_now(action):
         deliveries.tick(app, campaign, now=now)
-    record = reports.delivery(app, campaign, public_id)
+    record = reports.delivery(app, campaign, public_id, now=datetime.now(UTC))
     assert record is not None  # change() just found it, and deliveries are never deleted
     _emit(args, record, f"delivery {public_id} {PAST[action]}: now {record.status}"
           + _message_lines(record) + _waiting_hint(record))
@@ -184,7 +184,7 @@ def cmd_send(app: App, args: argparse.Namespace) -> int:
     with ProgressBar("rendering volumes", enabled=not args.json) as bar:
         public_id = deliveries.send_now(app, campaign, now=_now(None), to=args.to or (), actor=_actor(),
                                      progress=bar.update)
-    data = reports.delivery(app, campaign, public_id)
+    data = reports.delivery(app, campaign, public_id, now=datetime.now(UTC))
     assert data is not None  # send_now just made it
     _emit(args, data, f"delivery {public_id}: {data.status}" + _message_lines(data)
           + _waiting_hint(data) + (f"\n{data.error}" if data.error else ""))

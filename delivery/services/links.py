@@ -359,11 +359,12 @@ def link_reports(session: Session, delivery_ids: list[int], *,
     for link in links:
         n, first, last = counts.get(link.id, (0, None, None))
         out[(link.delivery_id, link.recipient)] = LinkReport(
-            expires_at=_iso(link.expires_at) or "", state=link_state(link, now).value, downloads=n,
-            first_download_at=_iso(first), last_download_at=_iso(last),
-            acknowledged_at=_iso(link.acknowledged_at))
+            expires_at=iso_seconds(link.expires_at) or "", state=link_state(link, now).value, downloads=n,
+            first_download_at=iso_seconds(first), last_download_at=iso_seconds(last),
+            acknowledged_at=iso_seconds(link.acknowledged_at))
     return out
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_seconds(value: datetime | None) -> str | None:
+    """A time as the reports give it (ISO 8601, to the second), or None."""
     return value.isoformat(timespec="seconds") if value is not None else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from delivery.campaigns.milestones import next_milestone
 from delivery.mail.classify import queue_id
 from delivery.mail.outbox import WAITING
 from delivery.services.app import App
-from delivery.services.links import LinkReport, link_reports
+from delivery.services.links import LinkReport, iso_seconds, link_reports
 from delivery.services.states import DeliveryState
 from delivery.signers.store import count_signers
 from delivery.storage.db import reading
@@ -31,10 +31,6 @@ from delivery.storage.models import (
     SignerRow,
     SmtpPauseRow,
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,7 @@ class CampaignStatus:
         return asdict(self)
 
 
-def status(app: App, campaign: Campaign) -> CampaignStatus:
+def status(app: App, campaign: Campaign, *, now: datetime) -> CampaignStatus:
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         count = count_signers(session, campaign_id)
@@ -156,12 +152,13 @@ def status(app: App, campaign: Campaign) -> CampaignStatus:
         milestones_pending=[t for t in campaign.thresholds if t <= count and t not in recorded],
         top_countries=[CountryCount(c, n) for c, n in by_country],
         smtp_paused=[PauseReport(a, s.isoformat(timespec="seconds"), r) for a, s, r in pauses],
-        deliveries=deliveries(app, campaign, limit=10))
+        deliveries=deliveries(app, campaign, limit=10, now=now))
 
 
-def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
+def deliveries(app: App, campaign: Campaign, *, now: datetime, limit: int | None = None,
                public_id: str | None = None) -> list[DeliveryReport]:
-    """The campaign's deliveries, newest first (only `public_id`'s, when given)."""
+    """The campaign's deliveries, newest first (only `public_id`'s, when given); a download
+    link's state (open, expired) as of `now`, the service's clock."""
     with reading(app.engine) as session:
         campaign_id = app.campaign_id(session, campaign)
         query = (select(DeliveryRow).where(DeliveryRow.campaign_id == campaign_id)
@@ -176,7 +173,7 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
                                  .where(DeliveryFileRow.delivery_id.in_(ids)).order_by(DeliveryFileRow.id)):
             files[f.delivery_id].append(FileReport(f.name, f.size, f.sha256, f.pages))
         messages: dict[int, list[MessageReport]] = {i: [] for i in ids}
-        links = link_reports(session, ids, now=datetime.now(UTC))
+        links = link_reports(session, ids, now=now)
         # not the e-mails' bytes: a status needs none of them (hundreds of MB at a million signers)
         for m in session.scalars(select(MessageRow).options(defer(MessageRow.content))
                                  .where(MessageRow.delivery_id.in_(ids))
@@ -184,22 +181,23 @@ def deliveries(app: App, campaign: Campaign, *, limit: int | None = None,
             messages[m.delivery_id].append(MessageReport(
                 recipient=m.recipient, kind=m.kind, part=f"{m.part}/{m.parts}", status=m.status,
                 attempts=m.attempts, last_answer=_answer(m.last_code, m.last_answer),
-                next_attempt_at=_iso(m.next_attempt_at) if m.status in WAITING else None,
-                sent_at=_iso(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id,
+                next_attempt_at=iso_seconds(m.next_attempt_at) if m.status in WAITING else None,
+                sent_at=iso_seconds(m.sent_at), crash_resends=m.crash_resends, message_id=m.message_id,
                 queue_id=queue_id(m.last_answer or "") if m.status in ("sent", "bounced") else None,
-                bounce=m.bounce_kind, bounced_at=_iso(m.bounced_at), bounce_status=m.bounce_status,
+                bounce=m.bounce_kind, bounced_at=iso_seconds(m.bounced_at), bounce_status=m.bounce_status,
                 bounce_diagnostic=m.bounce_diagnostic,
                 link=links.get((m.delivery_id, m.recipient)) if m.kind == "dossier" else None))
     return [DeliveryReport(
         id=r.public_id, trigger=r.trigger, milestone=r.milestone, status=r.status,
         created_at=r.created_at.isoformat(timespec="seconds"), created_by=r.created_by,
-        hold_until=_iso(r.hold_until), signer_count=r.signer_count, recipients=json.loads(r.recipients),
+        hold_until=iso_seconds(r.hold_until), signer_count=r.signer_count,
+        recipients=json.loads(r.recipients),
         error=r.error, files=files[r.id], messages=messages[r.id],
     ) for r in rows]
 
 
-def delivery(app: App, campaign: Campaign, public_id: str) -> DeliveryReport | None:
-    found = deliveries(app, campaign, public_id=public_id)
+def delivery(app: App, campaign: Campaign, public_id: str, *, now: datetime) -> DeliveryReport | None:
+    found = deliveries(app, campaign, public_id=public_id, now=now)
     return found[0] if found else None
 
 
@@ -238,7 +236,8 @@ def attention(app: App, *, now: datetime) -> Attention:
             .order_by(DeliveryRow.id)).all()
         pauses = session.execute(select(SmtpPauseRow.account, SmtpPauseRow.since, SmtpPauseRow.reason)).all()
     return Attention(
-        stuck_builds=[StuckBuild(slug, public_id, _iso(until) or "") for slug, public_id, until in stuck],
+        stuck_builds=[StuckBuild(slug, public_id, iso_seconds(until) or "")
+                      for slug, public_id, until in stuck],
         smtp_paused=[PauseReport(a, s.isoformat(timespec="seconds"), r) for a, s, r in pauses])
 
 

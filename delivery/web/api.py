@@ -154,7 +154,7 @@ async def post_signature(request: Request, campaign: Campaign, info: TokenInfo) 
 
 
 async def get_status(request: Request, campaign: Campaign, info: TokenInfo) -> Response:
-    s = await blocking(reports.status, state(request).app, campaign)
+    s = await blocking(reports.status, state(request).app, campaign, now=state(request).clock())
     return JSONResponse({"campaign": s.campaign, "title": s.title, "signers": s.signers,
                          "goal": s.goal, "percent": s.percent, "next_milestone": s.next_milestone,
                          "milestones_reached": [m.threshold for m in s.milestones_reached],
@@ -162,7 +162,7 @@ async def get_status(request: Request, campaign: Campaign, info: TokenInfo) -> R
 
 
 async def get_milestones(request: Request, campaign: Campaign, info: TokenInfo) -> Response:
-    s = await blocking(reports.status, state(request).app, campaign)
+    s = await blocking(reports.status, state(request).app, campaign, now=state(request).clock())
     reached = {m.threshold: m for m in s.milestones_reached}
     rows = [{"threshold": t, "reached": t in reached,
              "reached_at": reached[t].reached_at if t in reached else None,
@@ -182,7 +182,8 @@ async def get_deliveries(request: Request, campaign: Campaign, info: TokenInfo) 
     # ASCII digits only: str.isdigit() admits "²" and "①", which int() then refuses
     if not re.fullmatch(r"[0-9]{1,3}", text) or not 1 <= int(text) <= 100:
         raise ApiError(400, "limit must be a whole number from 1 to 100", "limit")
-    rows = await blocking(reports.deliveries, state(request).app, campaign, limit=int(text))
+    rows = await blocking(reports.deliveries, state(request).app, campaign, limit=int(text),
+                          now=state(request).clock())
     out: list[dict[str, object]] = []
     for d in rows:
         record = d.to_dict()

@@ -84,7 +84,7 @@ def _overview(web: WebState, code: str) -> list[dict[str, Any]]:
 
 
 def _dashboard_data(web: WebState, campaign: Campaign, locale: str) -> dict[str, Any]:
-    status = reports.status(web.app, campaign)
+    status = reports.status(web.app, campaign, now=web.clock())
     points = queries.growth(web.app, campaign)
     found = readiness.readiness(web.app, campaign, now=web.clock())
     reached = {m.threshold: m for m in status.milestones_reached}
@@ -126,7 +126,7 @@ def exact_duration(seconds: int, locale: str) -> str:
 
 async def deliveries(request: Request, user: str) -> Response:
     campaign = campaign_for(request)
-    rows = await blocking(reports.deliveries, state(request).app, campaign)
+    rows = await blocking(reports.deliveries, state(request).app, campaign, now=state(request).clock())
     title = page_title(translator(request).gettext("Deliveries"), campaign_title(campaign, language(request)))
     return render(request, "deliveries.html", title=title, campaign=campaign, deliveries=rows)
 
@@ -136,7 +136,7 @@ async def delivery(request: Request, user: str) -> Response:
     campaign = campaign_for(request)
     ref = request.path_params["ref"]
     tr = translator(request)
-    found = await blocking(reports.delivery, web.app, campaign, ref)
+    found = await blocking(reports.delivery, web.app, campaign, ref, now=web.clock())
     if found is None:
         return error_page(request, 404, tr.gettext("There is no delivery %(ref)s in this campaign.")
                           % {"ref": ref[:40]})

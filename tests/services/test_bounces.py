@@ -85,7 +85,7 @@ def test_real_bounces_in_a_real_mailbox_mark_the_right_messages_once(
     assert report.bounces == {"read": 5, "not_bounces": 1, "bounced": 1, "delayed": 1, "unmatched": 1,
                               "repeated": 1, "error": None}
     assert statuses(app) == {PM: ("bounced", "failed"), MIGRATION: ("sent", "delayed")}
-    [delivery] = reports.deliveries(app, campaign)
+    [delivery] = reports.deliveries(app, campaign, now=later)
     assert delivery.status == "failed"  # it was done: a recipient did not get it after all
     shown = {m.recipient: m for m in delivery.dossier_messages}
     assert shown[PM].bounce_status == "5.1.1"
@@ -136,8 +136,8 @@ def test_a_bounce_as_too_large_is_not_retried_with_the_same_bytes(
     later = TUESDAY_10 + timedelta(hours=1)
     assert deliveries.tick(app, campaign, now=later).bounces["bounced"] == 1
     with pytest.raises(StateConflict, match="no failed message to retry"):
-        deliveries.change(app, campaign, "retry", reports.deliveries(app, campaign)[0].id, now=later,
-                          actor="organizer")
+        deliveries.change(app, campaign, "retry", reports.deliveries(app, campaign, now=later)[0].id,
+                          now=later, actor="organizer")
 
 
 def test_a_mailbox_that_cannot_be_read_does_not_stop_sending(

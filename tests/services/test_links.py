@@ -105,11 +105,15 @@ def test_the_page_records_nothing_the_buttons_record_each_download_and_the_recei
     first = links.acknowledge(app, token, user_agent="Firefox/140", now=later + timedelta(minutes=2))
     assert links.acknowledge(app, token, user_agent="x", now=later + timedelta(hours=1)) == first
 
-    [report] = reports.deliveries(app, campaign)
+    [report] = reports.deliveries(app, campaign, now=later)
     shown = {m.recipient: m.link for m in report.dossier_messages}
     assert shown[MIGRATION] is None
     link = shown[PM]
     assert link is not None and (link.downloads, link.state) == (2, "open")
+    # the state is the service clock's: 90 days after the e-mail the link has expired
+    [past] = reports.deliveries(app, campaign, now=TUESDAY_10 + timedelta(days=91))
+    expired = {m.recipient: m.link for m in past.dossier_messages}[PM]
+    assert expired is not None and expired.state == "expired"
     assert link.first_download_at == later.isoformat(timespec="seconds")
     assert link.last_download_at == (later + timedelta(minutes=1)).isoformat(timespec="seconds")
     assert link.acknowledged_at == first.isoformat(timespec="seconds")
@@ -173,7 +177,7 @@ def test_a_link_recipient_without_a_public_address_stops_the_build_before_anythi
     add(app, NAMES[:4], TUESDAY_10)
     ref = deliveries.create_manual(app, app.campaign(None), now=TUESDAY_10, actor="test")
     assert not deliveries.build_and_send(app, ref.id, now=TUESDAY_10)
-    [report] = reports.deliveries(app, app.campaign(None))
+    [report] = reports.deliveries(app, app.campaign(None), now=TUESDAY_10)
     assert report.status == "failed" and "DELIVERY_PUBLIC_URL" in (report.error or "")
     assert report.dossier_messages == [] and not [r for r in smtp_server.received if PM in r.rcpt_tos]
 
