@@ -91,6 +91,27 @@ def cmd_campaigns(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_links(app: App, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from delivery.services import links
+
+    campaign = app.campaign(args.campaign)
+    if args.links_command == "extend":
+        if args.days is not None and not 1 <= args.days <= 3650:
+            raise UsageError("--days: a link is extended by 1 to 3650 days")
+        by = timedelta(days=args.days) if args.days is not None else campaign.link_expiry
+        until = links.extend(app, campaign, args.ref, args.recipient, by=by, now=_now(None),
+                             actor=_actor())
+        _emit(args, {"delivery": args.ref, "recipient": args.recipient, "expires_at": until.isoformat()},
+              f"the download link to {args.recipient} works until {until:%Y-%m-%d %H:%M} UTC")
+        return 0
+    links.revoke(app, campaign, args.ref, args.recipient, now=_now(None), actor=_actor())
+    _emit(args, {"delivery": args.ref, "recipient": args.recipient, "revoked": True},
+          f"the download link to {args.recipient} is withdrawn: it gives nothing more")
+    return 0
+
+
 def cmd_deliveries(app: App, args: argparse.Namespace) -> int:
     from delivery.cli.textreport import deliveries_text
     from delivery.services import deliveries, reports
@@ -288,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("deliveries", cmd_deliveries, "the delivery log; cancel, release or retry a delivery")
     p.add_argument("action", nargs="?", default="list", choices=("list", "cancel", "release", "retry"))
     p.add_argument("ref", nargs="?", metavar="ID", help="delivery id (as shown by `deliveries`)")
+    p = add("links", cmd_links, "extend or withdraw a recipient's download link")
+    link_actions = p.add_subparsers(dest="links_command", required=True, metavar="ACTION")
+    for action, help_ in (("extend", "the link works longer: by the campaign's link_expiry, or --days"),
+                          ("withdraw", "the link gives nothing more, for good")):
+        q = link_actions.add_parser(action, parents=[common], help=help_)
+        q.add_argument("ref", metavar="ID", help="the delivery (as shown by `deliveries`)")
+        q.add_argument("recipient", metavar="ADDRESS", help="the recipient the link was sent to")
+        if action == "extend":
+            q.add_argument("--days", type=int, metavar="N", help="days to add (1 to 3650)")
     p = add("run-due", cmd_run_due, "one scheduler tick: milestones, builds, sends, retries")
     p.add_argument("--now", metavar="ISO-TIME", help="the clock to use (default: now)")
     p = add("preview", cmd_preview, "build the dossier bundle as it would be sent now, without sending")
