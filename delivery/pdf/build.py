@@ -17,6 +17,7 @@ costs the same for a hundred signers as for a million.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -37,7 +38,7 @@ from delivery.pdf.text.fonts import chain
 from delivery.pdf.text.shape import text_width
 from delivery.pdf.typeset import ENGINE as TYPESET
 from delivery.pdf.typeset import VolumeJob
-from delivery.pdf.weasy import ENGINE
+from delivery.pdf.weasy import ENGINE, PDF_VARIANT
 
 DEFAULT_TIME_LIMIT = 600.0  # seconds per document
 DEFAULT_MEMORY_LIMIT = 3 * 1024**3  # address space per worker; fonts are mapped, not resident
@@ -85,21 +86,23 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
         if cache_dir is None:
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="volumes-")))
         cache = VolumeCache(cache_dir, cache_limit)
-        pdfs = _build(dossier, templates_dir.resolve(), cache, languages=languages,
+        fronts = VolumeCache(cache_dir / FRONTS_DIR, FRONTS_LIMIT)
+        pdfs = _build(dossier, templates_dir.resolve(), cache, fronts, languages=languages,
                       workers=workers or os.cpu_count() or 1, part_budget=part_budget,
                       progress=progress, layout=layout or Layout(), strict=strict,
                       time_limit=time_limit, memory_limit=memory_limit,
                       inline_budget=inline_budget, read_lines=read_lines)
         cache.evict()
+        fronts.evict()
         return pdfs
 
 
-def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
+def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, fronts: VolumeCache, *,
            languages: Sequence[str], workers: int, part_budget: int,
            progress: Callable[[int, int], None] | None, layout: Layout, strict: bool,
            time_limit: float, memory_limit: int | None,
            inline_budget: int, read_lines: LineReader | None) -> list[UnsignedPdf]:
-    planner = _Planner(dossier, templates_dir, layout, cache, read_lines)
+    planner = _Planner(dossier, templates_dir, layout, cache, fronts, read_lines)
     texts = {lang: render.load_texts(templates_dir, lang) for lang in dict.fromkeys(languages)}
     pieces = [piece for t in texts.values() for piece in planner.language(t)]
 
@@ -113,14 +116,17 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, *,
         progress(done, total)
 
     todo = [p for p in pieces if p.plan is not None]
-    kept: dict[str, bytes] = {}  # front, stamp, and whatever the cache could not take
+    kept = dict(planner.cached_fronts)  # fronts, stamps, and whatever the cache could not take
 
     def finished(index: int, pdf: RenderedPdf) -> None:
         nonlocal done
         if strict and pdf.warnings:
             raise RenderError(f"{pdf.label}: {pdf.warnings[0]}")
         item = todo[index]
-        if item.volume < 0 or not cache.put(item.key, pdf.data):
+        if item.volume < 0:  # wanted again at once, for the join: kept, and cached for later builds
+            kept[item.key] = pdf.data
+            fronts.put(item.key, pdf.data)
+        elif not cache.put(item.key, pdf.data):
             kept[item.key] = pdf.data
         if item.volume >= 0:
             missing[item.volume] -= 1
@@ -152,8 +158,9 @@ class _Planner:
     """Which documents a dossier needs, their cache keys, and plans for those not cached."""
 
     def __init__(self, dossier: Dossier, templates_dir: Path, layout: Layout,
-                 cache: VolumeCache, read_lines: LineReader | None) -> None:
-        self.dossier, self.layout, self.cache = dossier, layout, cache
+                 cache: VolumeCache, fronts: VolumeCache, read_lines: LineReader | None) -> None:
+        self.dossier, self.layout, self.cache, self.fronts = dossier, layout, cache, fronts
+        self.cached_fronts: dict[str, bytes] = {}  # front and stamp documents the cache had
         self.read_lines = read_lines
         self.templates_dir = templates_dir
         self.base = str(templates_dir)
@@ -161,18 +168,22 @@ class _Planner:
 
     def language(self, t: render.Texts) -> list[_Piece]:
         d, lang, layout = self.dossier, t.language, self.layout
-        ident = f"{d.campaign_slug}/{d.dossier_id}/{lang}/{self.version}/{d.signer_count}"
-        front_key, stamp_key = content_key("front", ident), content_key("stamp", ident)
         env = render.make_environment(self.templates_dir, t)
         volume_pages = sum(layout.pages_for(v.facts.lines) for v in d.volumes)
+        # the front and the stamp are cached by the hash of their HTML, which holds all they
+        # show: a build of the same delivery again (a retry once the timestamp service answers)
+        # renders neither; any change of a count, the letter, a recipient or the language does
+        front_html = render.front_html(env, t, d, volume_pages=volume_pages, measure=bar_label_width)
+        stamp_html = render.stamp_html(env, t, d)
+        front_key = content_key("front", ENGINE, PDF_VARIANT, self.version, _digest(front_html))
+        stamp_key = content_key("stamp", ENGINE, PDF_VARIANT, self.version, _digest(stamp_html))
         pieces = [
-            _Piece("front", lang, -1, front_key, PdfJob(
-                f"front ({lang})", render.front_html(env, t, d, volume_pages=volume_pages,
-                                                     measure=bar_label_width),
-                self.base, bytes.fromhex(front_key[:32]), cost=FRONT_COST, tagged=True)),
-            _Piece("stamp", lang, -1, stamp_key, PdfJob(
-                f"stamp ({lang})", render.stamp_html(env, t, d), self.base,
-                bytes.fromhex(stamp_key[:32]), expected_pages=1, cost=PAGE_COST)),
+            _Piece("front", lang, -1, front_key, self._unless_cached(front_key, PdfJob(
+                f"front ({lang})", front_html, self.base, bytes.fromhex(front_key[:32]),
+                cost=FRONT_COST, tagged=True))),
+            _Piece("stamp", lang, -1, stamp_key, self._unless_cached(stamp_key, PdfJob(
+                f"stamp ({lang})", stamp_html, self.base, bytes.fromhex(stamp_key[:32]),
+                expected_pages=1, cost=PAGE_COST))),
         ]
         for i, volume in enumerate(d.volumes):
             key = volume_key(volume, lang, self.version, layout)
@@ -186,6 +197,15 @@ class _Planner:
                                    self.read_lines)
             pieces.append(_Piece("volume", lang, i, key, plan))
         return pieces
+
+
+    def _unless_cached(self, key: str, job: PdfJob) -> PdfJob | None:
+        """None when the cache has the document (then read now: a few hundred kB at most)."""
+        data = self.fronts.get(key)
+        if data is None:
+            return job
+        self.cached_fronts[key] = data
+        return None
 
 
 @dataclass(frozen=True)
@@ -211,6 +231,14 @@ class _VolumePlan:
                                   "ones the dossier was composed from")
             volume = replace(volume, lines=lines)
         return VolumeJob(self.label, self.texts, volume, self.layout, self.identifier, self.cost)
+
+
+FRONTS_DIR = "fronts"  # under the cache folder: fronts and stamps apart from the volumes
+FRONTS_LIMIT = 256 * 1024**2
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _volume_cost(volume: Volume) -> int:
