@@ -1,7 +1,8 @@
 """Key files + PDF bytes → PAdES-certified PDF bytes; manifest bytes → detached CMS signature.
 
 `load_identity` reads DELIVERY_SIGNING_KEY / DELIVERY_SIGNING_CERT (PEM, or one PKCS#12 file) and
-fails closed with a `SigningError` naming the problem in one line. `sign_pdf` certifies a PDF with
+fails closed with a `SigningError` naming the problem in one line; `identity_from_bytes` does the
+same for uploaded bytes (a PKCS#12 file, or a key and its certificate). `sign_pdf` certifies a PDF with
 DocMDP "no changes allowed" (PAdES subfilter, SHA-256, the certificate chain, reason, location and
 the signing time in /M) at the PAdES level of a `SignaturePolicy` (delivery.bundle.ltv: B-B, or
 with an RFC 3161 timestamp, validation data and a document timestamp up to B-LTA). Every call
@@ -95,6 +96,38 @@ def is_self_signed(cert: x509.Certificate) -> bool:
 
 # ---------------------------------------------------------------- loading (fail closed)
 
+class IdentityRefused(SigningError):
+    """Key or certificate material that cannot make an identity; `part` is the piece at fault:
+    "key", "cert", "pkcs12" or "passphrase"."""
+
+    def __init__(self, message: str, *, part: str) -> None:
+        super().__init__(message)
+        self.part = part
+
+
+@dataclass(frozen=True)
+class _Names:
+    """How the messages name the material: the configured files and variables, or uploads."""
+
+    key: str
+    certs: str
+    pkcs12: str
+    pkcs12_key: str
+    encrypted_hint: str  # what to do about an encrypted key given without a passphrase
+    wrong_hint: str = ""  # after "wrong passphrase": where the passphrase came from
+
+
+def _file_names(key_path: Path, cert_path: Path | None) -> _Names:
+    return _Names(key=f"signing key {key_path}", certs=f"signing certificate {cert_path}",
+                  pkcs12=f"PKCS#12 file {key_path}", pkcs12_key=f"signing key {key_path}",
+                  encrypted_hint="set DELIVERY_SIGNING_PASSPHRASE",
+                  wrong_hint=" (DELIVERY_SIGNING_PASSPHRASE)")
+
+
+UPLOADED = _Names(key="the key file", certs="the certificate file", pkcs12="the PKCS#12 file",
+                  pkcs12_key="the key in the PKCS#12 file", encrypted_hint="give its passphrase")
+
+
 def load_identity(settings: Settings, *, now: datetime) -> SigningIdentity:
     """The configured signing identity, checked for use at `now`; SigningError on any problem."""
     key_path, cert_path = settings.signing_key, settings.signing_cert
@@ -102,19 +135,48 @@ def load_identity(settings: Settings, *, now: datetime) -> SigningIdentity:
         raise SigningError("signing is not configured: set DELIVERY_SIGNING_KEY (and "
                            "DELIVERY_SIGNING_CERT for a PEM key)")
     passphrase = settings.signing_passphrase
+    names = _file_names(key_path, cert_path)
     if key_path.suffix.lower() in PKCS12_SUFFIXES:
         if cert_path is not None:
             raise SigningError(f"DELIVERY_SIGNING_KEY {key_path} is a PKCS#12 file, which holds the "
                                "certificate: leave DELIVERY_SIGNING_CERT unset")
-        key, certs = _load_pkcs12(key_path, passphrase)
+        key, certs = _load_pkcs12(_read(key_path, "PKCS#12 file"), passphrase, names)
     elif cert_path is None:
         raise SigningError("DELIVERY_SIGNING_CERT is not set: a PEM key needs its certificate "
                            "(or point DELIVERY_SIGNING_KEY at a .p12/.pfx file)")
     else:
-        key = _load_key(key_path, passphrase)
-        certs = _load_certs(cert_path)
-    identity = _pair(key, certs, cert_path or key_path)
+        key = _load_key(_read(key_path, "signing key"), passphrase, names)
+        certs = _load_certs(_read(cert_path, "signing certificate"), names)
+    identity = _pair(key, certs, str(cert_path or key_path))
     check_usable(identity, now=now)
+    return identity
+
+
+def identity_from_bytes(*, pkcs12_data: bytes | None = None, key_data: bytes | None = None,
+                        cert_data: bytes | None = None, passphrase: str | None = None,
+                        now: datetime) -> SigningIdentity:
+    """Uploaded material → the identity it makes, checked for use at `now`: a PKCS#12 file
+    (`pkcs12_data`), or a PEM/DER private key with its PEM/DER certificate and chain
+    (`key_data`, `cert_data`). IdentityRefused naming the piece at fault, or SigningError."""
+    if pkcs12_data is not None:
+        if key_data is not None or cert_data is not None:
+            raise IdentityRefused("give either a PKCS#12 file or a key and its certificate, not both",
+                                  part="pkcs12")
+        key, certs = _load_pkcs12(pkcs12_data, passphrase, UPLOADED)
+        source = UPLOADED.pkcs12
+    else:
+        if key_data is None:
+            raise IdentityRefused("the key file is missing", part="key")
+        if cert_data is None:
+            raise IdentityRefused("the certificate file is missing", part="cert")
+        key = _load_key(key_data, passphrase, UPLOADED)
+        certs = _load_certs(cert_data, UPLOADED)
+        source = UPLOADED.certs
+    identity = _pair(key, certs, source)
+    try:
+        check_usable(identity, now=now)
+    except SigningError as exc:
+        raise IdentityRefused(str(exc), part="cert") from exc
     return identity
 
 
@@ -125,8 +187,7 @@ def _read(path: Path, what: str) -> bytes:
         raise SigningError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
-def _load_key(path: Path, passphrase: str | None) -> SigningKey:
-    data = _read(path, "signing key")
+def _load_key(data: bytes, passphrase: str | None, names: _Names) -> SigningKey:
     load = (serialization.load_pem_private_key if b"-----BEGIN" in data
             else serialization.load_der_private_key)
     password = passphrase.encode() if passphrase else None
@@ -135,59 +196,59 @@ def _load_key(path: Path, passphrase: str | None) -> SigningKey:
             key = load(data, password)
         except TypeError as exc:
             if password is None:
-                raise SigningError(f"signing key {path} is encrypted: set "
-                                   "DELIVERY_SIGNING_PASSPHRASE") from exc
+                raise IdentityRefused(f"{names.key} is encrypted: {names.encrypted_hint}",
+                                      part="passphrase") from exc
             key = load(data, None)  # a passphrase for an unencrypted key is harmless
     except ValueError as exc:
         if password is not None and b"ENCRYPTED" in data:
-            raise SigningError(f"wrong passphrase for signing key {path} "
-                               "(DELIVERY_SIGNING_PASSPHRASE)") from exc
-        raise SigningError(f"signing key {path} is not a readable PEM or DER private key") from exc
+            raise IdentityRefused(f"wrong passphrase for {names.key}{names.wrong_hint}",
+                                  part="passphrase") from exc
+        raise IdentityRefused(f"{names.key} is not a readable PEM or DER private key", part="key") from exc
     except UnsupportedAlgorithm as exc:
-        raise SigningError(f"signing key {path} uses an unsupported algorithm") from exc
-    return _supported_key(key, path)
+        raise IdentityRefused(f"{names.key} uses an unsupported algorithm", part="key") from exc
+    return _supported_key(key, names.key, part="key")
 
 
-def _supported_key(key: object, path: Path) -> SigningKey:
+def _supported_key(key: object, name: str, *, part: str) -> SigningKey:
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 2048:
-        raise SigningError(f"signing key {path} is RSA-{key.key_size}: use at least 2048 bits")
+        raise IdentityRefused(f"{name} is RSA-{key.key_size}: use at least 2048 bits", part=part)
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
                   | ed448.Ed448PrivateKey):
         return key
-    raise SigningError(f"signing key {path} is not an RSA, EC or EdDSA key")
+    raise IdentityRefused(f"{name} is not an RSA, EC or EdDSA key", part=part)
 
 
-def _load_certs(path: Path) -> list[x509.Certificate]:
-    data = _read(path, "signing certificate")
+def _load_certs(data: bytes, names: _Names) -> list[x509.Certificate]:
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
     except ValueError as exc:
-        raise SigningError(f"signing certificate {path} is not a readable PEM or DER "
-                           "certificate") from exc
+        raise IdentityRefused(f"{names.certs} is not a readable PEM or DER certificate",
+                              part="cert") from exc
 
 
-def _load_pkcs12(path: Path, passphrase: str | None) -> tuple[SigningKey, list[x509.Certificate]]:
-    data = _read(path, "PKCS#12 file")
+def _load_pkcs12(data: bytes, passphrase: str | None,
+                 names: _Names) -> tuple[SigningKey, list[x509.Certificate]]:
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(
             data, passphrase.encode() if passphrase else None)
     except ValueError as exc:
-        raise SigningError(f"cannot open PKCS#12 file {path}: wrong passphrase "
-                           "(DELIVERY_SIGNING_PASSPHRASE) or not a PKCS#12 file") from exc
+        raise IdentityRefused(f"cannot open {names.pkcs12}: wrong passphrase{names.wrong_hint} "
+                              "or not a PKCS#12 file", part="pkcs12") from exc
     if key is None or cert is None:
-        raise SigningError(f"PKCS#12 file {path} must hold both a private key and its certificate")
-    return _supported_key(key, path), [cert, *extra]
+        raise IdentityRefused(f"{names.pkcs12} must hold both a private key and its certificate",
+                              part="pkcs12")
+    return _supported_key(key, names.pkcs12_key, part="pkcs12"), [cert, *extra]
 
 
-def _pair(key: SigningKey, certs: list[x509.Certificate], source: Path) -> SigningIdentity:
+def _pair(key: SigningKey, certs: list[x509.Certificate], source: str) -> SigningIdentity:
     """Pick the certificate of `key` among `certs`; the others are its chain."""
     spki = _spki(key.public_key())
     for i, cert in enumerate(certs):
         if _spki(cert.public_key()) == spki:
             return SigningIdentity(key=key, cert=cert, chain=tuple(certs[:i] + certs[i + 1:]))
-    raise SigningError(f"the signing key does not match the certificate in {source}")
+    raise IdentityRefused(f"the signing key does not match the certificate in {source}", part="cert")
 
 
 def _spki(public_key: Any) -> bytes:
@@ -226,7 +287,9 @@ def ensure_demo_identity(var_dir: Path, common_name: str, *, now: datetime) -> t
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     if key_path.is_file() and cert_path.is_file():
         try:
-            identity = _pair(_load_key(key_path, None), _load_certs(cert_path), cert_path)
+            names = _file_names(key_path, cert_path)
+            identity = _pair(_load_key(_read(key_path, "signing key"), None, names),
+                             _load_certs(_read(cert_path, "signing certificate"), names), str(cert_path))
             check_usable(identity, now=now + timedelta(days=1))
             return key_path, cert_path
         except SigningError:

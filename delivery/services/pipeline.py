@@ -26,7 +26,7 @@ from delivery.artifacts import BundleFile
 from delivery.bundle.appearance import Appearance
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
 from delivery.bundle.ltv import SignaturePolicy, signature_policy
-from delivery.bundle.sign import SigningIdentity, check_signing_services, load_identity
+from delivery.bundle.sign import SigningIdentity, check_signing_services
 from delivery.campaigns.config import Campaign, Recipient
 from delivery.campaigns.templates import EMAIL_TEMPLATE, letter_template
 from delivery.dossier.render import Texts, load_texts, template_version
@@ -43,6 +43,7 @@ from delivery.mail.message import (
     sends_link,
 )
 from delivery.pdf.build import build_dossier_pdfs
+from delivery.services import signing_keys
 from delivery.services.app import App
 from delivery.services.links import link_url, token_hash
 from delivery.storage.models import DeliveryFileRow, DeliveryRow
@@ -53,10 +54,12 @@ Progress = Callable[[int, int], None]
 def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningIdentity | None:
     if campaign.signing == "off":
         return None
-    if app.settings.signing_key is None:
+    identity = signing_keys.identity(app, now=now)
+    if identity is None:
         raise SigningError(f"campaign {campaign.slug} requires signed dossiers but DELIVERY_SIGNING_KEY "
-                           "is not set (set it, or set signing = \"off\" in the campaign file)")
-    return load_identity(app.settings, now=now)
+                           "is not set and no certificate was uploaded (set it, upload one on the web "
+                           "admin's Signing page, or set signing = \"off\" in the campaign file)")
+    return identity
 
 
 def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: str,

@@ -2,9 +2,9 @@
 and their facts, which each entry point words (the dashboard in the organizer's language).
 
 The checks are the ones a delivery itself would run into later: recipients on domains that
-exist only in examples, a signing key missing, unusable or about to expire, recipients who take
-a download link while the service has no public address, no SMTP server (the e-mails go to the
-outbox folder), a hold and send window that delay the next milestone.
+exist only in examples, a signing key (files or upload) missing, unusable or about to expire,
+recipients who take a download link while the service has no public address, no SMTP server
+(the e-mails go to the outbox folder), a hold and send window that delay the next milestone.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from delivery.bundle.sign import load_identity
 from delivery.campaigns.config import Campaign
 from delivery.errors import SigningError
+from delivery.services import signing_keys
 from delivery.services.app import App
 
 # RFC 2606 and RFC 6761: names that can never reach anyone.
@@ -68,12 +68,12 @@ def readiness(app: App, campaign: Campaign, *, now: datetime) -> list[Finding]:
 
 
 def _signing(app: App, now: datetime) -> list[Finding]:
-    if app.settings.signing_key is None:
-        return [Finding("no_signing_key", "error")]
     try:
-        identity = load_identity(app.settings, now=now)
+        identity = signing_keys.identity(app, now=now)
     except SigningError as exc:
         return [Finding("signing_key_unusable", "error", {"reason": str(exc)})]
+    if identity is None:
+        return [Finding("no_signing_key", "error")]
     expires = identity.cert.not_valid_after_utc
     if expires - now <= EXPIRY_WARNING:
         return [Finding("signing_key_expires", "warning", {"at": expires.isoformat()})]

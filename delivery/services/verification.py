@@ -31,9 +31,10 @@ from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from delivery.bundle.assemble import MANIFEST_NAME, SIGNATURE_NAME, read_embedded_dossier, read_manifest
-from delivery.bundle.sign import SigningIdentity, load_identity
+from delivery.bundle.sign import SigningIdentity
 from delivery.bundle.verify import PREVIEW_PROBLEM, FileVerdict, VerifyReport, verify_path
 from delivery.errors import InputRefused, SigningError
+from delivery.services import signing_keys
 from delivery.services.app import App
 from delivery.settings import Settings
 
@@ -130,7 +131,7 @@ def verify_uploads(app: App, uploads: Sequence[tuple[str, IO[bytes]]], *, now: d
     """Check the uploaded files (each a plain file name that `accepted_name` takes, given once)
     as `verify` checks a file or a folder; InputRefused when they hold nothing to check,
     TrustUnavailable when this installation's trust file cannot be read. Blocking."""
-    identity = _own_identity(app.settings, now)
+    identity = _own_identity(app, now)
     with tempfile.TemporaryDirectory(prefix="petition-verify-") as tmp:
         root = Path(tmp)
         trust, kind = _trust(app.settings, identity, root)
@@ -174,11 +175,9 @@ def _write(path: Path, source: IO[bytes]) -> None:
         shutil.copyfileobj(source, out, _COPY_CHUNK)
 
 
-def _own_identity(settings: Settings, now: datetime) -> SigningIdentity | None:
-    if settings.signing_key is None:
-        return None
+def _own_identity(app: App, now: datetime) -> SigningIdentity | None:
     try:
-        return load_identity(settings, now=now)
+        return signing_keys.identity(app, now=now)
     except SigningError as exc:
         log.warning("the verify page knows no signing certificate of this service: %s", exc)
         return None

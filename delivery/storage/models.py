@@ -352,3 +352,21 @@ class SendRequestRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # "pending", "approved" or "cancelled"
     decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class SigningIdentityRow(Base):
+    """A signing key and certificate uploaded in the web admin (delivery.services.signing_keys):
+    the key (PKCS#8 DER) and the certificates (PEM) sealed with AES-GCM under a key derived from
+    DELIVERY_SECRET_KEY; the certificate's public facts in clear. An upload replaces the row."""
+
+    __tablename__ = "signing_identities"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime())
+    not_after: Mapped[datetime] = mapped_column(UtcDateTime())
+    fingerprint: Mapped[str] = mapped_column(String(95))  # SHA-256 of the certificate, AA:BB:…
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_certs: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    uploaded_by: Mapped[str] = mapped_column(String(200))

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.campaigns.languages import N_
 from delivery.services.app import App
-from delivery.web import accounts, actions, api, auth, imports, language, links, pages, verify
+from delivery.web import accounts, actions, api, auth, imports, language, links, pages, signing, verify
 from delivery.web.common import (
     USER,
     WebState,
@@ -48,6 +49,18 @@ CANNOT = N_("This request cannot be answered.")
 __all__ = ["create_web_app"]
 
 
+class UploadPage(Protocol):
+    """A page module that takes uploads: its body limit by path, and what a larger body is told."""
+
+    UPLOAD_LIMIT_MB: int
+    TOO_LARGE: str
+
+    def body_limit(self, path: str) -> int | None: ...
+
+
+UPLOAD_PAGES: tuple[UploadPage, ...] = (imports, signing)
+
+
 class FormSizeLimit:
     """Refuse oversized page posts before they are read (the API checks its own 64 KB limit)."""
 
@@ -59,21 +72,27 @@ class FormSizeLimit:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope["path"].startswith("/api/") \
                 and scope["path"] != verify.PATH:
             length = dict(scope["headers"]).get(b"content-length")
-            limit = imports.body_limit(scope["path"]) or FORM_LIMIT  # an upload's page takes more
+            upload = _upload_page(scope["path"])
+            limit = (upload.body_limit(scope["path"]) if upload else None) or FORM_LIMIT
             if length is None or not length.isdigit() or int(length) > limit:
                 request = Request(scope)
                 with contextlib.suppress(Exception):  # then the session's or the browser's language
                     await logged_in(request)
                 if length is None:
                     status, text = 411, _translated(request, LENGTH_REQUIRED)
-                elif imports.body_limit(scope["path"]):
+                elif upload:
                     status = 413
-                    text = _translated(request, imports.TOO_LARGE) % {"n": imports.UPLOAD_LIMIT_MB}
+                    text = _translated(request, upload.TOO_LARGE) % {"n": upload.UPLOAD_LIMIT_MB}
                 else:
                     status, text = 413, _translated(request, TOO_LARGE)
                 await PlainTextResponse(text, status_code=status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _upload_page(path: str) -> UploadPage | None:
+    """The module of the page at `path` when it takes an upload, which says how much it takes."""
+    return next((page for page in UPLOAD_PAGES if page.body_limit(path)), None)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -122,7 +141,7 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
 
     routes = [Route("/static/admin.css", stylesheet, methods=["GET"]),
               *auth.routes, *accounts.routes, *language.routes, *pages.routes, *actions.routes,
-              *imports.routes, *api.routes, *links.routes, *verify.routes]
+              *imports.routes, *signing.routes, *api.routes, *links.routes, *verify.routes]
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -45,7 +45,8 @@ READINESS = {
                               "%(addresses)s. Put the offices' real addresses in the campaign "
                               "file."),
     "no_signing_key": N_("No signing key: this campaign requires signed dossiers, so nothing "
-                         "can be sent. Set DELIVERY_SIGNING_KEY and DELIVERY_SIGNING_CERT."),
+                         "can be sent. An owner uploads the certificate on the Signing page "
+                         "(/signing), or sets DELIVERY_SIGNING_KEY and DELIVERY_SIGNING_CERT."),
     "signing_key_unusable": N_("The signing key cannot be used (%(reason)s): nothing can be "
                                "sent until it is replaced."),
     "signing_key_expires": N_("The signing certificate expires on %(at)s: renew it before then, "
