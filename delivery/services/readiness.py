@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from delivery.campaigns.config import Campaign
-from delivery.errors import SigningError
+from delivery.campaigns.languages import read_languages
+from delivery.campaigns.templates import missing_pieces
+from delivery.errors import ConfigError, SigningError
 from delivery.services import signing_keys
 from delivery.services.app import App
 
@@ -31,7 +33,7 @@ Severity = Literal["error", "warning", "info"]
 class Finding:
     code: str  # reserved_recipients | no_signing_key | signing_key_unusable |
     #            signing_key_expires | link_needs_public_url | no_smtp | milestone_waits |
-    #            milestone_held | milestone_window
+    #            milestone_held | milestone_window | texts_missing
     severity: Severity
     facts: dict[str, str] = field(default_factory=dict)
 
@@ -50,6 +52,7 @@ def readiness(app: App, campaign: Campaign, *, now: datetime) -> list[Finding]:
         found.append(Finding("reserved_recipients", "error", {"addresses": ", ".join(reserved)}))
     if campaign.signing == "required":
         found.extend(_signing(app, now))
+    found.extend(_texts(app, campaign))
     linked = [r.email for r in campaign.recipients if r.delivery == "link"]
     if linked and app.settings.public_url is None:
         found.append(Finding("link_needs_public_url", "error", {"addresses": ", ".join(linked)}))
@@ -65,6 +68,22 @@ def readiness(app: App, campaign: Campaign, *, now: datetime) -> list[Finding]:
             "timezone": schedule.timezone}))
     order = {"error": 0, "warning": 1, "info": 2}
     return sorted(found, key=lambda f: order[f.severity])
+
+
+def _texts(app: App, campaign: Campaign) -> list[Finding]:
+    """A recipient language whose letter, e-mail or fixed texts are missing or broken: `serve`
+    starts only when every one is there, so this is a templates folder changed since."""
+    templates = app.settings.templates_dir
+    try:
+        pieces = list(missing_pieces(campaign, templates, read_languages(templates)))
+    except ConfigError as exc:  # templates/languages.toml itself unreadable
+        return [Finding("texts_missing", "error", {"languages": ", ".join(campaign.languages),
+                                                   "what": str(exc)})]
+    if not pieces:
+        return []
+    languages = ", ".join(dict.fromkeys(p.language for p in pieces))
+    what = "; ".join(str(p) for p in pieces[:3])  # the first few: the log of `init` names all
+    return [Finding("texts_missing", "error", {"languages": languages, "what": what})]
 
 
 def _signing(app: App, now: datetime) -> list[Finding]:

@@ -54,6 +54,9 @@ READINESS = {
     "link_needs_public_url": N_("%(addresses)s take the dossier as a download link, but the "
                                 "service has no public address: nothing can be sent to them. Set "
                                 "DELIVERY_PUBLIC_URL to the address recipients reach this service at."),
+    "texts_missing": N_("Texts in %(languages)s are missing or broken (%(what)s): no dossier can "
+                        "be built for the recipients who read them. Put the files back in the "
+                        "templates folder, or run `make translations` for a catalog."),
     "no_smtp": N_("No SMTP server: e-mails are written to the folder %(folder)s and reach no one. "
                   "Set DELIVERY_SMTP_HOST."),
     "milestone_waits": N_("A milestone's delivery waits %(hold)s (the hold) and goes out only "

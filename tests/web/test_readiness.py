@@ -5,6 +5,7 @@ language."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +19,12 @@ from delivery.services import readiness
 from delivery.services.app import App
 from delivery.web import create_web_app
 from delivery.web.pages import exact_duration
+from tests.support.campaigns import campaign_file
 from tests.support.pdfs import make_cert, write_pem
 from tests.web.test_web import SLUG, add_user, campaign_toml, login, make_app, web_config
 
 NOW = datetime.now(UTC)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def codes(app: App) -> list[tuple[str, str]]:
@@ -119,6 +122,27 @@ def test_a_ready_campaigns_dashboard_says_so(engine: Engine, tmp_path: Path) -> 
         page = client.get(f"/c/{SLUG}/").text
     assert '<p class="finding ok">Ready: real recipients, a signing key and an SMTP server' in page
     assert 'class="finding error"' not in page
+
+
+def test_a_letter_removed_after_start_is_an_error_naming_it(engine: Engine, tmp_path: Path) -> None:
+    app = make_app(engine, tmp_path, {"DELIVERY_SMTP_HOST": "127.0.0.1"})
+    campaign = parse_campaign(real_recipients(campaign_file(
+        slug=SLUG, title="T", goal=100, signing="off", hold="0s", thresholds="[10]",
+        check_every="5m", second_language="hy")), "x.toml")
+    app.campaigns[SLUG] = campaign
+    assert codes(app) == []
+    shutil.copytree(REPO / "templates", tmp_path / "templates")  # the installation's own folder now
+    assert codes(app) == []
+    (tmp_path / "templates" / "letters" / "salman-mukaev" / "hy.html.j2").unlink()
+    [finding] = readiness.readiness(app, campaign, now=NOW)
+    assert (finding.code, finding.severity, finding.facts["languages"]) == ("texts_missing", "error", "hy")
+    assert "hy.html.j2" in finding.facts["what"]
+    add_user(app)
+    with TestClient(create_web_app(app, config=web_config())) as client:
+        login(client)
+        page = client.get(f"/c/{SLUG}/").text
+    assert '<li class="finding error">Texts in hy are missing or broken (' in page
+    assert "hy.html.j2" in page
 
 
 @pytest.mark.parametrize(("seconds", "locale", "shown"), [
