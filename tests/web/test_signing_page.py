@@ -75,6 +75,7 @@ def test_the_owner_uploads_a_pkcs12_file_and_sees_its_facts(app: App, owner: Tes
     assert first.status_code == 200 and "No signing certificate yet" in first.text
     assert 'href="/signing"' in first.text  # the owner's menu has the link
     assert '<label for="f-pkcs12">' in first.text and 'enctype="multipart/form-data"' in first.text
+    assert first.text.count('<fieldset class="plain">') == 2  # with DELIVERY_SECRET_KEY set: usable
     ca_key, ca_cert = make_cert("Campaign CA", key_usage="ca", ca=True)
     key, cert = make_cert("Campaign Signer", issuer=(ca_key, ca_cert))
     status, html = post(owner, "pkcs12", {"pkcs12": ("signer.p12", p12(key, cert, ca_cert))}, "s3cret")
@@ -130,7 +131,9 @@ def test_without_delivery_secret_key_the_page_says_so_and_stores_nothing(engine:
     app = make_app(engine, tmp_path)
     accounts.add_user(app, "anna", PASSWORD, now=NOW, actor="cli:tester", role="owner")
     with client_for(app, "anna") as client:
-        assert "DELIVERY_SECRET_KEY, which is not set" in client.get("/signing").text
+        page = client.get("/signing").text
+        assert "DELIVERY_SECRET_KEY, which is not set" in page
+        assert page.count('<fieldset class="plain" disabled>') == 2  # both forms, until it is set
         key, cert = make_cert("Campaign")
         status, html = post(client, "pkcs12", {"pkcs12": ("id.p12", p12(key, cert))}, "s3cret")
     assert status == 409 and "DELIVERY_SECRET_KEY is not set" in described_error(html, "pkcs12")
