@@ -284,12 +284,6 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database(PG_ADMIN_URL) as url:
-        yield url
-
-
 def arrivals(smtp: SmtpServer) -> Counter[tuple[str, str]]:
     """(recipient, Message-ID) → how many times the server accepted it."""
     return Counter((r.rcpt_tos[0], str(r.message["Message-ID"])) for r in smtp.received)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from io import BytesIO
@@ -18,14 +17,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from tests.conftest import PG_ADMIN_URL
 from tests.support.pdfs import make_cert, write_pem
 from tests.support.serve_harness import (
     BIN,
     SLUG,
     WED_NOON,
     deliveries,
-    fresh_database,
     init_database,
     make_home,
     service_env,
@@ -40,20 +37,6 @@ PASSWORD = "correct horse battery staple"
 SIGNER = "Uploaded Campaign Signer"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    with fresh_database(PG_ADMIN_URL) as url:
-        yield url
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 def _csrf(html: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', html)
     assert match, "no CSRF field in the page"
@@ -62,14 +45,14 @@ def _csrf(html: str) -> str:
 
 @pytest.mark.slow
 def test_a_certificate_uploaded_through_one_instance_signs_the_others_next_delivery(
-        tmp_path: Path, pg_url: str, smtp: SmtpServer) -> None:
+        tmp_path: Path, pg_url: str, smtp_server: SmtpServer) -> None:
     home = make_home(tmp_path / "home", thresholds=[3])
     campaign = home / "schedules" / f"{SLUG}.toml"
     required = campaign.read_text(encoding="utf-8").replace('signing = "off"', 'signing = "required"')
     campaign.write_text(required, encoding="utf-8")
     clock = tmp_path / "clock"
     set_clock(clock, WED_NOON)
-    env = service_env(home, pg_url, clock, DELIVERY_SECRET_KEY="s" * 40, **smtp.env())
+    env = service_env(home, pg_url, clock, DELIVERY_SECRET_KEY="s" * 40, **smtp_server.env())
     engine = init_database(env)
     made = subprocess.run([str(BIN), "users", "add", "owner", "--role", "owner", "--password-stdin"],
                           input=PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=60)
@@ -101,7 +84,7 @@ def test_a_certificate_uploaded_through_one_instance_signs_the_others_next_deliv
             assert len(built_by_b) == 1
     finally:
         engine.dispose()
-    pdfs = [part.get_content() for received in smtp.received
+    pdfs = [part.get_content() for received in smtp_server.received
             if isinstance(received.message, EmailMessage)
             for part in received.message.iter_attachments() if part.get_content_type() == "application/pdf"]
     assert pdfs
