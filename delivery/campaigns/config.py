@@ -129,6 +129,9 @@ class Campaign:
     chase_after: timedelta | None = None
     # A manual send confirmed in the web admin waits until another account approves it.
     require_second_approval: bool = False
+    # (language, Jinja2 source) of each cover letter edited in the web admin: used in place of
+    # the letter's file under templates/ (delivery.campaigns.templates.template_loader)
+    letters: tuple[tuple[str, str], ...] = ()
 
     @property
     def sender_address(self) -> str:

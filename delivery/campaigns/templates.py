@@ -9,10 +9,18 @@ them (delivery.dossier.render, delivery.services.pipeline).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, TemplateError, TemplateSyntaxError
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    FunctionLoader,
+    TemplateError,
+    TemplateSyntaxError,
+)
 
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.languages import (
@@ -30,6 +38,30 @@ def letter_template(letter: str, language: str) -> str:
     return f"{letter}/{language}.html.j2"
 
 
+def letter_overrides(letter: str, letters: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """(language, source) of letters edited in the web admin → their sources by template name."""
+    return {letter_template(letter, language): source for language, source in letters}
+
+
+def edited_filename(name: str) -> str:
+    """The file name Jinja2 gives an edited template in tracebacks (to find its line)."""
+    return f"(edited) {name}"
+
+
+def template_loader(templates_dir: Path, overrides: Mapping[str, str] | None = None) -> BaseLoader:
+    """templates/, with `overrides` (template name → source) in place of those files."""
+    files = FileSystemLoader(str(templates_dir))
+    if not overrides:
+        return files
+    sources = dict(overrides)
+
+    def edited(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        source = sources.get(name)
+        return None if source is None else (source, edited_filename(name), lambda: True)
+
+    return ChoiceLoader([FunctionLoader(edited), files])
+
+
 EMAIL_TEMPLATE = "email/dossier.txt.j2"  # a 'Subject:' line, then the body; one for all languages
 
 
@@ -38,7 +70,8 @@ def missing_pieces(campaign: Campaign, templates_dir: Path, languages: Mapping[s
     """Each file, template error or translation that a recipient's language lacks."""
     env = env or Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
                              extensions=["jinja2.ext.i18n"])
-    has_letter = (templates_dir / campaign.letter).is_dir()
+    edited = dict(campaign.letters)
+    has_letter = (templates_dir / campaign.letter).is_dir() or bool(edited)
     if not has_letter:
         yield MissingPiece(str(templates_dir / campaign.letter), "", campaign.languages[0],
                            "the letter's folder does not exist", "campaign.letter")
@@ -55,7 +88,7 @@ def missing_pieces(campaign: Campaign, templates_dir: Path, languages: Mapping[s
             continue
         if has_letter:
             name = letter_template(campaign.letter, language)
-            problem = _template_problem(env, templates_dir, name)
+            problem = _template_problem(env, templates_dir, name, edited.get(language))
             if problem:
                 yield MissingPiece(str(templates_dir / name), "", language,
                                    f"the cover letter: {problem}", key)
@@ -83,12 +116,16 @@ def _first_recipient_of_each_language(campaign: Campaign) -> Iterator[tuple[int,
             yield index, recipient.language
 
 
-def _template_problem(env: Environment, templates_dir: Path, name: str) -> str | None:
+def _template_problem(env: Environment, templates_dir: Path, name: str,
+                      edited: str | None = None) -> str | None:
+    """What is wrong with the template `name` (its `edited` source, when the web admin holds
+    one), or None."""
     path = templates_dir / name
-    if not path.is_file():
+    if edited is None and not path.is_file():
         return "the file does not exist"
     try:
-        env.parse(path.read_text(encoding="utf-8"), name, str(path))
+        source = path.read_text(encoding="utf-8") if edited is None else edited
+        env.parse(source, name, str(path))
     except TemplateSyntaxError as exc:
         return f"line {exc.lineno}: {exc.message}"
     except (OSError, UnicodeDecodeError, TemplateError) as exc:

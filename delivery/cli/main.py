@@ -388,10 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.needs_app:
             with _long_lived():
-                from delivery.services.app import open_app
+                from delivery.services.app import open_app, put_in_force
                 from delivery.settings import load_settings
 
                 app = open_app(load_settings())
+                put_in_force(app)  # the settings and letters saved in the web admin
         code: int = args.handler(app, args)
         return code
     except UsageError as exc:

@@ -124,6 +124,7 @@ class Dossier:
     # (language, text) where the campaign gives its title, sender name or location per language
     campaign_texts: tuple[tuple[str, CampaignText], ...] = ()
     verify_url: str | None = None  # the public page that checks a signed dossier
+    letters: tuple[tuple[str, str], ...] = ()  # the campaign's letters edited in the web admin
 
     def text(self, language: str) -> CampaignText:
         """The campaign's title, sender name and location in `language`."""
@@ -283,6 +284,7 @@ def assemble(
         growth=_cumulative(by_day),
         volumes=tuple(volumes),
         campaign_texts=campaign.translations,
+        letters=campaign.letters,
     )
 
 

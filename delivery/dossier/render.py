@@ -34,7 +34,8 @@ from babel import __version__ as babel_version
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from babel.support import NullTranslations
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, StrictUndefined, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from delivery.campaigns.languages import (
@@ -44,7 +45,7 @@ from delivery.campaigns.languages import (
     read_languages,
     translations,
 )
-from delivery.campaigns.templates import letter_template
+from delivery.campaigns.templates import letter_template, template_loader
 from delivery.dossier import charts
 from delivery.dossier.compose import Dossier, Line, Volume
 from delivery.errors import ConfigError, RenderError
@@ -183,12 +184,17 @@ def load_texts(templates_dir: Path, language: str) -> Texts:
     return texts
 
 
-def make_environment(templates_dir: Path, texts: Texts | None = None) -> Environment:
-    """The dossier's templates; with `texts`, `{% trans %}`, `_()` and `ngettext()` speak its
-    language (one environment per language: a shared one would change under another build)."""
-    env = Environment(loader=FileSystemLoader(str(templates_dir)), autoescape=True,
-                      undefined=StrictUndefined, keep_trailing_newline=False,
-                      extensions=["jinja2.ext.i18n"])
+def make_environment(templates_dir: Path, texts: Texts | None = None, *,
+                     overrides: Mapping[str, str] | None = None) -> Environment:
+    """The dossier's templates, with `overrides` (template name → source: letters edited in the
+    web admin) in place of their files; with `texts`, `{% trans %}`, `_()` and `ngettext()`
+    speak its language (one environment per language: a shared one would change under another
+    build)."""
+    # sandboxed: an owner edits the letter in the web admin, and no template may reach Python's
+    # internals through attributes (`''.__class__…`)
+    env = SandboxedEnvironment(loader=template_loader(templates_dir, overrides), autoescape=True,
+                               undefined=StrictUndefined, keep_trailing_newline=False,
+                               extensions=["jinja2.ext.i18n"])
     env.policies["ext.i18n.trimmed"] = True
     env.filters["css_string"] = css_string
     catalog = texts.catalog if texts is not None else NullTranslations()

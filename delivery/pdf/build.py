@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from delivery.artifacts import PART_BYTES, UnsignedPdf
+from delivery.campaigns.templates import letter_overrides
 from delivery.dossier import charts, render
 from delivery.dossier.compose import Dossier, Line, Volume, line_digest
 from delivery.dossier.render import Layout, Texts
@@ -168,7 +169,8 @@ class _Planner:
 
     def language(self, t: render.Texts) -> list[_Piece]:
         d, lang, layout = self.dossier, t.language, self.layout
-        env = render.make_environment(self.templates_dir, t)
+        env = render.make_environment(self.templates_dir, t,
+                                      overrides=letter_overrides(self.dossier.letter, self.dossier.letters))
         volume_pages = sum(layout.pages_for(v.facts.lines) for v in d.volumes)
         # the front and the stamp are cached by the hash of their HTML, which holds all they
         # show: a build of the same delivery again (a retry once the timestamp service answers)

@@ -30,7 +30,7 @@ from delivery.errors import BuildStopped
 from delivery.logs import safe_error
 from delivery.runtime.clock import Clock
 from delivery.services import deliveries
-from delivery.services.app import App
+from delivery.services.app import App, refresh_campaigns
 
 log = logging.getLogger("delivery.runtime.scheduler")
 TickFn = Callable[..., deliveries.TickReport]
@@ -91,6 +91,10 @@ class TickRunner:
     def __init__(self, app: App, clock: Clock, *, tick: TickFn = deliveries.tick) -> None:
         self.app, self.clock, self.tick = app, clock, tick
         self.health = {slug: CampaignHealth() for slug in app.campaigns}
+        # each campaign's check interval its job was scheduled with, and what is told when the
+        # settings in force (delivery.services.app.refresh_campaigns) give it another
+        self.intervals = {slug: c.schedule.check_every for slug, c in app.campaigns.items()}
+        self.on_new_interval: Callable[[Campaign], None] | None = None
         self.abort = threading.Event()
         self.closed = False  # set at shutdown: a tick the scheduler starts after it does nothing
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -133,8 +137,18 @@ class TickRunner:
         health.last_ok, health.last_error = True, None
         health.ticks += 1
         _log_report(report, now=now, seconds=time.monotonic() - started)
+        self._follow_interval(slug)
+
+    def _follow_interval(self, slug: str) -> None:
+        campaign = self.app.campaigns[slug]
+        interval = campaign.schedule.check_every
+        if interval != self.intervals.get(slug) and self.on_new_interval is not None:
+            log.info("campaign %s: checked every %s from now on", slug, interval, extra={"campaign": slug})
+            self.intervals[slug] = interval
+            self.on_new_interval(campaign)
 
     def _tick(self, slug: str, now: datetime) -> deliveries.TickReport:
+        refresh_campaigns(self.app)  # settings saved through any instance are in force now
         return self.tick(self.app, self.app.campaigns[slug], now=now, progress=self._progress)
 
     def _progress(self, done: int, total: int) -> None:

@@ -36,6 +36,7 @@ from delivery.logs import configure_logging
 from delivery.runtime.clock import Clock, clock_for
 from delivery.runtime.scheduler import (
     TickRunner,
+    add_tick_job,
     build_scheduler,
     job_id,
 )
@@ -169,6 +170,9 @@ async def run_service(app: App, campaigns: Sequence[Campaign], sock: socket.sock
     host, port = sock.getsockname()[:2] if sock.fileno() >= 0 else ("?", 0)
     runner = TickRunner(app, clock)
     scheduler = build_scheduler(campaigns, runner.run, every=every)
+    if every is None:  # a campaign's own check_every, changed in the web admin: its job follows
+        runner.on_new_interval = lambda campaign: add_tick_job(
+            scheduler, campaign, runner.run, first_run=datetime.now(UTC) + campaign.schedule.check_every)
     service = Service(app, runner, scheduler)
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For/-Proto from any loopback
     # peer; the web admin's middleware reads them from DELIVERY_TRUSTED_PROXIES only.

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from babel.numbers import format_decimal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -28,7 +29,12 @@ from delivery.bundle.assemble import BundleFacts, assemble_bundle
 from delivery.bundle.ltv import SignaturePolicy, signature_policy
 from delivery.bundle.sign import SigningIdentity, check_signing_services
 from delivery.campaigns.config import Campaign, Recipient
-from delivery.campaigns.templates import EMAIL_TEMPLATE, letter_template
+from delivery.campaigns.templates import (
+    EMAIL_TEMPLATE,
+    letter_overrides,
+    letter_template,
+    template_loader,
+)
 from delivery.dossier.render import Texts, load_texts, template_version
 from delivery.dossier.stored import Frozen, compose_stored
 from delivery.errors import ConfigError, SigningError
@@ -225,7 +231,9 @@ def render_letter(templates_dir: Path, campaign: Campaign, recipient: Recipient,
     texts = load_texts(templates_dir, recipient.language)
     count = texts.num(signer_count)  # "1,200", "1 200"
     own = campaign.text(recipient.language)
-    html_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=True, undefined=StrictUndefined)
+    edited = letter_overrides(campaign.letter, campaign.letters)
+    html_env = SandboxedEnvironment(loader=template_loader(templates_dir, edited), autoescape=True,
+                                    undefined=StrictUndefined)
     letter_html = html_env.get_template(letter_template(campaign.letter, recipient.language)).render(
         count=count, title=own.title)
     text_env = Environment(loader=FileSystemLoader(templates_dir), autoescape=False,  # noqa: S701 - plain text

@@ -370,3 +370,41 @@ class SigningIdentityRow(Base):
     sealed_certs: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     uploaded_by: Mapped[str] = mapped_column(String(200))
+
+
+class CampaignSettingsRow(Base):
+    """One version of a campaign's settings, as the TOML text of its campaign file; the newest
+    version is in force (delivery.services.campaign_settings). Made from the file by `init`
+    (origin "file", with the file's SHA-256) or by an owner in the web admin ("admin",
+    "restore")."""
+
+    __tablename__ = "campaign_settings"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "version", name="uq_campaign_settings_campaign_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16))  # "file", "admin" or "restore"
+    file_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    changes: Mapped[str] = mapped_column(Text)  # JSON list of the keys changed from the version before
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class LetterVersionRow(Base):
+    """One version of a campaign's cover letter in one language (a Jinja2 template's source),
+    saved in the web admin; the newest is used in place of the file under templates/."""
+
+    __tablename__ = "letter_versions"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "language", "version",
+                         name="uq_letter_versions_campaign_language_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    language: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16))  # "admin" or "restore"
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Protocol
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,8 +23,22 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from delivery.campaigns.languages import N_
-from delivery.services.app import App
-from delivery.web import accounts, actions, api, auth, imports, language, links, pages, signing, verify
+from delivery.logs import safe_error
+from delivery.services.app import App, refresh_campaigns
+from delivery.web import (
+    accounts,
+    actions,
+    api,
+    auth,
+    imports,
+    language,
+    letters,
+    links,
+    pages,
+    settings,
+    signing,
+    verify,
+)
 from delivery.web.common import (
     USER,
     WebState,
@@ -90,6 +105,22 @@ class FormSizeLimit:
         await self.app(scope, receive, send)
 
 
+class CampaignsInForce:
+    """Before each request: the campaigns' newest settings and letters put in force (one query
+    when nothing changed), so that a change saved through another instance shows here at once."""
+
+    def __init__(self, app: ASGIApp, service: App) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/static/"):
+            try:
+                await run_in_threadpool(refresh_campaigns, self.service)
+            except Exception as exc:  # the database is down: the page's own call says so
+                log.warning("the campaigns' settings could not be read: %s", safe_error(exc))
+        await self.app(scope, receive, send)
+
+
 def _upload_page(path: str) -> UploadPage | None:
     """The module of the page at `path` when it takes an upload, which says how much it takes."""
     return next((page for page in UPLOAD_PAGES if page.body_limit(path)), None)
@@ -141,7 +172,8 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
 
     routes = [Route("/static/admin.css", stylesheet, methods=["GET"]),
               *auth.routes, *accounts.routes, *language.routes, *pages.routes, *actions.routes,
-              *imports.routes, *signing.routes, *api.routes, *links.routes, *verify.routes]
+              *imports.routes, *signing.routes, *settings.routes, *letters.routes, *api.routes,
+              *links.routes, *verify.routes]
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -150,7 +182,7 @@ def create_web_app(app: App, *, config: WebConfig | None = None) -> Starlette:
 
     starlette = Starlette(routes=routes,
                           middleware=[Middleware(WebSecurityMiddleware, config=config),
-                                      Middleware(FormSizeLimit)],
+                                      Middleware(FormSizeLimit), Middleware(CampaignsInForce, service=app)],
                           exception_handlers={HTTPException: _http_error, Exception: _server_error},
                           lifespan=lifespan)
     starlette.state.web = web

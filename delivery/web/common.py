@@ -142,12 +142,18 @@ def template_env(app: App, language: Language, texts: NullTranslations) -> Envir
     return env
 
 
-def css_path(app: App) -> Path | None:
+def admin_asset(app: App, name: str) -> Path | None:
+    """A file of the admin's templates folder (a stylesheet, a script), looked for where the
+    admin's templates are."""
     for folder in (app.settings.templates_dir / "admin", SOURCE_TREE / "templates" / "admin",
                    BUILTIN / "templates" / "admin"):
-        if (folder / "admin.css").is_file():
-            return folder / "admin.css"
+        if (folder / name).is_file():
+            return folder / name
     return None
+
+
+def css_path(app: App) -> Path | None:
+    return admin_asset(app, "admin.css")
 
 
 def number(n: object, locale: Locale | str = ENGLISH.locale) -> str:
@@ -387,9 +393,11 @@ def _quote(text: str) -> str:
     return quote(text, safe="/")
 
 
-async def checked_form(request: Request) -> FormData | None:
-    """The posted form when its CSRF token matches the session's; None otherwise."""
-    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=64 * 1024)
+async def checked_form(request: Request, *, max_fields: int = MAX_FORM_FIELDS,
+                       max_part_size: int = 64 * 1024) -> FormData | None:
+    """The posted form when its CSRF token matches the session's; None otherwise. (A form read
+    before, with other limits, is the one checked.)"""
+    form = await request.form(max_files=0, max_fields=max_fields, max_part_size=max_part_size)
     sent = form.get("csrf")
     expected = request.session.get("csrf")
     if not isinstance(sent, str) or not isinstance(expected, str) or not expected:
@@ -417,3 +425,9 @@ def csrf_checked(action: FormAction) -> Page:
 
 def actor(user: str) -> str:
     return f"web:{user}"
+
+
+def based_on(form: FormData) -> int:
+    """The version a form of settings or a letter was opened on (-1: none given)."""
+    text = str(form.get("based_on") or "")
+    return int(text) if text.isdigit() else -1

@@ -42,8 +42,8 @@ REFRESH_SECONDS = 3
 # What each readiness finding means and what to do about it (delivery.services.readiness).
 READINESS = {
     "reserved_recipients": N_("Recipients on example addresses, which reach no one: "
-                              "%(addresses)s. Put the offices' real addresses in the campaign "
-                              "file."),
+                              "%(addresses)s. An owner puts the offices' real addresses on the "
+                              "Settings page."),
     "no_signing_key": N_("No signing key: this campaign requires signed dossiers, so nothing "
                          "can be sent. An owner uploads the certificate on the Signing page "
                          "(/signing), or sets DELIVERY_SIGNING_KEY and DELIVERY_SIGNING_CERT."),

@@ -26,7 +26,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -42,8 +41,17 @@ from delivery.campaigns.languages import N_
 from delivery.errors import InputRefused
 from delivery.services import verification
 from delivery.services.accounts import attempt_address
-from delivery.settings import BUILTIN, SOURCE_TREE, VERIFY_PATH
-from delivery.web.common import client_ip, language, locale_of, number, state, translator, when_filter
+from delivery.settings import VERIFY_PATH
+from delivery.web.common import (
+    admin_asset,
+    client_ip,
+    language,
+    locale_of,
+    number,
+    state,
+    translator,
+    when_filter,
+)
 from delivery.web.ratelimit import wait_text
 
 log = logging.getLogger("delivery.web")
@@ -333,17 +341,9 @@ def _editions(facts: verification.Facts, tr: Any, locale: str) -> list[dict[str,
 
 
 async def script(request: Request) -> Response:
-    path = _script_path(state(request).app.settings.templates_dir)
+    path = admin_asset(state(request).app, "verify.js")
     body = path.read_bytes() if path else b""
     return Response(body, media_type="text/javascript", headers={"cache-control": "max-age=3600"})
-
-
-def _script_path(templates_dir: Path) -> Path | None:
-    for folder in (templates_dir / "admin", SOURCE_TREE / "templates" / "admin",
-                   BUILTIN / "templates" / "admin"):
-        if (folder / "verify.js").is_file():
-            return folder / "verify.js"
-    return None
 
 
 routes = [

@@ -223,6 +223,21 @@ def _verified(site: Site, page: Any) -> None:
     page.wait_for_selector("#verdict")
 
 
+def _settings_refused(site: Site, page: Any) -> None:
+    page.goto(f"{site.base}/c/{SLUG}/settings")
+    page.fill("#f-r0-email", "not an address")
+    page.fill("#f-timezone", "Asia/Nowhere")
+    page.click("button:has-text('Save the settings')")
+    page.wait_for_selector(".field-error")
+
+
+def _letter_problem(site: Site, page: Any) -> None:
+    page.goto(f"{site.base}/c/{SLUG}/letter/en")
+    page.fill("#f-source", "<p>{{ nothing.here }}</p>")
+    page.click("button:has-text('Preview')")
+    page.wait_for_selector("#problems li")
+
+
 def _error_404(site: Site, page: Any) -> None:
     response = page.goto(f"{site.base}/c/no-such-campaign/")
     assert response is not None and response.status == 404
@@ -260,6 +275,10 @@ PAGES: dict[str, tuple[str, Callable[[Site, Any], None] | None]] = {
     "tokens": (OWNER, _goto("/tokens")),
     "token-made": (OWNER, _token_made),
     "signing": (OWNER, _goto("/signing")),
+    "settings": (OWNER, _goto(f"/c/{SLUG}/settings")),
+    "settings-refused": (OWNER, _settings_refused),
+    "letter": (OWNER, _goto(f"/c/{SLUG}/letter/en")),
+    "letter-problem": (OWNER, _letter_problem),
     "verify": ("anonymous", _goto("/verify")),
     "verify-result": ("anonymous", _verified),
     "link": ("anonymous", _link),

@@ -103,8 +103,8 @@ def test_the_dashboard_lists_each_finding_with_what_to_do(client: TestClient,
     page = client.get(f"/c/{SLUG}/").text
     assert "Before a real delivery" in page
     assert ('<li class="finding error">Recipients on example addresses, which reach no one: '
-            "prime-minister@example.org, migration-service@example.org. Put the offices&#39; "
-            "real addresses in the campaign file.</li>") in page
+            "prime-minister@example.org, migration-service@example.org. An owner puts the "
+            "offices&#39; real addresses on the Settings page.</li>") in page
     assert f"e-mails are written to the folder {tmp_path / 'outbox'} and reach no one" in page
     assert "waits 2 hours (the hold) before it goes out" in page
     russian = client.get(f"/c/{SLUG}/", headers={"Accept-Language": "ru"}).text
