@@ -3,14 +3,16 @@
 `Phases.timing()` wraps, in this process and for the time of the block, the functions through
 which the service's stages call each other (compose, PDF build, render, join, sign, manifest,
 queueing the e-mails, sending them): the product runs unchanged, each wrapper costs two clock
-reads per call. Each rendered document (a volume, a front, a stamp, per edition) is timed from
-the moment it is handed to a worker (its signer lines read then) to its result: summed, these are
-worker-seconds, so two workers rendering at once count twice.
+reads per call. A phase's time is the wall time during which at least one of its calls runs: two
+editions signed at once, in two threads, count once. Each rendered document (a volume, a front, a
+stamp, per edition) is timed from the moment it is handed to a worker (its signer lines read then)
+to its result: summed, these are worker-seconds, so two workers rendering at once count twice.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +40,9 @@ class Phases:
         self.size = 0
         self._started: dict[str, float] = {}
         self._received: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._running: dict[str, int] = defaultdict(int)
+        self._since: dict[str, float] = {}
 
     def progress(self, done: int, total: int) -> None:
         """The build's progress callback, as the scheduler passes one."""
@@ -92,12 +97,24 @@ class Phases:
 
     def _timed(self, phase: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
+            self._enter(phase)
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.seconds[phase] += time.perf_counter() - t0
+                self._leave(phase)
         return timed
+
+    def _enter(self, phase: str) -> None:
+        with self._lock:
+            if not self._running[phase]:
+                self._since[phase] = time.perf_counter()
+            self._running[phase] += 1
+
+    def _leave(self, phase: str) -> None:
+        with self._lock:
+            self._running[phase] -= 1
+            if not self._running[phase]:
+                self.seconds[phase] += time.perf_counter() - self._since[phase]
 
     def _counting(self, fn: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:
         def counted(*args: Any, **kwargs: Any) -> Sequence[Any]:

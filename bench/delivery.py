@@ -113,7 +113,7 @@ def measure_tick(app: App, campaign: Campaign, label: str, *, now: datetime) -> 
         seconds = time.perf_counter() - t0
         record(phases.pages, phases.size)
     if report.build_failures or len(report.built) != 1 or not report.send.get("sent"):
-        problems = [reports.delivery(app, campaign, d) for d in report.build_failures]
+        problems = [reports.delivery(app, campaign, d, now=now) for d in report.build_failures]
         raise SystemExit(f"{label}: the tick did not build and send one delivery: {report.to_dict()} "
                          + "; ".join(p.error or "" for p in problems if p))
     split = phases.split(seconds)

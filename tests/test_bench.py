@@ -1,4 +1,5 @@
-"""bench/dossier.py and bench/delivery.py run end to end on a small petition and report what they measured."""
+"""bench/dossier.py, bench/delivery.py and bench/signing.py run end to end on a small petition and report
+what they measured."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ LINE = re.compile(r"^(cold|warm) .*wall +([\d.]+) s +cpu +([\d.]+) s +peak +(\d+
                   r"+([\d.]+) MB$")
 MEASURED = re.compile(r"^(tick|preview|send --dry-run) (.+?) +wall +([\d.]+) s +cpu +([\d.]+) s +peak "
                       r"+(\d+) MB +(\d+) pages +([\d.]+) MB$")
+SIGNED = re.compile(r"^(sequential|threads ×2|processes ×2 cold|processes ×2 warm) +wall +([\d.]+) s "
+                    r"\(best +([\d.]+)\) +cpu +([\d.]+) s +peak +(\d+) MB +(\d+) pages +([\d.]+) MB"
+                    r"(?:   ×([\d.]+) wall, ×([\d.]+) cpu)?$")
 PHASES = ("compose", "plan", "render", "join", "sign", "manifest", "messages", "send", "other")
 
 
@@ -70,3 +74,22 @@ def test_the_delivery_benchmark_runs_the_tick_preview_and_dry_run_cold_then_warm
         assert {"front en", "front hy", "stamp en", "stamp hy"} <= set(documents), drawn
         assert all(v > 0 for v in documents.values()), drawn
     assert tick_pages[0] < tick_pages[1]  # 200 more signers, more pages
+
+
+@pytest.mark.slow
+def test_the_signing_benchmark_signs_two_editions_in_every_mode(tmp_path: Path) -> None:
+    def signed(*options: str) -> list[tuple[str, ...]]:
+        run = subprocess.run([sys.executable, "bench/signing.py", "--signers", "1500", "--rounds", "1",
+                              "--cache", str(tmp_path), *options], cwd=REPO, capture_output=True,
+                             text=True, timeout=600, check=True)
+        rows = [SIGNED.match(line) for line in run.stdout.splitlines()]
+        assert len(rows) == 4 and all(rows), run.stdout + run.stderr
+        return [m.groups() for m in rows if m]
+
+    for rows in (signed(), signed("--level", "B-T", "--tsa-delay", "0.05")):
+        assert [r[0] for r in rows] == ["sequential", "threads ×2", "processes ×2 cold",
+                                        "processes ×2 warm"]
+        assert len({r[5:7] for r in rows}) == 1 and int(rows[0][5]) > 0  # the same PDFs signed
+        assert all(float(r[1]) > 0 and float(r[3]) > 0 for r in rows)
+        assert rows[0][7] is None and all(r[7] and r[8] for r in rows[1:])
+    assert [p.name for p in tmp_path.iterdir()] == ["1500-en-hy"]  # built once, for both runs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
@@ -25,6 +26,7 @@ from delivery.bundle.sign import (
     SigningIdentity,
     ensure_demo_identity,
     load_identity,
+    run_sync,
     sign_detached,
     sign_pdf,
 )
@@ -231,6 +233,27 @@ def test_signing_works_inside_a_running_event_loop(identity: SigningIdentity) ->
         return sign_pdf(make_pdf(), identity, reason="r", location="l")
 
     assert PdfFileReader(BytesIO(asyncio.run(inside()))).embedded_signatures
+
+
+def test_the_signed_bytes_are_never_turned_into_their_repr() -> None:
+    """Python 3.11's asyncio.run takes its task's repr twice in the main thread, its result's
+    included (CPython gh-112559): for a signed 6 MB part, 2 × 35 ms of its 125 ms."""
+    taken = []
+
+    class Signed:
+        def __repr__(self) -> str:
+            taken.append(threading.current_thread().name)
+            return "<signed>"
+
+    async def signed() -> Signed:
+        return Signed()
+
+    async def inside() -> bool:  # run_sync inside a running loop: asyncio.run in a thread
+        return isinstance(run_sync(signed()), Signed)
+
+    assert threading.current_thread() is threading.main_thread()
+    assert isinstance(run_sync(signed()), Signed) and asyncio.run(inside())
+    assert taken == []
 
 
 def test_detached_signature_is_der_cms_over_the_data(identity: SigningIdentity) -> None:
