@@ -51,7 +51,8 @@ def deliveries_text(data: list[DeliveryReport]) -> str:
         for m in d.messages:
             nxt = f", next attempt {m.next_attempt_at}" if m.next_attempt_at else ""
             crash = f", resent after a crash {m.crash_resends}x" if m.crash_resends else ""
-            part = f" part {m.part}" if m.kind == "dossier" else ""
+            part = (f" part {m.part}{' (smaller e-mails)' if m.cut else ''}"
+                    if m.kind == "dossier" else "")
             queued = f" (queue id {m.queue_id})" if m.queue_id else ""
             out.append(f"      {m.kind:<7} {m.recipient}{part}: {m.status}{queued}, "
                        f"{m.attempts} attempt(s), last answer: {m.last_answer or '-'}{nxt}{crash}")

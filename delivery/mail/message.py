@@ -52,10 +52,12 @@ class Envelope:
     created_at: datetime  # the Date header
 
 
-def message_id(dossier_id: str, recipient: str, part: int, sender_address: str) -> str:
+def message_id(dossier_id: str, recipient: str, part: int, sender_address: str, cut: int = 0) -> str:
+    """The Message-ID of one part: the same whenever it is built again; a smaller cut's are new."""
     who = hashlib.sha256(recipient.lower().encode()).hexdigest()[:12]
     domain = sender_address.rsplit("@", 1)[-1]
-    return f"<{dossier_id}.{who}.{part}@{domain}>"
+    again = f".c{cut}" if cut else ""
+    return f"<{dossier_id}.{who}{again}.{part}@{domain}>"
 
 
 def encoded_size(raw: int) -> int:
@@ -119,11 +121,12 @@ def build_messages(
     *,
     limit: int | None = None,
     budget: int | None = None,
+    cut: int = 0,
 ) -> list[tuple[str, bytes]]:
     """(Message-ID, bytes) per e-mail, each at most `limit` bytes (the recipient's
     max_message_size by default; OversizedMessage otherwise). `shared` files (the manifest) go
     with every part; `budget`: the attachment bytes of one e-mail (by default what `limit`
-    leaves)."""
+    leaves); `cut`: 1 for the smaller e-mails made after a "too large" (new Message-IDs)."""
     if limit is None:
         limit = recipient.max_message_size
     if budget is None:
@@ -131,7 +134,7 @@ def build_messages(
     groups = group_parts(pdfs, budget) or [[]]
     out = []
     for index, group in enumerate(groups, start=1):
-        mid = message_id(envelope.dossier_id, recipient.email, index, envelope.sender_address)
+        mid = message_id(envelope.dossier_id, recipient.email, index, envelope.sender_address, cut)
         subject = letter.subject if len(groups) == 1 else f"{letter.subject} ({index}/{len(groups)})"
         msg = EmailMessage(policy=SMTP)
         msg["From"] = (formataddr((letter.sender_name, envelope.sender_address))

@@ -12,6 +12,10 @@ is sent, and when a part is refused for good the recipient's later parts are `bl
 offered, unless the delivery is retried), so no office gets the end of a list without its cover
 letter. When the last dossier message of a delivery is settled, one alert names every recipient
 that did not get the whole dossier, and why.
+
+A part refused as too large (552, 5.3.4) in a recipient's first cut waits as `recut`: the service
+builds that recipient's dossier again in smaller e-mails (cut 1, new Message-IDs) and the first
+cut's messages become `replaced`. A second cut refused as too large fails like any refusal.
 """
 
 from __future__ import annotations
@@ -46,11 +50,14 @@ log = logging.getLogger(__name__)
 # attempt is given back); sending → sending is a claim of a message whose lease expired;
 # queued/retry → blocked: an earlier part to the same recipient was refused for good.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"sending", "cancelled", "blocked"}),
-    "retry": frozenset({"sending", "cancelled", "blocked"}),
-    "sending": frozenset({"sent", "retry", "failed", "queued", "sending"}),
+    "queued": frozenset({"sending", "cancelled", "blocked", "replaced"}),
+    "retry": frozenset({"sending", "cancelled", "blocked", "replaced"}),
+    # sending → recut: too large in the first cut, to be cut again smaller (replace_cut)
+    "sending": frozenset({"sent", "retry", "failed", "queued", "sending", "recut"}),
     "failed": frozenset({"queued"}),  # retry_delivery
-    "blocked": frozenset({"queued"}),  # retry_delivery, once the earlier part is queued again
+    "blocked": frozenset({"queued", "replaced"}),  # retry_delivery, once the earlier part is queued again
+    "recut": frozenset({"replaced", "cancelled", "failed"}),  # failed: it cannot be cut smaller
+    "replaced": frozenset(),
     # sent → bounced: the accepting server, or one after it, returned the message (mark_bounced)
     "sent": frozenset({"bounced"}),
     "bounced": frozenset({"queued"}),  # retry_delivery
@@ -58,7 +65,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 WAITING = ("queued", "retry")
 # Nothing more happens to these without a person (a retry) or a later report (a bounce).
-FINAL = ("sent", "failed", "blocked", "bounced", "cancelled")
+FINAL = ("sent", "failed", "blocked", "bounced", "cancelled", "replaced")
+RECUT = "recut"  # waits for the service to cut the recipient's dossier again, smaller
+MAX_CUT = 1  # a recipient's dossier is cut again once
 UNDELIVERED = ("failed", "blocked", "bounced")
 # RFC 3463: the message is too large for the system (5.3.4) or for the mailbox (5.2.3): the same
 # bytes would bounce again
@@ -85,9 +94,16 @@ class SendReport:
     crash_resends: int = 0
     lease_lost: int = 0  # finished sending but another worker had taken the message over
     account_paused: bool = False  # the SMTP account is paused: nothing was claimed
+    recut: int = 0  # refused as too large, to go again in smaller e-mails
 
     def to_dict(self) -> dict[str, int]:
         return {k: int(v) for k, v in asdict(self).items()}
+
+    def merged(self, other: SendReport) -> SendReport:
+        """Both runs' counts added up (paused when either was)."""
+        mine, theirs = asdict(self), asdict(other)
+        return SendReport(**{k: (v or theirs[k]) if isinstance(v, bool) else v + theirs[k]
+                             for k, v in mine.items()})
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,7 @@ class Claim:
     message_id: str
     content: bytes
     attempts: int  # including this one
+    cut: int  # 0: the e-mails first built; 1: cut again smaller after a "too large"
     retry_from: datetime  # the start of its retry window
     token: str
     reclaimed: bool  # its previous lease expired mid-send
@@ -111,9 +128,9 @@ def _insert(session: Session) -> Any:
 
 
 def _add(session: Session, *, delivery_id: int, recipient: str, kind: str, part: int, parts: int,
-         message_id: str, content: bytes, now: datetime) -> int:
+         message_id: str, content: bytes, now: datetime, cut: int = 0) -> int:
     stmt = _insert(session)(MessageRow).values(
-        delivery_id=delivery_id, recipient=recipient, kind=kind, part=part, parts=parts,
+        delivery_id=delivery_id, recipient=recipient, kind=kind, part=part, parts=parts, cut=cut,
         status="queued", message_id=message_id, content=content, size=len(content), attempts=0,
         created_at=now, next_attempt_at=now, crash_resends=0,
     ).on_conflict_do_nothing().returning(MessageRow.id)
@@ -122,14 +139,65 @@ def _add(session: Session, *, delivery_id: int, recipient: str, kind: str, part:
 
 
 def enqueue(session: Session, *, delivery_id: int, recipient: str, kind: str,
-            parts: Sequence[tuple[str, bytes]], now: datetime) -> int:
+            parts: Sequence[tuple[str, bytes]], now: datetime, cut: int = 0) -> int:
     """Queue one message per (Message-ID, bytes) part, numbered from 1; due at `now`. Existing
     messages are left alone, so this may run any number of times. Returns how many are new."""
     return sum(
         _add(session, delivery_id=delivery_id, recipient=recipient, kind=kind, part=index,
-             parts=len(parts), message_id=mid, content=content, now=now)
+             parts=len(parts), message_id=mid, content=content, now=now, cut=cut)
         for index, (mid, content) in enumerate(parts, start=1)
     )
+
+
+@dataclass(frozen=True)
+class Recut:
+    """A recipient's dossier to cut again: its delivery, and the size of the e-mail refused."""
+
+    message_id: int
+    delivery_id: int
+    recipient: str
+    refused_size: int
+    cut: int  # the cut to make
+
+
+def recuts_due(session: Session, *, now: datetime) -> list[Recut]:
+    """The refused messages waiting for a smaller cut that no worker holds now."""
+    rows = session.execute(select(MessageRow.id, MessageRow.delivery_id, MessageRow.recipient,
+                                  MessageRow.size, MessageRow.cut)
+                           .where(MessageRow.status == RECUT, or_(MessageRow.lease_until.is_(None),
+                                                                  MessageRow.lease_until <= now))
+                           .order_by(MessageRow.id))
+    return [Recut(r.id, r.delivery_id, r.recipient, r.size, r.cut + 1) for r in rows]
+
+
+def claim_recut(session: Session, recut: Recut, *, owner: str, now: datetime, lease: timedelta) -> bool:
+    """Hold the re-cut for `owner` while it builds (another instance takes it once the lease ends)."""
+    claimed = session.execute(update(MessageRow).where(
+        MessageRow.id == recut.message_id, MessageRow.status == RECUT,
+        or_(MessageRow.lease_until.is_(None), MessageRow.lease_until <= now))
+        .values(lease_owner=owner[:100], lease_until=now + lease))
+    return int(claimed.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def replace_cut(session: Session, recut: Recut, *, owner: str, parts: Sequence[tuple[str, bytes]],
+                now: datetime) -> bool:
+    """The recipient's smaller e-mails queued, and its earlier cut's messages that were not sent
+    → replaced, in the caller's transaction; False when `owner` no longer holds the re-cut."""
+    held = session.execute(update(MessageRow).where(
+        MessageRow.id == recut.message_id, MessageRow.status == RECUT,
+        MessageRow.lease_owner == owner[:100]).values(
+            status="replaced", lease_owner=None, lease_until=None))
+    if held.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.execute(update(MessageRow).where(
+        MessageRow.delivery_id == recut.delivery_id, MessageRow.recipient == recut.recipient,
+        MessageRow.kind == "dossier", MessageRow.cut == recut.cut - 1,
+        MessageRow.status.in_(sources("replaced", among=["queued", "retry", "blocked"])))
+        .values(status="replaced", next_attempt_at=now,
+                last_answer=f"replaced by {len(parts)} smaller e-mail(s)"))
+    enqueue(session, delivery_id=recut.delivery_id, recipient=recut.recipient, kind="dossier",
+            parts=parts, now=now, cut=recut.cut)
+    return True
 
 
 def build_alert(*, public_id: str, sender: str, organizer: str, reason_key: str, reason: str,
@@ -304,7 +372,7 @@ def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta
         earlier = aliased(MessageRow)
         waits_for_earlier_part = exists().where(
             earlier.delivery_id == MessageRow.delivery_id, earlier.recipient == MessageRow.recipient,
-            earlier.kind == MessageRow.kind, earlier.part < MessageRow.part,
+            earlier.kind == MessageRow.kind, earlier.cut == MessageRow.cut, earlier.part < MessageRow.part,
             earlier.status != "sent")
         row = session.scalar(select(MessageRow).where(due, ~waits_for_earlier_part)
                              .order_by(MessageRow.next_attempt_at, MessageRow.id)
@@ -313,7 +381,7 @@ def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta
             return None
         assert allowed(row.status, "sending")
         claim = Claim(row.id, row.delivery_id, row.recipient, row.kind, row.message_id,
-                      row.content, row.attempts + 1, row.retry_from or row.created_at,
+                      row.content, row.attempts + 1, row.cut, row.retry_from or row.created_at,
                       f"{worker_id[:80]}#{secrets.token_hex(6)}", row.status == "sending")
         session.execute(update(MessageRow).where(MessageRow.id == row.id).values(
             status="sending", lease_owner=claim.token, lease_until=now + lease,
@@ -350,6 +418,8 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
         values.update(status="sent", sent_at=now)
     elif outcome.action == "retry":
         values.update(status="retry", next_attempt_at=outcome.next_attempt_at)
+    elif cut_again(claim, outcome):
+        values.update(status=RECUT)
     elif outcome.action == "failed":
         values.update(status="failed")
     else:  # pause: this attempt does not count
@@ -371,7 +441,10 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
         if owned.rowcount != 1:  # type: ignore[attr-defined]
             return False
         if outcome.action == "failed" and claim.kind != "alert":
-            _block_later_parts(session, claim.id, why="was refused", now=now)
+            recut = values["status"] == RECUT
+            _block_later_parts(session, claim.id, now=now,
+                               why="was too large for the server, and is cut again smaller" if recut
+                               else "was refused")
         if outcome.action == "pause" and account is not None:
             answer = f"{outcome.code or ''} {outcome.text}".strip()
             pause_account(session, account, reason=answer[:ANSWER_LIMIT], now=now)
@@ -391,23 +464,44 @@ def complete(engine: Engine, claim: Claim, outcome: Outcome, *, uncertain: bool,
                           sender=sender, organizers=alert_to, reason_key=outcome.reason,
                           reason=reason[:ANSWER_LIMIT], now=now, part=PAUSE_ALERT)
         elif outcome.action in ("sent", "failed"):
-            summary = undelivered_summary(session, claim.delivery_id)
-            if summary is not None:
-                reason_key, reason = summary
-                enqueue_alert(session, delivery_id=claim.delivery_id, public_id=public_id,
-                              sender=sender, organizers=alert_to, reason_key=reason_key,
-                              reason=reason, now=now)
+            alert_if_settled(session, delivery_id=claim.delivery_id, public_id=public_id, sender=sender,
+                             organizers=alert_to, now=now)
+    return True
+
+
+def alert_if_settled(session: Session, *, delivery_id: int, public_id: str, sender: str,
+                     organizers: Sequence[str], now: datetime) -> None:
+    """Once the delivery's last dossier message is settled: one alert naming every recipient
+    that did not get the whole dossier (none when all did)."""
+    summary = undelivered_summary(session, delivery_id)
+    if summary is not None and organizers:
+        reason_key, reason = summary
+        enqueue_alert(session, delivery_id=delivery_id, public_id=public_id, sender=sender,
+                      organizers=organizers, reason_key=reason_key, reason=reason, now=now)
+
+
+def fail_recut(session: Session, recut: Recut, *, owner: str, why: str, now: datetime) -> bool:
+    """A re-cut that cannot be made → the refused message failed, as any refusal (its later parts
+    stay blocked); False when `owner` no longer holds it."""
+    row = session.scalar(select(MessageRow).options(defer(MessageRow.content)).where(
+        MessageRow.id == recut.message_id, MessageRow.status == RECUT, MessageRow.lease_owner == owner[:100]))
+    if row is None:
+        return False
+    assert allowed(RECUT, "failed")
+    row.status, row.lease_owner, row.lease_until = "failed", None, None
+    row.last_answer = f"{row.last_answer or ''}; not sent in smaller e-mails: {why}"[:ANSWER_LIMIT]
+    row.next_attempt_at = now
     return True
 
 
 def _block_later_parts(session: Session, message_id: int, *, why: str, now: datetime) -> None:
     """The parts after this one to its recipient that still wait → blocked."""
     row = session.execute(select(MessageRow.delivery_id, MessageRow.recipient, MessageRow.kind,
-                                 MessageRow.part, MessageRow.parts)
+                                 MessageRow.part, MessageRow.parts, MessageRow.cut)
                           .where(MessageRow.id == message_id)).one()
     session.execute(update(MessageRow).where(
         MessageRow.delivery_id == row.delivery_id, MessageRow.recipient == row.recipient,
-        MessageRow.kind == row.kind, MessageRow.part > row.part,
+        MessageRow.kind == row.kind, MessageRow.cut == row.cut, MessageRow.part > row.part,
         MessageRow.status.in_(sources("blocked", among=WAITING))).values(
             status="blocked", next_attempt_at=now,
             last_answer=f"not sent: part {row.part} of {row.parts} to this recipient {why}, "
@@ -420,8 +514,8 @@ def undelivered_summary(session: Session, delivery_id: int) -> tuple[str, str] |
     still to settle, or when every message was sent."""
     messages = list(session.scalars(select(MessageRow).options(defer(MessageRow.content)).where(
         MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert")
-        .order_by(MessageRow.recipient, MessageRow.part)))
-    if any(m.status in (*WAITING, "sending") for m in messages):
+        .order_by(MessageRow.recipient, MessageRow.cut, MessageRow.part)))
+    if any(m.status in (*WAITING, "sending", RECUT) for m in messages):
         return None
     refused = [m for m in messages if m.status == "failed"]
     if not refused:
@@ -498,15 +592,23 @@ async def send_due(
             log.warning("message %s: lease lost before its outcome was recorded", claim.message_id)
             report.lease_lost += 1
             continue
-        _count(report, outcome, uncertain)
+        _count(report, claim, outcome, uncertain)
         log.info("message %s to %s: %s %s %s", claim.message_id, claim.recipient, outcome.action,
                  outcome.code or "", outcome.text[:200])
     return report
 
 
-def _count(report: SendReport, outcome: Outcome, uncertain: bool) -> None:
+def cut_again(claim: Claim, outcome: Outcome) -> bool:
+    """Whether a refusal sends this dossier message's recipient smaller e-mails rather than failing."""
+    return (outcome.action == "failed" and outcome.reason == "too_large" and claim.kind == "dossier"
+            and claim.cut < MAX_CUT)
+
+
+def _count(report: SendReport, claim: Claim, outcome: Outcome, uncertain: bool) -> None:
     report.crash_resends += int(uncertain)
-    if outcome.action == "sent":
+    if cut_again(claim, outcome):
+        report.recut += 1
+    elif outcome.action == "sent":
         report.sent += 1
     elif outcome.action == "retry":
         report.retried += 1

@@ -9,6 +9,7 @@ table in delivery.services.states; leases are taken, kept alive and handed back 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -204,9 +205,9 @@ def build_delivery(app: App, delivery_id: int, *, now: datetime, progress: Progr
 
 
 @contextmanager
-def _lease_kept(app: App, delivery_id: int, *, now: datetime) -> Iterator[None]:
-    """While the body runs, a thread moves the build's lease on every HEARTBEAT seconds (from the
-    tick's `now` plus the time the build has taken), as long as this worker still holds it."""
+def _heartbeat(name: str, renew: Callable[[datetime], None], *, now: datetime) -> Iterator[None]:
+    """While the body runs, a thread calls `renew` with a new lease end every HEARTBEAT seconds
+    (the tick's `now` plus the time taken plus BUILD_LEASE)."""
     stop = threading.Event()
     started = time.monotonic()
 
@@ -214,20 +215,28 @@ def _lease_kept(app: App, delivery_id: int, *, now: datetime) -> Iterator[None]:
         while not stop.wait(HEARTBEAT):
             until = now + timedelta(seconds=time.monotonic() - started) + BUILD_LEASE
             try:
-                with transaction(app.engine) as session:
-                    session.execute(update(DeliveryRow).where(
-                        DeliveryRow.id == delivery_id, DeliveryRow.status == DeliveryState.BUILDING,
-                        DeliveryRow.lease_owner == app.worker_id).values(lease_until=until))
-            except Exception as exc:  # the lease then runs out and another worker takes the build over
-                log.warning("delivery #%d: could not renew the build lease: %s", delivery_id, safe_error(exc))
+                renew(until)
+            except Exception as exc:  # the lease then runs out and another worker takes the work over
+                log.warning("%s: could not renew the lease: %s", name, safe_error(exc))
 
-    thread = threading.Thread(target=beat, name=f"lease-{delivery_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=name, daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
+
+
+def _lease_kept(app: App, delivery_id: int, *, now: datetime) -> contextlib.AbstractContextManager[None]:
+    """The build's lease moved on while the build runs, as long as this worker still holds it."""
+    def renew(until: datetime) -> None:
+        with transaction(app.engine) as session:
+            session.execute(update(DeliveryRow).where(
+                DeliveryRow.id == delivery_id, DeliveryRow.status == DeliveryState.BUILDING,
+                DeliveryRow.lease_owner == app.worker_id).values(lease_until=until))
+
+    return _heartbeat(f"lease-{delivery_id}", renew, now=now)
 
 
 def _enqueue_built(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
@@ -277,6 +286,87 @@ def _fail_build(app: App, delivery_id: int, campaign: Campaign, reason: str, *, 
     log.error("delivery %s could not be built: %s", delivery.public_id, reason)
 
 
+# A recipient whose e-mail was refused as too large gets e-mails of at most this share of it (and
+# never under the smallest e-mail that carries the letter and the summary).
+RECUT_SHARE = 0.5
+
+
+def recut_refused(app: App, *, now: datetime) -> list[str]:
+    """Each recipient whose e-mail was refused as too large in its first cut → its dossier built
+    again in smaller e-mails (new Message-IDs) in place of the first cut's unsent ones, audited
+    "delivery.recut"; the addresses done. One that cannot be cut smaller, or takes a download
+    link, fails as any refusal does, and the organizers' alert names it."""
+    from delivery.campaigns.config import MIN_MESSAGE_SIZE
+    from delivery.errors import OversizedMessage
+    from delivery.services.pipeline import recut_messages
+
+    owner = f"{app.worker_id}#recut"
+    with reading(app.engine) as session:
+        due = outbox.recuts_due(session, now=now)
+    done: list[str] = []
+    for recut in due:
+        with transaction(app.engine) as session:
+            if not outbox.claim_recut(session, recut, owner=owner, now=now, lease=BUILD_LEASE):
+                continue  # another instance has it
+            delivery = session.get(DeliveryRow, recut.delivery_id)
+            assert delivery is not None
+            session.expunge(delivery)
+            campaign = app.campaign_by_id(session, delivery.campaign_id)
+            linked = session.scalar(select(LinkRow.id).where(
+                LinkRow.delivery_id == recut.delivery_id, LinkRow.recipient == recut.recipient)) is not None
+        limit = max(MIN_MESSAGE_SIZE, int(recut.refused_size * RECUT_SHARE))
+        if linked or limit >= recut.refused_size:
+            _fail_recut(app, campaign, delivery, recut, owner=owner, now=now,
+                        why="the download link's e-mail was refused as too large" if linked else
+                        f"it cannot be cut under {recut.refused_size:,} bytes")
+            continue
+        try:
+            with _recut_lease_kept(app, recut, owner=owner, now=now):
+                parts = recut_messages(app, campaign, delivery, recut.recipient, limit=limit, cut=recut.cut,
+                                       now=now)
+        except OversizedMessage as exc:
+            _fail_recut(app, campaign, delivery, recut, owner=owner, now=now, why=str(exc))
+            continue
+        except DeliveryError as exc:  # the lease runs out and the next tick tries again
+            log.error("delivery %s: %s could not be cut smaller: %s", delivery.public_id, recut.recipient,
+                      safe_error(exc))
+            continue
+        with transaction(app.engine) as session:
+            if not outbox.replace_cut(session, recut, owner=owner, parts=parts, now=now):
+                continue
+            audit.record(session, at=now, actor="system", action="delivery.recut",
+                         campaign_id=delivery.campaign_id, subject=delivery.public_id,
+                         recipient=recut.recipient, refused_bytes=recut.refused_size, limit=limit,
+                         messages=len(parts))
+        log.warning("delivery %s: %s refused a %d-byte e-mail as too large; sent again in %d e-mails of "
+                    "at most %d bytes", delivery.public_id, recut.recipient, recut.refused_size, len(parts),
+                    limit)
+        done.append(recut.recipient)
+    return done
+
+
+def _recut_lease_kept(app: App, recut: outbox.Recut, *, owner: str,
+                      now: datetime) -> contextlib.AbstractContextManager[None]:
+    """The re-cut's hold renewed while its build runs (as a delivery's build lease is)."""
+    def renew(until: datetime) -> None:
+        with transaction(app.engine) as session:
+            session.execute(update(MessageRow).where(
+                MessageRow.id == recut.message_id, MessageRow.status == outbox.RECUT,
+                MessageRow.lease_owner == owner[:100]).values(lease_until=until))
+
+    return _heartbeat(f"recut-{recut.message_id}", renew, now=now)
+
+
+def _fail_recut(app: App, campaign: Campaign, delivery: DeliveryRow, recut: outbox.Recut, *, owner: str,
+                now: datetime, why: str) -> None:
+    with transaction(app.engine) as session:
+        if outbox.fail_recut(session, recut, owner=owner, why=why, now=now):
+            outbox.alert_if_settled(session, delivery_id=delivery.id, public_id=delivery.public_id,
+                                    sender=campaign.sender, organizers=campaign.organizers, now=now)
+    log.error("delivery %s: %s refused the dossier as too large, and %s", delivery.public_id,
+              recut.recipient, why)
+
+
 def send_due(app: App, *, now: datetime) -> dict[str, int]:
     def sender_for(delivery_id: int) -> str:
         with transaction(app.engine) as session:
@@ -292,6 +382,10 @@ def send_due(app: App, *, now: datetime) -> dict[str, int]:
 
     report = asyncio.run(outbox.send_due(app.engine, app.settings, sender_for=sender_for,
                                          organizers_for=organizers_for, now=now, worker_id=app.worker_id))
+    if recut_refused(app, now=now):  # the smaller e-mails go at once
+        again = asyncio.run(outbox.send_due(app.engine, app.settings, sender_for=sender_for,
+                                            organizers_for=organizers_for, now=now, worker_id=app.worker_id))
+        report = report.merged(again)
     settle_deliveries(app)
     return report.to_dict()
 
@@ -304,7 +398,7 @@ def settle_deliveries(app: App) -> None:
             states = set(session.scalars(select(MessageRow.status).where(
                 MessageRow.delivery_id == delivery.id, MessageRow.kind == "dossier")))
             if states and states <= set(outbox.FINAL):
-                outcome = DeliveryState.DONE if states == {"sent"} else DeliveryState.FAILED
+                outcome = DeliveryState.DONE if states - {"replaced"} == {"sent"} else DeliveryState.FAILED
                 delivery.status = move(delivery.public_id, delivery.status, outcome, doing="settle")
 
 

@@ -71,7 +71,11 @@ def signing_identity(app: App, campaign: Campaign, *, now: datetime) -> SigningI
 def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: str,
                  created_at: datetime, trigger: str, milestone: int | None,
                  recipients: Sequence[Recipient], now: datetime,
-                 progress: Progress | None = None) -> list[BundleFile]:
+                 progress: Progress | None = None, only: Recipient | None = None,
+                 limit: int | None = None) -> list[BundleFile]:
+    """The signed bundle of every edition the recipients read, its PDFs cut so that each e-mail
+    fits every recipient; `only` (with its `limit`): that recipient's edition alone, cut to fit
+    e-mails of `limit` bytes (the dossier still names every recipient as its addressee)."""
     # Load the key first: with signing required and the key unusable, nothing is rendered or sent;
     # nor when its certificate is revoked or a timestamp or revocation service does not answer.
     identity = signing_identity(app, campaign, now=now)
@@ -86,8 +90,9 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
     if identity is not None:
         dossier = replace(dossier, verify_url=app.settings.verify_url)
     templates = app.settings.templates_dir
-    limits = message_limits(app, recipients)
-    pdfs = build_dossier_pdfs(dossier, templates, languages=_languages(recipients),
+    limits = message_limits(app, recipients) if only is None else {only.email: limit or only.max_message_size}
+    editions = _languages(recipients if only is None else [only])
+    pdfs = build_dossier_pdfs(dossier, templates, languages=editions,
                               cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress,
                               read_lines=read_lines, part_budget=part_budget(list(limits.values())))
     last_number, last_signed_on = dossier.last_line
@@ -100,9 +105,9 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
     return assemble_bundle(pdfs, facts, identity, reason=f"Petition dossier: {campaign.title}",
                            location=campaign.signer_location, policy=policy,
                            signature_texts={lang: signature_text(templates, campaign, lang)
-                                            for lang in _languages(recipients)},
+                                            for lang in editions},
                            appearances={lang: signature_appearance(templates, lang)
-                                        for lang in _languages(recipients)})
+                                        for lang in editions})
 
 
 def signature_text(templates_dir: Path, campaign: Campaign, language: str) -> tuple[str, str]:
@@ -212,6 +217,26 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
             continue
         parts = build_messages(envelope, recipient, letter_for(), pdfs, shared, limit=limit)
         yield recipient.email, parts, None
+
+
+def recut_messages(app: App, campaign: Campaign, delivery: DeliveryRow, email: str, *, limit: int,
+                   cut: int, now: datetime) -> list[tuple[str, bytes]]:
+    """One recipient's dossier built again, its PDFs cut smaller, as e-mails of at most `limit`
+    bytes with the Message-IDs of `cut`; due now. OversizedMessage when even the first cannot fit."""
+    recipients = [campaign.recipient(e) for e in json.loads(delivery.recipients)]
+    recipient = campaign.recipient(email)
+    files = build_bundle(app, campaign, Frozen.of(delivery), dossier_id=delivery.public_id,
+                         created_at=delivery.created_at, trigger=delivery.trigger,
+                         milestone=delivery.milestone, recipients=recipients, now=now, only=recipient,
+                         limit=limit)
+    envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
+                        dossier_id=delivery.public_id, created_at=now)
+    letter = render_letter(app.settings.templates_dir, campaign, recipient, dossier_id=delivery.public_id,
+                           signer_count=delivery.signer_count, milestone=delivery.milestone,
+                           created_at=delivery.created_at, verify_url=app.settings.verify_url)
+    pdfs = [f for f in files if f.kind == "pdf"]
+    return build_messages(envelope, recipient, letter, pdfs, [f for f in files if f.kind != "pdf"],
+                          limit=limit, cut=cut)
 
 
 def _size(texts: Texts, size: int) -> str:

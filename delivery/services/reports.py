@@ -61,6 +61,7 @@ class MessageReport:
     bounce_status: str | None = None
     bounce_diagnostic: str | None = None
     link: LinkReport | None = None  # the download page this e-mail carries, when it is a link
+    cut: int = 0  # 1: the recipient's dossier cut again in smaller e-mails after a "too large"
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,8 @@ def deliveries(app: App, campaign: Campaign, *, now: datetime, limit: int | None
         # not the e-mails' bytes: a status needs none of them (hundreds of MB at a million signers)
         for m in session.scalars(select(MessageRow).options(defer(MessageRow.content))
                                  .where(MessageRow.delivery_id.in_(ids))
-                                 .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.part)):
+                                 .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.cut,
+                                           MessageRow.part)):
             messages[m.delivery_id].append(MessageReport(
                 recipient=m.recipient, kind=m.kind, part=f"{m.part}/{m.parts}", status=m.status,
                 attempts=m.attempts, last_answer=_answer(m.last_code, m.last_answer),
@@ -186,7 +188,7 @@ def deliveries(app: App, campaign: Campaign, *, now: datetime, limit: int | None
                 queue_id=queue_id(m.last_answer or "") if m.status in ("sent", "bounced") else None,
                 bounce=m.bounce_kind, bounced_at=iso_seconds(m.bounced_at), bounce_status=m.bounce_status,
                 bounce_diagnostic=m.bounce_diagnostic,
-                link=links.get((m.delivery_id, m.recipient)) if m.kind == "dossier" else None))
+                link=links.get((m.delivery_id, m.recipient)) if m.kind == "dossier" else None, cut=m.cut))
     return [DeliveryReport(
         id=r.public_id, trigger=r.trigger, milestone=r.milestone, status=r.status,
         created_at=r.created_at.isoformat(timespec="seconds"), created_by=r.created_by,

@@ -171,7 +171,8 @@ class MessageRow(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("delivery_id", "recipient", "part", name="uq_messages_delivery_recipient_part"),
+        UniqueConstraint("delivery_id", "recipient", "cut", "part",
+                         name="uq_messages_delivery_recipient_cut_part"),
         Index("ix_messages_due", "status", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -180,6 +181,9 @@ class MessageRow(Base):
     kind: Mapped[str] = mapped_column(String(20))  # dossier | alert
     part: Mapped[int] = mapped_column(Integer)
     parts: Mapped[int] = mapped_column(Integer)
+    # 0: the e-mails as first built; 1: the recipient's dossier cut again in smaller e-mails after
+    # a part was refused as too large (delivery.mail.outbox)
+    cut: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)

@@ -73,6 +73,7 @@ WORDS = {
     "manual": N_("manual"),
     "preview": N_("preview"), "dossier": N_("dossier"), "alert": N_("alert"),
     "open": N_("open"), "expired": N_("expired"), "revoked": N_("withdrawn"),
+    "recut": N_("to send in smaller e-mails"), "replaced": N_("replaced by smaller e-mails"),
 }
 
 

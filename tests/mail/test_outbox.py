@@ -18,9 +18,12 @@ from delivery.mail.outbox import (
     SendReport,
     cancel_delivery_messages,
     claim_one,
+    claim_recut,
     clear_pause,
     complete,
     enqueue,
+    recuts_due,
+    replace_cut,
     retry_delivery,
 )
 from delivery.settings import Settings
@@ -64,8 +67,10 @@ def alerts(server: FaultyServer) -> list[str]:
 
 def test_transitions_table_is_closed_and_final_states_are_final() -> None:
     assert set(TRANSITIONS) == {"queued", "sending", "sent", "retry", "failed", "blocked",
-                                "bounced", "cancelled"}
-    assert set(FINAL) == {"sent", "failed", "blocked", "bounced", "cancelled"}
+                                "bounced", "cancelled", "recut", "replaced"}
+    assert set(FINAL) == {"sent", "failed", "blocked", "bounced", "cancelled", "replaced"}
+    assert "recut" not in FINAL  # a refused first cut waits for its smaller one
+    assert TRANSITIONS["replaced"] == frozenset()
     assert all(t <= set(TRANSITIONS) for t in TRANSITIONS.values())
     assert TRANSITIONS["cancelled"] == frozenset()
     assert TRANSITIONS["sent"] == {"bounced"}  # only a later report moves a sent message
@@ -137,9 +142,10 @@ def test_550_fails_after_one_attempt_and_alerts_organizers_once(engine: Engine,
     assert "5.1.1 no such mailbox" in received.message.get_content()
 
 
-def test_552_fails_with_reason_and_is_never_offered_again(engine: Engine, tmp_path: Path) -> None:
+def test_552_on_a_smaller_cut_fails_with_reason_and_is_never_offered_again(
+        engine: Engine, tmp_path: Path) -> None:
     delivery = make_delivery(engine)
-    queue(engine, delivery, [PM])
+    queue(engine, delivery, [PM], cut=1)  # the recipient's dossier was cut smaller already
     handler = FaultyHandler(data_script=["552 5.3.4 message size exceeds fixed limit"])
     with faulty_server(handler) as server:
         settings = settings_for(tmp_path, server.port)
@@ -340,11 +346,37 @@ def test_completion_needs_the_lease(engine: Engine) -> None:
 
 # --- a recipient's parts: whole, in order, or not at all --------------------------------------
 
-def queue_parts(engine: Engine, delivery_id: int, recipients: list[str], parts: int) -> None:
+def queue_parts(engine: Engine, delivery_id: int, recipients: list[str], parts: int, cut: int = 0) -> None:
     with transaction(engine) as session:
         for r in recipients:
             enqueue(session, delivery_id=delivery_id, recipient=r, kind="dossier",
-                    parts=[message("d-0001", r, n) for n in range(1, parts + 1)], now=T0)
+                    parts=[message("d-0001", r, n) for n in range(1, parts + 1)], now=T0, cut=cut)
+
+
+def test_a_first_cut_refused_as_too_large_waits_to_be_cut_smaller_and_is_replaced(
+        engine: Engine, tmp_path: Path) -> None:
+    delivery = make_delivery(engine)
+    queue_parts(engine, delivery, [PM], parts=3)
+    handler = FaultyHandler(data_script=["552 5.3.4 message size exceeds fixed limit"])
+    with faulty_server(handler) as server:
+        settings = settings_for(tmp_path, server.port)
+        report = send(engine, settings, until_empty=True)
+        assert (report.recut, report.failed) == (1, 0)
+        assert by_recipient(engine) == {PM: ["recut", "blocked", "blocked"]}
+        assert alerts(server) == []  # not settled: the smaller e-mails are still to go
+        with transaction(engine) as session:
+            [due] = recuts_due(session, now=T0)
+            assert (due.recipient, due.cut) == (PM, 1)
+            assert claim_recut(session, due, owner="w1", now=T0, lease=timedelta(minutes=3))
+        with transaction(engine) as session:
+            assert recuts_due(session, now=T0) == []  # held by w1 now
+            assert not replace_cut(session, due, owner="w2", parts=[], now=T0)
+            smaller = [message("d-0001.c1", PM, n) for n in (1, 2, 3, 4)]
+            assert replace_cut(session, due, owner="w1", parts=smaller, now=T0)
+        send(engine, settings, until_empty=True)
+    assert by_recipient(engine) == {PM: ["replaced", "replaced", "replaced", "sent", "sent", "sent", "sent"]}
+    assert dossier_copies(server) == [f"<d-0001.c1.prime-minister.{n}@example.org>" for n in (1, 2, 3, 4)]
+    assert alerts(server) == []  # every recipient got the whole dossier
 
 
 def by_recipient(engine: Engine) -> dict[str, list[str]]:
@@ -357,7 +389,7 @@ def by_recipient(engine: Engine) -> dict[str, list[str]]:
 def test_a_refused_first_part_holds_back_the_rest_and_one_alert_names_every_recipient(
         engine: Engine, tmp_path: Path) -> None:
     delivery = make_delivery(engine)
-    queue_parts(engine, delivery, [PM, MS], parts=3)
+    queue_parts(engine, delivery, [PM, MS], parts=3, cut=1)  # each cut smaller once already
     # PM's part 1 (the letter) is too large; MS's part 2 is refused
     handler = FaultyHandler(data_script=["552 5.3.4 message size exceeds fixed limit", "ok",
                                          "550 5.7.1 refused by policy"])

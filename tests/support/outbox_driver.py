@@ -60,10 +60,10 @@ def message(public_id: str, recipient: str, part: int = 1) -> tuple[str, bytes]:
 
 
 def queue(engine: Engine, delivery_id: int, recipients: Sequence[str], *,
-          public_id: str = "d-0001", now: datetime = T0) -> int:
+          public_id: str = "d-0001", now: datetime = T0, cut: int = 0) -> int:
     with transaction(engine) as session:
         return sum(enqueue(session, delivery_id=delivery_id, recipient=r, kind="dossier",
-                           parts=[message(public_id, r)], now=now) for r in recipients)
+                           parts=[message(public_id, r)], now=now, cut=cut) for r in recipients)
 
 
 def settings_for(tmp: Path, port: int | None, *, timeout: float = 1.0, security: str = "none",
@@ -84,10 +84,10 @@ async def run(engine: Engine, settings: Settings, *, now: datetime, worker: str 
         report = await send_due(engine, settings, sender_for=lambda _d: SENDER,
                                 organizers_for=lambda _d: ORGANIZERS, now=now, worker_id=worker,
                                 rand=lambda: 0.0, **kwargs)  # type: ignore[arg-type]
-        for name in ("sent", "retried", "failed", "paused", "crash_resends", "lease_lost"):
-            setattr(total, name, getattr(total, name) + getattr(report, name))
+        total = total.merged(report)
         total.account_paused = report.account_paused
-        handled = report.sent + report.retried + report.failed + report.paused + report.lease_lost
+        handled = (report.sent + report.retried + report.failed + report.paused + report.lease_lost
+                   + report.recut)
         if not until_empty or handled == 0:
             return total
 
