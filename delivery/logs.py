@@ -142,6 +142,7 @@ def configure_logging(fmt: str, *, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    # Their INFO lines repeat our own tick lines or trace library steps; keep their warnings.
-    for name in ("apscheduler", "weasyprint.progress", "pikepdf"):
+    # Their INFO lines repeat our own tick lines or trace library steps (alembic: each of its
+    # plugins, at every schema check); keep their warnings.
+    for name in ("apscheduler", "weasyprint.progress", "pikepdf", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
