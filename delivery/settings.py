@@ -61,6 +61,10 @@ class ImapSettings:
     mailbox: str = "INBOX"
     ca_file: Path | None = None
     timeout: float = 30.0
+    # Each dossier e-mail's return path names it (VERP: local+b-ID-CHECK@domain), so that a bounce
+    # that quotes nothing of the original still finds it; needs the sender's mail system to deliver
+    # local+anything@domain to this mailbox (plus addressing).
+    verp: bool = False
 
     @property
     def account(self) -> str:
@@ -312,10 +316,13 @@ def _imap_settings(env: Mapping[str, str]) -> ImapSettings | None:
                           f"is needed to read the mailbox on {host}")
     timeout = _seconds("DELIVERY_BOUNCE_IMAP_TIMEOUT", env.get("DELIVERY_BOUNCE_IMAP_TIMEOUT") or "30")
     ca = env.get("DELIVERY_BOUNCE_IMAP_CA_FILE")
+    verp = (env.get("DELIVERY_BOUNCE_VERP") or "off").lower()
+    if verp not in ("on", "off"):
+        raise ConfigError("environment", "DELIVERY_BOUNCE_VERP", f"'{verp}' is not one of: on, off")
     return ImapSettings(host=host, port=port, security=security, username=username,
                         password=env.get("DELIVERY_BOUNCE_IMAP_PASSWORD") or None,
                         mailbox=env.get("DELIVERY_BOUNCE_IMAP_MAILBOX") or "INBOX",
-                        ca_file=Path(ca) if ca else None, timeout=timeout)
+                        ca_file=Path(ca) if ca else None, timeout=timeout, verp=verp == "on")
 
 
 def _is_loopback(host: str) -> bool:

@@ -100,7 +100,7 @@ def test_the_bounce_mailbox_is_read_over_tls_by_default() -> None:
                           "DELIVERY_BOUNCE_IMAP_USERNAME": "bounces@example.org",
                           "DELIVERY_BOUNCE_IMAP_PASSWORD": "secret-password"}).bounce_imap
     assert imap is not None
-    assert (imap.port, imap.security, imap.mailbox) == (993, "tls", "INBOX")
+    assert (imap.port, imap.security, imap.mailbox, imap.verp) == (993, "tls", "INBOX", False)
     assert "secret-password" not in repr(imap)
     assert load_settings({}).bounce_imap is None
 
@@ -109,6 +109,7 @@ def test_the_bounce_mailbox_is_read_over_tls_by_default() -> None:
     ({"DELIVERY_BOUNCE_IMAP_SECURITY": "none"}, "DELIVERY_BOUNCE_IMAP_SECURITY"),
     ({"DELIVERY_BOUNCE_IMAP_USERNAME": ""}, "DELIVERY_BOUNCE_IMAP_USERNAME"),
     ({"DELIVERY_BOUNCE_IMAP_PORT": "99999"}, "DELIVERY_BOUNCE_IMAP_PORT"),
+    ({"DELIVERY_BOUNCE_VERP": "yes"}, "DELIVERY_BOUNCE_VERP"),
 ])
 def test_a_bounce_mailbox_that_would_be_read_in_clear_or_cannot_be_is_refused(
         extra: dict[str, str], name: str) -> None:

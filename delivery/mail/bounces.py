@@ -31,6 +31,11 @@ from flufl.bounce import all_failures
 logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
 
 MESSAGE_ID = re.compile(rb"<([^<>\s@]{1,200}@[^<>\s@]{1,200})>")
+# A VERP return path (delivery.mail.message.return_path): the outbox row's id and a check on its
+# Message-ID
+RETURN_TAG = re.compile(r"\+b-(\d{1,18})-([0-9a-f]{8})@", re.IGNORECASE)
+# where a report names the address it was delivered to
+DELIVERED_TO = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Return-Path")
 QUOTED_MESSAGE_ID = re.compile(rb"^[ >\t]*Message-Id:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 STATUS = re.compile(r"\b([45]\.\d{1,3}\.\d{1,3})\b")
 SMTP_CODE = re.compile(r"\b[45]\d\d[ -]")
@@ -52,6 +57,9 @@ class Bounce:
     message_ids: tuple[str, ...]  # candidates for the original's Message-ID, in the order found
     status: str | None  # RFC 3463, e.g. "5.1.1"
     diagnostic: str
+    # (outbox row id, check) from a VERP return path the report was delivered to
+    return_tags: tuple[tuple[int, str], ...] = ()
+
 
 
 def read_bounce(raw: bytes) -> Bounce | None:
@@ -72,7 +80,17 @@ def read_bounce(raw: bytes) -> Bounce | None:
     addresses = tuple(sorted(permanent_addresses or temporary_addresses))
     status, diagnostic = _status_and_diagnostic(msg, [fields[a] for a in addresses if a in fields])
     return Bounce(kind=kind, fingerprint=_fingerprint(msg, raw), addresses=addresses,
-                  message_ids=_original_message_ids(msg), status=status, diagnostic=diagnostic)
+                  message_ids=_original_message_ids(msg), status=status, diagnostic=diagnostic,
+                  return_tags=_return_tags(msg))
+
+
+def _return_tags(msg: Message) -> tuple[tuple[int, str], ...]:
+    found: dict[tuple[int, str], None] = {}
+    for header in DELIVERED_TO:
+        for value in msg.get_all(header) or []:
+            for row_id, check in RETURN_TAG.findall(str(value)):
+                found[(int(row_id), check.lower())] = None
+    return tuple(found)[:CANDIDATE_LIMIT]
 
 
 def _address(value: bytes | str) -> str:

@@ -60,6 +60,17 @@ def message_id(dossier_id: str, recipient: str, part: int, sender_address: str, 
     return f"<{dossier_id}.{who}{again}.{part}@{domain}>"
 
 
+def return_path(sender_address: str, row_id: int, message_id: str) -> str:
+    """A dossier e-mail's VERP return path: the sender's address with a tag naming the outbox
+    row, and 8 hex digits of its Message-ID's SHA-256 so that a guessed id matches nothing."""
+    local, _, domain = sender_address.rpartition("@")
+    return f"{local}+b-{row_id}-{return_check(message_id)}@{domain}"
+
+
+def return_check(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:8]
+
+
 def encoded_size(raw: int) -> int:
     """The bytes of `raw` bytes as a base64 attachment body: 76-character lines, each + CRLF."""
     chars = 4 * -(-raw // 3)

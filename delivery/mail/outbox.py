@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, aliased, defer
 from delivery.errors import OutcomeUnknown, TransportError
 from delivery.mail import transport
 from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, verdict
+from delivery.mail.message import return_path
 from delivery.settings import Settings
 from delivery.storage.db import transaction
 from delivery.storage.models import DeliveryRow, MessageRow, SmtpPauseRow
@@ -400,6 +401,8 @@ async def attempt(claim: Claim, settings: Settings, sender: str) -> tuple[BaseEx
             return exc, None, f"cannot write to the outbox folder: {exc.strerror or exc}"
         return None, None, f"written to {path.name}"
     try:
+        if claim.kind == "dossier" and settings.bounce_imap is not None and settings.bounce_imap.verp:
+            sender = return_path(sender, claim.id, claim.message_id)
         reply = await transport.send_bytes(claim.content, sender=sender,
                                            recipient=claim.recipient, smtp=settings.smtp)
     except TransportError as exc:

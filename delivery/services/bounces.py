@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from delivery.errors import MailboxError
 from delivery.logs import safe_error
 from delivery.mail import mailbox, outbox
+from delivery.mail.message import return_check
 from delivery.services.app import App
 from delivery.services.states import DeliveryState, allowed
 from delivery.settings import ImapSettings
@@ -112,6 +113,8 @@ def _settle(app: App, imap: ImapSettings, uidvalidity: int, uid: int, bounce: Bo
         message = session.scalar(select(MessageRow).where(
             MessageRow.message_id.in_(bounce.message_ids), MessageRow.kind == "dossier")
             .order_by(MessageRow.id).limit(1)) if bounce.message_ids else None
+        if message is None and bounce.return_tags:
+            message = _by_return_path(session, bounce)
         diagnostic = _diagnostic(bounce, message)
         session.add(BounceRow(fingerprint=bounce.fingerprint, read_at=now, mailbox=imap.account, uid=uid,
                               kind=bounce.kind.value, message_id=message.id if message else None,
@@ -131,6 +134,14 @@ def _settle(app: App, imap: ImapSettings, uidvalidity: int, uid: int, bounce: Bo
             return
         poll.bounced += 1
         _fail_delivery(app, session, message, bounce, diagnostic, now=now)
+
+
+def _by_return_path(session: Session, bounce: Bounce) -> MessageRow | None:
+    """The dossier message a VERP return path names, when its check fits the Message-ID."""
+    rows = session.scalars(select(MessageRow).where(
+        MessageRow.id.in_([row_id for row_id, _ in bounce.return_tags]), MessageRow.kind == "dossier"))
+    checks = dict(bounce.return_tags)
+    return next((row for row in rows if checks.get(row.id) == return_check(row.message_id)), None)
 
 
 def _diagnostic(bounce: Bounce, message: MessageRow | None) -> str:

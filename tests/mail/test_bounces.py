@@ -99,3 +99,15 @@ def test_a_long_diagnostic_is_cut_to_one_line() -> None:
     bounce = read_bounce(raw)
     assert bounce is not None
     assert len(bounce.diagnostic) == DIAGNOSTIC_LIMIT and bounce.diagnostic.endswith("…")
+
+
+def test_a_report_delivered_to_a_verp_return_path_names_its_row() -> None:
+    from delivery.mail.message import return_check, return_path
+
+    address = return_path("campaign@example.org", 4217, "<SM-1.ab12.1@example.org>")
+    assert address == f"campaign+b-4217-{return_check('<SM-1.ab12.1@example.org>')}@example.org"
+    raw = f"Delivered-To: {address}\r\n".encode() + sample("dsn_11")
+    bounce = read_bounce(raw)
+    assert bounce is not None and bounce.return_tags == ((4217, return_check("<SM-1.ab12.1@example.org>")),)
+    plain = read_bounce(sample("dsn_11"))
+    assert plain is not None and plain.return_tags == ()

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from delivery.cli.textreport import deliveries_text
 from delivery.errors import StateConflict
 from delivery.mail.bounces import read_bounce
+from delivery.mail.message import return_path
 from delivery.services import bounces, deliveries, reports
 from delivery.services.app import App
 from delivery.storage.db import transaction
@@ -162,3 +163,26 @@ def test_starttls_reads_the_same_mailbox(make_app: AppFactory, smtp_server: Smtp
     poll = bounces.poll_bounces(app, now=TUESDAY_10 + timedelta(minutes=1))
     assert (poll.read, poll.bounced, poll.error) == (1, 1, None)
     assert statuses(app)[MIGRATION] == ("bounced", "failed")
+
+
+def test_with_verp_a_bounce_quoting_nothing_of_ours_finds_its_message_by_its_return_path(
+        make_app: AppFactory, smtp_server: SmtpServer, dovecot: Dovecot) -> None:
+    app = make_app({**smtp_server.env(), **dovecot.env(), "DELIVERY_BOUNCE_VERP": "on"}, campaign_toml())
+    sent = sent_dossier(app)
+    return_paths = {received.rcpt_tos[0]: received.mail_from for received in smtp_server.received}
+    for address, row in sent.items():  # each dossier e-mail went with a return path of its own
+        assert return_paths[address] == return_path("campaign@example.org", row.id, row.message_id)
+    # a report that quotes none of our Message-IDs and names another address (a forward inside
+    # the office), delivered to the Prime Minister's e-mail's return path
+    anonymous = returned("dsn_11", original="<4F3A9@mx.elsewhere.example>", address="joem@example.com",
+                         to="clerk@pm.example.org")
+    dovecot.append(f"Delivered-To: {return_paths[PM]}\r\n".encode() + anonymous)
+    # the same report at the Migration Service's row id with a check that does not fit its Message-ID
+    forged = return_path("campaign@example.org", sent[MIGRATION].id, "<a guess@example.org>")
+    dovecot.append(f"Delivered-To: {forged}\r\n".encode()
+                   + anonymous.replace(b"Message-Id: <", b"Message-Id: <forged.", 1))  # a report of its own
+    poll = bounces.poll_bounces(app, now=TUESDAY_10 + timedelta(minutes=5))
+    assert (poll.read, poll.bounced, poll.unmatched) == (2, 1, 1)
+    assert statuses(app) == {PM: ("bounced", "failed"), MIGRATION: ("sent", None)}
+    again = bounces.poll_bounces(app, now=TUESDAY_10 + timedelta(minutes=6))
+    assert (again.read, again.bounced) == (0, 0)
