@@ -12,6 +12,11 @@ from functools import cached_property
 # The attachment bytes one e-mail carries: the PDF is cut into parts of about this size, and the
 # parts are packed into e-mails by it. One figure for both, so a part always fits its e-mail.
 PART_BYTES = 15_000_000
+# The part number of the letter and summary alone, and its kind: a download link's e-mail
+# carries it, signed.
+LETTER_PART = 0
+LETTER = "letter"
+MANIFEST_KINDS = ("manifest", "manifest-signature")  # the files every e-mail of a dossier carries
 
 
 @dataclass(frozen=True)
@@ -49,5 +54,5 @@ class BundleFile:
 
     @property
     def content_type(self) -> str:
-        return {"pdf": "application/pdf", "manifest": "application/json",
+        return {"pdf": "application/pdf", LETTER: "application/pdf", "manifest": "application/json",
                 "manifest-signature": "application/pkcs7-signature"}[self.kind]

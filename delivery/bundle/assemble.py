@@ -32,7 +32,7 @@ from pyhanko.pdf_utils.extensions import DeveloperExtension
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.metadata.model import VENDOR
 
-from delivery.artifacts import BundleFile, UnsignedPdf
+from delivery.artifacts import LETTER, LETTER_PART, BundleFile, UnsignedPdf
 from delivery.bundle.appearance import Appearance
 from delivery.bundle.ltv import SignaturePolicy
 from delivery.bundle.sign import SigningIdentity, sign_detached, sign_pdf
@@ -117,11 +117,18 @@ def dossier_json(facts: BundleFacts, pdf: UnsignedPdf, identity: SigningIdentity
 
 def manifest_json(facts: BundleFacts, files: Sequence[tuple[UnsignedPdf, BundleFile]],
                   identity: SigningIdentity | None) -> bytes:
+    def entry(src: UnsignedPdf, f: BundleFile) -> dict[str, Any]:
+        return {"name": f.name, "language": f.language, "part": f.part, "parts": src.parts,
+                "pages": f.pages, "size": f.size, "sha256": f.sha256}
+
     doc = common_facts(facts, identity) | {
         "format": MANIFEST_FORMAT,
-        "files": [{"name": f.name, "language": f.language, "part": f.part, "parts": src.parts,
-                   "pages": f.pages, "size": f.size, "sha256": f.sha256} for src, f in files],
+        "files": [entry(src, f) for src, f in files if f.kind == "pdf"],
     }
+    # the letter and summary alone, for a download link's e-mail: not needed for a whole dossier
+    letters = [entry(src, f) for src, f in files if f.kind == LETTER]
+    if letters:
+        doc["letters"] = letters
     return to_json(doc)
 
 
@@ -328,7 +335,7 @@ def assemble_bundle(pdfs: Sequence[UnsignedPdf], facts: BundleFacts,
 
     def finish(pdf: UnsignedPdf) -> BundleFile:
         own_reason, own_location = (signature_texts or {}).get(pdf.language, (reason, location))
-        appearance = (appearances or {}).get(pdf.language) if pdf.part == 1 else None
+        appearance = (appearances or {}).get(pdf.language) if pdf.part in (1, LETTER_PART) else None
         return finish_pdf(pdf, facts, identity, reason=own_reason, location=own_location,
                           policy=policy, appearance=appearance)
 
@@ -386,8 +393,8 @@ def finish_pdf(pdf: UnsignedPdf, facts: BundleFacts, identity: SigningIdentity |
         data = sign_pdf(pdf.data, identity, reason=reason, location=location, policy=policy,
                         prepare=_embedding(payload, created_at=facts.created_at, pages=pdf.pages),
                         appearance=appearance)
-    return BundleFile(name=pdf.name, kind="pdf", language=pdf.language, part=pdf.part,
-                      pages=pdf.pages, data=data)
+    return BundleFile(name=pdf.name, kind=LETTER if pdf.part == LETTER_PART else "pdf",
+                      language=pdf.language, part=pdf.part, pages=pdf.pages, data=data)
 
 
 # ---------------------------------------------------------------- reading a manifest back
@@ -419,16 +426,19 @@ def read_manifest(data: bytes) -> dict[str, object]:
         _shape(doc["signed_by"], {"subject": str, "sha256": str}, "signed_by.")
     if not doc["files"]:
         raise InputRefused(MANIFEST_NAME, "lists no files")
+    if not isinstance(doc.get("letters", []), list):
+        raise InputRefused(MANIFEST_NAME, "letters has the wrong type")
     names: set[str] = set()
-    for i, entry in enumerate(doc["files"]):
-        _shape(entry, _FILE, f"files[{i}].")
-        name = entry["name"]
-        if not _plain_pdf_name(name) or name in names:
-            raise InputRefused(MANIFEST_NAME, f"files[{i}].name {name!r} is not a unique plain name")
-        names.add(name)
-        sha = entry["sha256"]
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            raise InputRefused(MANIFEST_NAME, f"files[{i}].sha256 is not a SHA-256 hex digest")
+    for key in ("files", "letters"):
+        for i, entry in enumerate(doc.get(key, [])):
+            _shape(entry, _FILE, f"{key}[{i}].")
+            name = entry["name"]
+            if not _plain_pdf_name(name) or name in names:
+                raise InputRefused(MANIFEST_NAME, f"{key}[{i}].name {name!r} is not a unique plain name")
+            names.add(name)
+            sha = entry["sha256"]
+            if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+                raise InputRefused(MANIFEST_NAME, f"{key}[{i}].sha256 is not a SHA-256 hex digest")
     return dict(doc)
 
 

@@ -517,7 +517,8 @@ def _check_pdf(name: str, data: bytes, manifest: dict[str, Any] | None, trust: _
     problems, notes = list(sig.problems), list(sig.notes)
     entry = None
     if manifest is not None:
-        entry = next((f for f in manifest["files"] if f["name"] == name), None)
+        entry = next((f for f in [*manifest["files"], *manifest.get("letters", [])] if f["name"] == name),
+                     None)
         if entry is None:
             problems.append(f"not listed in {MANIFEST_NAME}")
         elif entry["size"] != len(data) or entry["sha256"] != _sha256(data):

@@ -71,8 +71,12 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
                        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
                        cache_limit: int = 2 * 1024**3,
                        inline_budget: int = INLINE_BUDGET,
-                       read_lines: LineReader | None = None) -> list[UnsignedPdf]:
+                       read_lines: LineReader | None = None,
+                       letters: Sequence[str] = ()) -> list[UnsignedPdf]:
     """Build every language's dossier PDF; RenderError (and nothing returned) on any failure.
+
+    letters: the languages whose letter and summary are also wanted alone (part 0, first), for
+    the e-mails of download links.
 
     strict: warnings (a missing glyph, an ignored CSS rule) fail the build too.
     progress(done, total) counts volumes, a volume being done when it is in every language.
@@ -92,7 +96,7 @@ def build_dossier_pdfs(dossier: Dossier, templates_dir: Path, *, languages: Sequ
                       workers=workers or os.cpu_count() or 1, part_budget=part_budget,
                       progress=progress, layout=layout or Layout(), strict=strict,
                       time_limit=time_limit, memory_limit=memory_limit,
-                      inline_budget=inline_budget, read_lines=read_lines)
+                      inline_budget=inline_budget, read_lines=read_lines, letters=letters)
         cache.evict()
         fronts.evict()
         return pdfs
@@ -102,7 +106,8 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, fronts: Vo
            languages: Sequence[str], workers: int, part_budget: int,
            progress: Callable[[int, int], None] | None, layout: Layout, strict: bool,
            time_limit: float, memory_limit: int | None,
-           inline_budget: int, read_lines: LineReader | None) -> list[UnsignedPdf]:
+           inline_budget: int, read_lines: LineReader | None,
+           letters: Sequence[str] = ()) -> list[UnsignedPdf]:
     planner = _Planner(dossier, templates_dir, layout, cache, fronts, read_lines)
     texts = {lang: render.load_texts(templates_dir, lang) for lang in dict.fromkeys(languages)}
     pieces = [piece for t in texts.values() for piece in planner.language(t)]
@@ -144,7 +149,7 @@ def _build(dossier: Dossier, templates_dir: Path, cache: VolumeCache, fronts: Vo
     planned = [part for lang, t in texts.items() for part in plan_parts(
         dossier, t, {p.kind: p.key for p in pieces if p.language == lang and p.volume < 0},
         [p.key for p in pieces if p.language == lang and p.volume >= 0], store, part_budget,
-        producer)]
+        producer, letter=lang in letters)]
     return join_parts(planned, store, workers=workers, time_limit=time_limit,
                       memory_limit=memory_limit, inline_budget=inline_budget)
 

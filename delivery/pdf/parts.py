@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pikepdf
 
-from delivery.artifacts import UnsignedPdf
+from delivery.artifacts import LETTER_PART, UnsignedPdf
 from delivery.dossier.compose import Dossier
 from delivery.dossier.render import Texts, pdf_subject, volume_heading
 from delivery.errors import RenderError
@@ -103,9 +103,10 @@ def split_parts(sizes: Sequence[int], budget: int) -> list[list[int]]:
 
 
 def plan_parts(dossier: Dossier, t: Texts, pieces: Mapping[str, str], volumes: Sequence[str],
-               rendered: Rendered, part_budget: int, producer: str) -> list[PlannedPart]:
+               rendered: Rendered, part_budget: int, producer: str,
+               letter: bool = False) -> list[PlannedPart]:
     """One language's parts. `pieces`: the keys of its front and stamp; `volumes`: of its
-    volumes, in order."""
+    volumes, in order; `letter`: also the letter and summary alone (part LETTER_PART), first."""
     front, stamp = pieces["front"], pieces["stamp"]
     sizes = [max(rendered.size(front), part_budget // FRONT_SHARE)]
     sizes += [rendered.size(v) for v in volumes]
@@ -139,6 +140,14 @@ def plan_parts(dossier: Dossier, t: Texts, pieces: Mapping[str, str], volumes: S
         pdf = UnsignedPdf(name=name + ".pdf", language=t.language, part=part,
                           parts=len(groups), pages=0, data=b"")
         out.append(PlannedPart(pdf, info, stamp_pdf, job, body_key, body_job))
+    if letter:
+        which = t.gettext("letter and summary")
+        info = PartInfo(title=f"{own.title} ({which})", author=own.sender_name, subject=subject,
+                        producer=producer, language=t.language, created_at=dossier.created_at)
+        job = PartJob(f"letter ({t.language})", info, stamp_pdf, rendered.get(front), (), ())
+        pdf = UnsignedPdf(name=f"dossier-{dossier.campaign_slug}-{t.language}-letter.pdf",
+                          language=t.language, part=LETTER_PART, parts=len(groups), pages=0, data=b"")
+        out.insert(0, PlannedPart(pdf, info, stamp_pdf, job, None, None))
     return out
 
 

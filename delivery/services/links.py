@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlalchemy import Select, and_, exists, func, select
 from sqlalchemy.orm import Session
 
+from delivery.artifacts import MANIFEST_KINDS
 from delivery.campaigns.config import Campaign
 from delivery.errors import DeliveryError, NotFound, StateConflict
 from delivery.mail import outbox
@@ -148,11 +149,12 @@ def page_language(app: App, token: str) -> str | None:
 
 
 def _files_query(link: LinkRow, language: str) -> Select[DeliveryFileRow]:
-    """The recipient's files: its edition's PDFs and the shared ones (manifest, signature)."""
-    return (select(DeliveryFileRow).where(
-        DeliveryFileRow.delivery_id == link.delivery_id,
-        (DeliveryFileRow.kind != "pdf") | (DeliveryFileRow.language == language))
-        .order_by(DeliveryFileRow.kind != "pdf", DeliveryFileRow.part, DeliveryFileRow.id))
+    """The recipient's files: its edition's PDFs and the shared ones (manifest, signature); the
+    letter alone is in its e-mail already."""
+    shared = DeliveryFileRow.kind.in_(MANIFEST_KINDS)
+    edition = (DeliveryFileRow.kind == "pdf") & (DeliveryFileRow.language == language)
+    return (select(DeliveryFileRow).where(DeliveryFileRow.delivery_id == link.delivery_id, shared | edition)
+            .order_by(shared, DeliveryFileRow.part, DeliveryFileRow.id))
 
 
 def _record(session: Session, link: LinkRow, file: str, user_agent: str, now: datetime) -> None:

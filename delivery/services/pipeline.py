@@ -23,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from delivery.artifacts import BundleFile
+from delivery.artifacts import LETTER, MANIFEST_KINDS, BundleFile
 from delivery.bundle.appearance import Appearance
 from delivery.bundle.assemble import BundleFacts, assemble_bundle
 from delivery.bundle.ltv import SignaturePolicy, signature_policy
@@ -92,7 +92,11 @@ def build_bundle(app: App, campaign: Campaign, signers: Frozen, *, dossier_id: s
     templates = app.settings.templates_dir
     limits = message_limits(app, recipients) if only is None else {only.email: limit or only.max_message_size}
     editions = _languages(recipients if only is None else [only])
-    pdfs = build_dossier_pdfs(dossier, templates, languages=editions,
+    # a recipient who may get a download link gets the letter and summary alone, signed, in its e-mail
+    linked = [] if only is not None else _languages(
+        [r for r in recipients if r.delivery == "link"
+         or (r.delivery == "auto" and app.settings.public_url is not None)])
+    pdfs = build_dossier_pdfs(dossier, templates, languages=editions, letters=linked,
                               cache_dir=app.settings.var_dir / "cache" / "volumes", progress=progress,
                               read_lines=read_lines, part_budget=part_budget(list(limits.values())))
     last_number, last_signed_on = dossier.last_line
@@ -192,7 +196,7 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
     """
     envelope = Envelope(sender=campaign.sender, sender_address=campaign.sender_address,
                         dossier_id=delivery.public_id, created_at=send_at)
-    shared = [f for f in files if f.kind != "pdf"]
+    shared = [f for f in files if f.kind in MANIFEST_KINDS]
     recipients = [campaign.recipient(email) for email in json.loads(delivery.recipients)]
     limits = message_limits(app, recipients)
     public_url = app.settings.public_url
@@ -208,11 +212,14 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
             assert public_url is not None
             grant = LinkGrant(secrets.token_urlsafe(32), send_at + campaign.link_expiry)
             texts = load_texts(app.settings.templates_dir, recipient.language)
+            # the letter and summary alone, signed, go in the e-mail itself
+            letter_pdf = [f for f in files if f.kind == LETTER and f.language == recipient.language]
             link = {"url": link_url(public_url, grant.token),
                     "expires": texts.date(grant.expires_at.date()),
                     "files": [{"name": f.name, "size": _size(texts, f.size), "sha256": f.sha256}
-                              for f in [*pdfs, *shared]]}
-            message = build_link_message(envelope, recipient, letter_for(link=link), shared, limit=limit)
+                              for f in [*letter_pdf, *pdfs, *shared]]}
+            message = build_link_message(envelope, recipient, letter_for(link=link), [*letter_pdf, *shared],
+                                         limit=limit)
             yield recipient.email, [message], grant
             continue
         parts = build_messages(envelope, recipient, letter_for(), pdfs, shared, limit=limit)
@@ -235,7 +242,7 @@ def recut_messages(app: App, campaign: Campaign, delivery: DeliveryRow, email: s
                            signer_count=delivery.signer_count, milestone=delivery.milestone,
                            created_at=delivery.created_at, verify_url=app.settings.verify_url)
     pdfs = [f for f in files if f.kind == "pdf"]
-    return build_messages(envelope, recipient, letter, pdfs, [f for f in files if f.kind != "pdf"],
+    return build_messages(envelope, recipient, letter, pdfs, [f for f in files if f.kind in MANIFEST_KINDS],
                           limit=limit, cut=cut)
 
 

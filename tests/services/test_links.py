@@ -13,16 +13,20 @@ from collections.abc import Callable
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from delivery.bundle.verify import verify_path
 from delivery.errors import NotFound, StateConflict
 from delivery.services import deliveries, links, reports
 from delivery.services.app import App
 from delivery.storage.db import transaction
 from delivery.storage.models import AuditRow, DownloadRow, LinkRow, MessageRow
 from tests.services.test_deliveries import NAMES, TUESDAY_10, add, campaign_toml
+from tests.pdf.test_pdfa import assert_pdfa
+from tests.support.readers import pdftotext
 from tests.support.smtpd import SmtpServer
 
 AppFactory = Callable[..., App]
@@ -56,13 +60,28 @@ def token_of(mail: EmailMessage) -> str:
 
 
 def test_a_link_recipient_gets_the_letter_the_link_and_the_manifest_and_no_pdf(
-        make_app: AppFactory, smtp_server: SmtpServer) -> None:
+        make_app: AppFactory, smtp_server: SmtpServer, tmp_path: Path,
+        signing_files: tuple[Path, Path]) -> None:
     app = make_app({**smtp_server.env(), "DELIVERY_PUBLIC_URL": PUBLIC}, link_campaign())
     public_id, mails = delivered(app, smtp_server)
     linked, attached = mails[PM], mails[MIGRATION]
     names = [p.get_filename() for p in linked.iter_attachments()]
-    assert names == ["manifest.json", "manifest.json.p7s"]  # the dossier itself is not attached
+    # the dossier itself is not attached: the letter and summary alone, signed, and the manifest
+    assert names == ["dossier-small-en-letter.pdf", "manifest.json", "manifest.json.p7s"]
+    assert not any("letter" in str(p.get_filename()) for p in attached.iter_attachments())
     assert any(str(p.get_filename()).endswith(".pdf") for p in attached.iter_attachments())
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    for part in linked.iter_attachments():
+        (folder / str(part.get_filename())).write_bytes(part.get_content())
+    letter = (folder / "dossier-small-en-letter.pdf").read_bytes()
+    printed = " ".join(pdftotext(letter).split())
+    assert "Nikol Pashinyan" in printed and NAMES[0] not in printed  # the letter, no signer
+    assert_pdfa(letter)  # PDF/A-3b, like every part
+    report = verify_path(folder, trust=signing_files[1])
+    verdicts = {v.name: v for v in report.verdicts}
+    assert verdicts["dossier-small-en-letter.pdf"].ok  # signed, and its SHA-256 in the manifest
+    assert not report.ok and "missing" in verdicts["manifest.json"].reason  # the parts are on the page
     text = linked.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     token = token_of(linked)
     assert len(token) >= 43  # 256 bits of base64url: at least the 128 bits asked for
