@@ -636,7 +636,9 @@ def _check_manifest(bundle: _Bundle, trust: _Trust,
     # every file of each edition it contains is present; other editions are only noted. A file
     # given but refused (too large, damaged in its e-mail) has its own FAIL line: not "missing".
     given = files.keys() | bundle.refused
-    present = {f["language"] for f in manifest["files"] if f["name"] in given}
+    # the letter alone (a link's e-mail) says which edition is meant as much as a part does
+    listed = [*manifest["files"], *manifest.get("letters", [])]
+    present = {f["language"] for f in listed if f["name"] in given}
     missing = [f["name"] for f in manifest["files"]
                if f["name"] not in given and (f["language"] in present or not present)]
     other = sorted({f["language"] for f in manifest["files"]} - present) if present else []

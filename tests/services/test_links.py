@@ -24,8 +24,8 @@ from delivery.services import deliveries, links, reports
 from delivery.services.app import App
 from delivery.storage.db import transaction
 from delivery.storage.models import AuditRow, DownloadRow, LinkRow, MessageRow
-from tests.services.test_deliveries import NAMES, TUESDAY_10, add, campaign_toml
 from tests.pdf.test_pdfa import assert_pdfa
+from tests.services.test_deliveries import NAMES, TUESDAY_10, add, campaign_toml
 from tests.support.readers import pdftotext
 from tests.support.smtpd import SmtpServer
 
@@ -81,7 +81,9 @@ def test_a_link_recipient_gets_the_letter_the_link_and_the_manifest_and_no_pdf(
     report = verify_path(folder, trust=signing_files[1])
     verdicts = {v.name: v for v in report.verdicts}
     assert verdicts["dossier-small-en-letter.pdf"].ok  # signed, and its SHA-256 in the manifest
-    assert not report.ok and "missing" in verdicts["manifest.json"].reason  # the parts are on the page
+    # the parts are on the page; only its own edition's are asked for (the letter says which)
+    assert not report.ok and verdicts["manifest.json"].reason == "1 listed file(s) missing"
+    assert not verdicts["dossier-small-en.pdf"].ok and "dossier-small-hy.pdf" not in verdicts
     text = linked.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     token = token_of(linked)
     assert len(token) >= 43  # 256 bits of base64url: at least the 128 bits asked for
