@@ -139,8 +139,8 @@ PAST = {"cancel": "cancelled", "release": "released", "retry": "retried"}
 
 
 def _message_lines(data: DeliveryReport) -> str:
-    return "".join(f"\n  {m.recipient} part {m.part}: {m.status} ({m.last_answer or 'no answer yet'})"
-                   for m in data.dossier_messages)
+    return "".join(f"\n  {m.recipient} part {m.part}{' (smaller e-mails)' if m.cut else ''}: {m.status} "
+                   f"({m.last_answer or 'no answer yet'})" for m in data.dossier_messages)
 
 
 def _waiting_hint(data: DeliveryReport) -> str:
