@@ -26,7 +26,7 @@ from delivery.campaigns.export import campaign_toml
 from delivery.campaigns.form import FormInvalid, changed_keys, field_of, settings_document
 from delivery.campaigns.languages import read_languages
 from delivery.campaigns.templates import missing_pieces
-from delivery.errors import ConfigError, DeliveryError, NotFound
+from delivery.errors import ConfigError, DeliveryError, NotFound, UsageError
 from delivery.services.app import App, refresh_campaigns, settings_source
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
@@ -131,7 +131,8 @@ def restore(app: App, campaign: Campaign, version: int, *, based_on: int, actor:
         if row is None:
             raise NotFound(f"campaign {campaign.slug} has no settings version {version}")
         document = row.document
-    parse_campaign(document, settings_source(campaign.slug, version))  # still valid, or ConfigError
+    parsed = parse_campaign(document, settings_source(campaign.slug, version))  # still valid, or ConfigError
+    _refuse_missing_texts(app, replace(parsed, letters=campaign.letters))
     return _store(app, campaign, document, origin=RESTORE, based_on=based_on, actor=actor, now=now,
                   restored=version)
 
@@ -145,6 +146,8 @@ def _store(app: App, campaign: Campaign, document: str, *, origin: str, based_on
             rows = _rows(session, campaign_id)
             newest = rows[0].version if rows else 0
             if newest != based_on:
+                if not rows:  # nothing saved yet: the form named a version that never was
+                    raise UsageError(f"version {based_on} of {campaign.slug}'s settings does not exist")
                 raise SettingsConflict(_version(rows[0]))
             file_text, digest = _file_text(base)
             before = rows[0].document if rows else file_text

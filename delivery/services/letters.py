@@ -26,7 +26,7 @@ from delivery.campaigns.config import Campaign
 from delivery.campaigns.templates import edited_filename, letter_overrides, letter_template
 from delivery.dossier import render
 from delivery.dossier.compose import compose
-from delivery.errors import DeliveryError, NotFound, RenderError
+from delivery.errors import DeliveryError, NotFound, RenderError, UsageError
 from delivery.services.app import App, refresh_campaigns
 from delivery.storage import audit
 from delivery.storage.db import reading, transaction
@@ -35,6 +35,14 @@ from delivery.storage.models import LetterVersionRow, SignerRow
 MAX_LETTER_CHARS = 20_000  # the shipped letters have 2,400 to 2,900
 PREVIEW_DPI = 60  # a page of A4 at 60 dpi: 497 × 702 px, about 80 kB of PNG
 ADMIN, RESTORE = "admin", "restore"
+
+
+class LetterInvalid(DeliveryError):
+    """The letter has problems (with their lines): nothing was saved."""
+
+    def __init__(self, problems: list[LetterProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"line {p.line}: {p.message}" if p.line else p.message for p in problems))
 
 
 class LetterConflict(DeliveryError):
@@ -163,13 +171,18 @@ def preview_png(app: App, campaign: Campaign, language: str, source: str, *, now
 
 def save(app: App, campaign: Campaign, language: str, source: str, *, based_on: int, actor: str,
          now: datetime, origin: str = ADMIN, restored: int | None = None) -> Campaign:
-    """A new version of the letter in `language`, in force now; LetterConflict when `based_on`
-    is not the newest. The caller checks problems() first."""
+    """A new version of the letter in `language`, in force now; LetterInvalid (nothing saved)
+    when it has problems(), LetterConflict when `based_on` is not the newest."""
+    found = problems(app, campaign, language, source, now=now)
+    if found:
+        raise LetterInvalid(found)
     try:
         with transaction(app.engine) as session:
             campaign_id = app.campaign_id(session, campaign)
             newest = _newest(session, campaign_id, language)
             if newest != based_on:
+                if newest == 0:  # nothing saved yet: the form named a version that never was
+                    raise UsageError(f"version {based_on} of the {language} letter does not exist")
                 raise LetterConflict(_version_of(session, campaign_id, language, newest))
             session.add(LetterVersionRow(campaign_id=campaign_id, language=language, version=newest + 1,
                                          source=source, origin=origin, actor=actor, created_at=now))

@@ -411,11 +411,13 @@ EXPIRED = N_("This form has expired (or was not sent from this site). Go back, r
              "try again.")
 
 
-def csrf_checked(action: FormAction) -> Page:
-    """A posted form reaches `action` only when its CSRF token matches the session's."""
+def csrf_checked(action: FormAction, *, max_fields: int = MAX_FORM_FIELDS,
+                 max_part_size: int = 64 * 1024) -> Page:
+    """A posted form (within these limits) reaches `action` only when its CSRF token matches the
+    session's."""
 
     async def page(request: Request, user: str) -> Response:
-        form = await checked_form(request)
+        form = await checked_form(request, max_fields=max_fields, max_part_size=max_part_size)
         if form is None:
             return error_page(request, 403, translator(request).gettext(EXPIRED))
         return await action(request, user, form)

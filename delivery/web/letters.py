@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.languages import N_, read_languages
-from delivery.errors import ConfigError, NotFound, RenderError
+from delivery.errors import ConfigError, NotFound, RenderError, UsageError
 from delivery.services import letters
 from delivery.web.accounts import owner_required
 from delivery.web.common import (
@@ -36,6 +36,7 @@ from delivery.web.common import (
     blocking,
     campaign_for,
     checked_form,
+    csrf_checked,
     error_page,
     flash,
     language,
@@ -47,6 +48,8 @@ from delivery.web.common import (
 
 SCRIPT_PATH = "/static/letter.js"
 FORM_PART_LIMIT = 256 * 1024  # the letter's field: MAX_LETTER_CHARS, percent-encoded
+FORM_FIELDS = 10
+LIMITS = {"max_fields": FORM_FIELDS, "max_part_size": FORM_PART_LIMIT}
 SAVED = N_("The %(language)s letter is saved as version %(version)s and is in the next dossier.")
 NOT_SAVED = N_("Not saved: correct the letter's problems first.")
 CONFLICT = N_("Not saved: %(who)s saved version %(version)s after you opened the editor. The editor "
@@ -118,14 +121,7 @@ async def letter_page(request: Request, user: str) -> Response:
     return await _page(request, campaign, code)
 
 
-async def _checked(request: Request) -> FormData | None:
-    return await checked_form(request, max_fields=10, max_part_size=FORM_PART_LIMIT)
-
-
-async def post_letter(request: Request, user: str) -> Response:
-    form = await _checked(request)
-    if form is None:
-        return error_page(request, 403, translator(request).gettext(EXPIRED))
+async def post_letter(request: Request, user: str, form: FormData) -> Response:
     campaign = campaign_for(request)
     try:
         code = _lang_for(request, campaign)
@@ -135,16 +131,18 @@ async def post_letter(request: Request, user: str) -> Response:
     if form.get("action") != "save":
         return await _page(request, campaign, code, source=source, based_on=based_on(form))
     web = state(request)
-    tr = translator(request)
-    found = await blocking(letters.problems, web.app, campaign, code, source, now=web.clock())
-    if found:
-        flash(request, "error", tr.gettext(NOT_SAVED))
-        return await _page(request, campaign, code, source=source, based_on=based_on(form), status_code=400)
+    if based_on(form) < 0:  # no version named: not sent from the editor
+        return error_page(request, 400, translator(request).gettext(EXPIRED))
     try:
         saved = await blocking(letters.save, web.app, campaign, code, source, based_on=based_on(form),
                                actor=actor(user), now=web.clock())
+    except letters.LetterInvalid:
+        flash(request, "error", translator(request).gettext(NOT_SAVED))
+        return await _page(request, campaign, code, source=source, based_on=based_on(form), status_code=400)
     except letters.LetterConflict as exc:
         return _conflict(request, campaign, code, exc)
+    except UsageError:  # the form names a version that never was: not sent from the editor
+        return error_page(request, 400, translator(request).gettext(EXPIRED))
     return await _saved(request, saved, code)
 
 
@@ -162,7 +160,7 @@ async def _saved(request: Request, saved: Campaign, code: str) -> Response:
 
 
 async def preview_json(request: Request, user: str) -> Response:
-    form = await _checked(request)
+    form = await checked_form(request, max_fields=FORM_FIELDS, max_part_size=FORM_PART_LIMIT)
     if form is None:
         return JSONResponse({"error": translator(request).gettext(EXPIRED)}, status_code=403)
     campaign = campaign_for(request)
@@ -179,29 +177,26 @@ async def preview_json(request: Request, user: str) -> Response:
                         headers={"cache-control": "no-store"})
 
 
-async def restore(request: Request, user: str) -> Response:
-    form = await _checked(request)
-    if form is None:
-        return error_page(request, 403, translator(request).gettext(EXPIRED))
+async def restore(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     tr = translator(request)
+    chosen = str(form.get("version") or "")
+    version = int(chosen) if chosen.isdigit() else -1
     try:
         code = _lang_for(request, campaign)
-        chosen = str(form.get("version") or "")
-        version = int(chosen) if chosen.isdigit() else -1
-        source = await blocking(letters.version_source, web.app, campaign, code, version)
-        found = await blocking(letters.problems, web.app, campaign, code, source, now=web.clock())
-        if found:
-            flash(request, "error", tr.gettext(NOT_SAVED))
-            return await _page(request, campaign, code, source=source, based_on=based_on(form),
-                               status_code=400)
         saved = await blocking(letters.restore, web.app, campaign, code, version, based_on=based_on(form),
                                actor=actor(user), now=web.clock())
     except NotFound:
         return error_page(request, 404, tr.gettext("There is no such version."))
+    except letters.LetterInvalid:  # valid when saved, not with today's templates
+        flash(request, "error", tr.gettext(NOT_SAVED))
+        source = await blocking(letters.version_source, web.app, campaign, code, version)
+        return await _page(request, campaign, code, source=source, based_on=based_on(form), status_code=400)
     except letters.LetterConflict as exc:
         return _conflict(request, campaign, code, exc)
+    except UsageError:
+        return error_page(request, 400, tr.gettext(EXPIRED))
     return await _saved(request, saved, code)
 
 
@@ -214,8 +209,10 @@ async def script(request: Request) -> Response:
 routes = [
     Route("/c/{slug}/letter", owner_required(first_letter), methods=["GET"]),
     Route("/c/{slug}/letter/{lang}", owner_required(letter_page), methods=["GET"]),
-    Route("/c/{slug}/letter/{lang}", owner_required(post_letter), methods=["POST"]),
+    Route("/c/{slug}/letter/{lang}", owner_required(csrf_checked(post_letter, **LIMITS)),
+          methods=["POST"]),
     Route("/c/{slug}/letter/{lang}/preview", owner_required(preview_json), methods=["POST"]),
-    Route("/c/{slug}/letter/{lang}/restore", owner_required(restore), methods=["POST"]),
+    Route("/c/{slug}/letter/{lang}/restore", owner_required(csrf_checked(restore, **LIMITS)),
+          methods=["POST"]),
     Route(SCRIPT_PATH, script, methods=["GET"]),
 ]

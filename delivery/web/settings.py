@@ -22,7 +22,7 @@ from starlette.routing import Route
 from delivery.campaigns import form as settings_form
 from delivery.campaigns.config import DELIVERY_MODES, Campaign
 from delivery.campaigns.languages import N_, Language, read_languages
-from delivery.errors import ConfigError, NotFound
+from delivery.errors import ConfigError, NotFound, UsageError
 from delivery.services import campaign_settings
 from delivery.web.accounts import owner_required
 from delivery.web.common import (
@@ -31,7 +31,7 @@ from delivery.web.common import (
     based_on,
     blocking,
     campaign_for,
-    checked_form,
+    csrf_checked,
     error_page,
     flash,
     language,
@@ -113,18 +113,13 @@ async def settings_page(request: Request, user: str) -> Response:
     return await _page(request, campaign_for(request))
 
 
-async def _checked(request: Request) -> FormData | None:
-    return await checked_form(request, max_fields=MAX_FIELDS)
-
-
-async def save(request: Request, user: str) -> Response:
-    form = await _checked(request)
-    if form is None:
-        return error_page(request, 403, translator(request).gettext(EXPIRED))
+async def save(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     posted = {key: str(value) for key, value in form.items() if isinstance(value, str)}
     tr = translator(request)
+    if based_on(form) < 0:  # no version named: not sent from this page
+        return error_page(request, 400, tr.gettext(EXPIRED))
     try:
         saved = await blocking(campaign_settings.save, web.app, campaign, posted, based_on=based_on(form),
                                languages=list(_languages(request)), actor=actor(user), now=web.clock())
@@ -134,6 +129,8 @@ async def save(request: Request, user: str) -> Response:
                            status_code=400)
     except campaign_settings.SettingsConflict as exc:
         return _conflict(request, campaign, exc.version)
+    except UsageError:  # the form names a version that never was: not sent from this page
+        return error_page(request, 400, tr.gettext(EXPIRED))
     versions = await blocking(campaign_settings.history, web.app, saved)
     flash(request, "ok", tr.gettext(SAVED) % {"version": versions[0].version})
     return RedirectResponse(f"/c/{campaign.slug}/settings", status_code=303)
@@ -148,14 +145,12 @@ def _conflict(request: Request, campaign: Campaign, version: campaign_settings.S
     return RedirectResponse(f"/c/{campaign.slug}/settings", status_code=303)
 
 
-async def restore(request: Request, user: str) -> Response:
-    form = await _checked(request)
-    if form is None:
-        return error_page(request, 403, translator(request).gettext(EXPIRED))
+async def restore(request: Request, user: str, form: FormData) -> Response:
     web = state(request)
     campaign = campaign_for(request)
     chosen = str(form.get("version") or "")
     target = f"/c/{campaign.slug}/settings"
+    tr = translator(request)
     try:
         restored = int(chosen) if chosen.isdigit() else -1
         saved = await blocking(campaign_settings.restore, web.app, campaign, restored,
@@ -163,18 +158,22 @@ async def restore(request: Request, user: str) -> Response:
     except campaign_settings.SettingsConflict as exc:
         return _conflict(request, campaign, exc.version)
     except NotFound:
-        return error_page(request, 404, translator(request).gettext("There is no such version."))
+        return error_page(request, 404, tr.gettext("There is no such version."))
+    except UsageError:
+        return error_page(request, 400, tr.gettext(EXPIRED))
+    except campaign_settings.FormInvalid as exc:  # valid when saved, not with today's templates
+        flash(request, "error", "; ".join(exc.errors.values()))
+        return RedirectResponse(target, status_code=303)
     except ConfigError as exc:  # valid when saved, not under today's rules
         flash(request, "error", str(exc))
         return RedirectResponse(target, status_code=303)
     versions = await blocking(campaign_settings.history, web.app, saved)
-    flash(request, "ok", translator(request).gettext(RESTORED) % {"restored": restored,
-                                                                  "version": versions[0].version})
+    flash(request, "ok", tr.gettext(RESTORED) % {"restored": restored, "version": versions[0].version})
     return RedirectResponse(target, status_code=303)
 
 
 routes = [
     Route("/c/{slug}/settings", owner_required(settings_page), methods=["GET"]),
-    Route("/c/{slug}/settings", owner_required(save), methods=["POST"]),
-    Route("/c/{slug}/settings/restore", owner_required(restore), methods=["POST"]),
+    Route("/c/{slug}/settings", owner_required(csrf_checked(save, max_fields=MAX_FIELDS)), methods=["POST"]),
+    Route("/c/{slug}/settings/restore", owner_required(csrf_checked(restore)), methods=["POST"]),
 ]

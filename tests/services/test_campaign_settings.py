@@ -259,3 +259,17 @@ def test_restoring_the_files_letter_and_a_conflict(app: App) -> None:
     chars = len(letters.version_source(app, campaign, "hy", 0))
     assert audit(app, "letter.restore")[-1] == (
         "web:maria", {"language": "hy", "version": 2, "restored": 0, "chars": chars})
+
+
+def test_a_letter_with_a_problem_or_a_form_naming_no_version_is_refused_by_the_service(app: App) -> None:
+    from delivery.errors import UsageError
+
+    campaign = app.campaigns[SLUG]
+    with pytest.raises(letters.LetterInvalid) as refused:
+        letters.save(app, campaign, "en", "<p>{{ nobody.here }}</p>", based_on=0, actor="web:anna", now=NOW)
+    assert [p.line for p in refused.value.problems] == [1]
+    with pytest.raises(UsageError):
+        letters.save(app, campaign, "en", "<p>Fine.</p>", based_on=7, actor="web:anna", now=NOW)
+    with pytest.raises(UsageError):
+        save(app, based_on=3, hold="1h")
+    assert letters.history(app, campaign, "en") == [] and campaign_settings.history(app, campaign) == []

@@ -86,6 +86,8 @@ def test_a_save_a_conflict_and_a_restore(app: App, owner: TestClient) -> None:
     assert app.campaigns[SLUG].schedule.hold.total_seconds() == 7200
     expired = owner.post(SETTINGS, data=fields(app, page.text, hold="1h", csrf="forged-token-value-000000"))
     assert expired.status_code == 403
+    no_version = owner.post(SETTINGS, data=fields(app, page.text, hold="1h", based_on="not a number"))
+    assert no_version.status_code == 400 and "This form has expired" in no_version.text
 
 
 def source_of(page: str) -> str:
