@@ -22,7 +22,7 @@ right-to-left glyph that follows a space further to the left carries the space i
 (pdf.js would lose it) and, for pdf.js alone, is repeated invisibly just after the text before
 it (invisible text with an empty /ActualText, which MuPDF and poppler both pass over); an
 invisible LRM closes each right-to-left run for poppler; and emoji, drawn as images, carry their
-characters as blank glyphs, one code point each.
+characters as blank glyphs, one code point each except a joiner before a BMP character.
 """
 
 from __future__ import annotations
@@ -246,12 +246,32 @@ class _Writer:
 
 def carriers(codes: Codes, text: str, width: float) -> bytes:
     """A colour glyph's characters as blank glyphs drawn where it is, together as wide as it,
-    one code point each (MuPDF cannot read a code mapped to several characters beyond the
-    BMP), in fill mode (MuPDF skips invisible text; a blank glyph draws nothing anyway)."""
-    points = list(text)
-    scale = 100 * width / (len(points) * codes.blank_width) if codes.blank_width else 100
-    codes_ = b"".join(b"<%04x>" % codes.code(codes.blank, point) for point in points)
+    in fill mode (MuPDF skips invisible text; a blank glyph draws nothing anyway), one unit of
+    `carried_units` each."""
+    units = carried_units(text)
+    scale = 100 * width / (len(units) * codes.blank_width) if codes.blank_width else 100
+    codes_ = b"".join(b"<%04x>" % codes.code(codes.blank, unit) for unit in units)
     return b"%.3f Tz [%s] TJ 100 Tz" % (scale, codes_)
+
+
+def carried_units(text: str) -> list[str]:
+    """An emoji sequence's characters in the units its blank glyphs carry: a format character
+    (ZWJ) goes with the character after it when that one is in the BMP (🏃‍♀, 🏳️‍⚧), since pdf.js
+    skips a text that ends in one; everything else goes alone, since MuPDF cannot read a code
+    mapped to several characters when one of them is beyond the BMP. So pdf.js loses a ZWJ
+    only before a character beyond the BMP (👨‍👩); nothing written in a text layer can keep
+    it for both readers (its own text, it is skipped; joined to what follows, MuPDF garbles)."""
+    units: list[str] = []
+    for char in text:
+        if units and _is_format(units[-1]) and ord(char) <= 0xFFFF:
+            units[-1] += char
+        else:
+            units.append(char)
+    return units
+
+
+def _is_format(text: str) -> bool:
+    return unicodedata.category(text[-1]) == "Cf"
 
 
 def split(text: str, advances: Sequence[float], rtl: bool) -> tuple[list[str | None], list[str]]:
