@@ -33,7 +33,14 @@ from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from delivery.bundle import ltv
-from delivery.bundle.appearance import Appearance, field_spec, stamp_style, stamp_text
+from delivery.bundle.appearance import (
+    Appearance,
+    add_tagged_field,
+    described,
+    field_spec,
+    stamp_style,
+    stamp_text,
+)
 from delivery.bundle.ltv import SignaturePolicy
 from delivery.errors import SigningError
 from delivery.settings import Settings
@@ -376,6 +383,11 @@ def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: s
         raise SigningError(f"cannot sign the PDF: {_first_line(exc)}") from exc
     if prepare is not None:
         prepare(writer)
+    visible: dict[str, Any] = {}
+    if appearance is not None:
+        visible["stamp_style"] = stamp_style(stamp_text(appearance, identity.display_name))
+        if not add_tagged_field(writer, appearance, described(appearance, identity.display_name)):
+            visible["new_field_spec"] = field_spec(appearance)
 
     async def sign() -> bytes:
         # made in the event loop that uses it: its HTTP sessions belong to that loop
@@ -386,10 +398,6 @@ def sign_pdf(data: bytes, identity: SigningIdentity, *, reason: str, location: s
             subfilter=fields.SigSeedSubFilter.PADES, validation_context=context,
             embed_validation_info=policy.long_term, use_pades_lta=policy.archival,
         )
-        visible: dict[str, Any] = {}
-        if appearance is not None:
-            visible = {"stamp_style": stamp_style(stamp_text(appearance, identity.display_name)),
-                       "new_field_spec": field_spec(appearance)}
         pdf_signer = signers.PdfSigner(meta, signer=_signer(identity),
                                        timestamper=ltv.timestamper(policy), **visible)
         try:

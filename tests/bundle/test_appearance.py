@@ -135,3 +135,35 @@ def test_the_words_keep_their_placeholder_and_escape_the_rest() -> None:
     text = stamp_text(Appearance("Signed by %(signer)s (100%%)"), "A 50% Campaign")
     assert text == "Signed by A 50%% Campaign (100%%)\n%(ts)s"
     assert text % {"ts": "T"} == "Signed by A 50% Campaign (100%)\nT"
+
+
+def test_on_a_tagged_page_the_widget_is_a_described_form_element_of_the_tree(
+        bundle: tuple[list[BundleFile], Path], tmp_path: Path) -> None:
+    # PDF/UA-1 7.18.1 and 7.18.4: an annotation a reader shows is reached from the structure
+    # tree (a Form element holding an object reference to it, found from its /StructParent
+    # through the parent tree), and a form field is described by /TU
+    files, folder = bundle
+    tagged = [f for f in files if f.kind == "pdf" and f.part == 1]
+    for f in tagged:
+        pdf = pikepdf.open(BytesIO(f.data))
+        widget = _widget(pdf)
+        assert str(widget.TU) == f"{WORDS[f.language]} {SIGNER}"
+        tree = pdf.Root.StructTreeRoot
+        nums = list(tree.ParentTree.Nums)
+        element = dict(zip(map(int, nums[0::2]), nums[1::2], strict=True))[int(widget.StructParent)]
+        assert element.S == "/Form" and element.K.Type == "/OBJR"
+        assert element.K.Obj.objgen == widget.objgen and element.Pg.objgen == pdf.pages[0].objgen
+        assert int(tree.ParentTreeNextKey) > int(widget.StructParent)
+        document = element.P
+        assert any(kid.objgen == element.objgen for kid in document.K)
+        assert document.objgen in {kid.objgen for kid in tree.K}
+        pdf.close()
+        # poppler reads the element from the tree the signature was added to
+        structure = subprocess.run(["pdfinfo", "-struct", str(folder / f.name)],
+                                   capture_output=True, text=True, check=True).stdout
+        assert "Form" in structure, structure[-500:]
+    later = [f for f in files if f.kind == "pdf" and f.part > 1]
+    assert later
+    for f in later:
+        with pikepdf.open(BytesIO(f.data)) as pdf:
+            assert "/StructTreeRoot" not in pdf.Root and "/StructParent" not in _widget(pdf)
