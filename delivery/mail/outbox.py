@@ -38,7 +38,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, defer
 
 from delivery.errors import OutcomeUnknown, TransportError
-from delivery.mail import transport
 from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, verdict
 from delivery.mail.message import return_path
 from delivery.settings import Settings
@@ -393,6 +392,8 @@ def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta
 async def attempt(claim: Claim, settings: Settings, sender: str) -> tuple[BaseException | None,
                                                                           int | None, str]:
     """Send once; (error, code, text) for classify. Errors are data here, not control flow."""
+    from delivery.mail import transport  # aiosmtplib: only a command that sends needs it
+
     if settings.smtp is None:
         try:
             path = transport.write_eml(claim.content, message_id=claim.message_id,
