@@ -13,8 +13,9 @@ crash is recognisably the same e-mail.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -158,15 +159,54 @@ def build_messages(
         msg["X-Dossier-Part"] = f"{index}/{len(groups)}"
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(letter.body, cte="quoted-printable")
-        for file in [*group, *shared]:
+        bodies: dict[bytes, bytes] = {}
+        for n, file in enumerate([*group, *shared]):
             maintype, subtype = file.content_type.split("/")
-            msg.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.name)
+            stand_in = _stand_in(mid, n) if file.data else file.data
+            bodies[base64.b64encode(stand_in)] = file.data
+            msg.add_attachment(stand_in, maintype=maintype, subtype=subtype, filename=file.name)
         _fix_boundaries(msg, mid)
-        content = msg.as_bytes(policy=SMTP)
+        content = with_bodies(msg.as_bytes(policy=SMTP), bodies)
         if len(content) > limit:
             raise OversizedMessage(recipient.email, index, len(groups), len(content), limit)
         out.append((mid, content))
     return out
+
+
+# The email package writes a 10 MB attachment line by line in Python: the 77 MB one recipient
+# gets at a million signers took 3.8 s (0.8 s to add the attachments, 3.0 s to write them), all
+# its e-mails 2.6 s here, where encoding each whole and cutting its lines takes 0.5 s. So each
+# attachment is added as a stand-in of one base64 line, and its real body goes in its place in
+# the written bytes: the same bytes the package writes (tests/mail/test_message.py compares).
+_LINE = 76  # base64 characters per line: what the package writes under policy SMTP (57 bytes)
+
+
+def _stand_in(message_id: str, n: int) -> bytes:
+    """45 bytes (60 base64 characters, one line) that nothing else in the message holds."""
+    return hashlib.sha512(f"stand-in/{message_id}/{n}".encode()).digest()[:45]
+
+
+def base64_body(data: bytes) -> bytes:
+    """`data` as the email package writes a base64 body: lines of 76 characters, CRLF after each."""
+    encoded = base64.b64encode(data)
+    if not encoded:
+        return b""
+    return b"\r\n".join([encoded[i:i + _LINE] for i in range(0, len(encoded), _LINE)]) + b"\r\n"
+
+
+def with_bodies(written: bytes, bodies: Mapping[bytes, bytes]) -> bytes:
+    """A message written with stand-ins (their base64 → the real attachment) → with the real
+    bodies in their places."""
+    pieces: list[bytes] = []
+    at = 0
+    for encoded, data in bodies.items():
+        if not data:
+            continue  # an empty attachment went in as itself
+        start = written.index(b"\r\n" + encoded + b"\r\n", at) + 2
+        pieces += [written[at:start], base64_body(data)]
+        at = start + len(encoded) + 2
+    pieces.append(written[at:])
+    return b"".join(pieces)
 
 
 def _fix_boundaries(msg: EmailMessage, seed: str) -> None:

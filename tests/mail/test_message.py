@@ -69,6 +69,30 @@ def test_the_same_inputs_give_the_same_bytes() -> None:
         ENVELOPE, PM, LETTER, files, [MANIFEST])
 
 
+@pytest.mark.parametrize("sizes", [[100, 2], [57 * 1000, 1], [57 * 1000 + 1, 2], [300_001, 0]])
+def test_the_bodies_go_in_as_the_email_package_writes_them(sizes: list[int]) -> None:
+    # build_messages adds each attachment as a one-line stand-in and puts its base64 in after:
+    # the bytes must be those the email package writes when it encodes the attachments itself
+    rng = random.Random(sum(sizes))
+    files = [BundleFile(name=f"dossier-{n}.pdf", kind="pdf", language="en", part=n + 1, pages=1,
+                        data=rng.randbytes(size)) for n, size in enumerate(sizes)]
+    [(_, data)] = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], limit=10_000_000)
+    expected = email.message.EmailMessage(policy=email.policy.SMTP)
+    for name in ("From", "To", "Subject", "Date", "Message-ID", "X-Dossier-Id", "X-Dossier-Part",
+                 "Auto-Submitted"):
+        expected[name] = email.message_from_bytes(data, policy=email.policy.SMTP)[name]
+    expected.set_content(LETTER.body, cte="quoted-printable")
+    for file in [*files, MANIFEST]:
+        maintype, subtype = file.content_type.split("/")
+        expected.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.name)
+    for part, written in zip(expected.walk(), email.message_from_bytes(
+            data, policy=email.policy.SMTP).walk(), strict=True):
+        boundary = written.get_boundary()
+        if part.is_multipart() and boundary is not None:
+            part.set_boundary(boundary)
+    assert data == expected.as_bytes(policy=email.policy.SMTP)
+
+
 def test_message_ids_differ_by_recipient_and_part() -> None:
     other = Recipient(name="Migration Service", email="migration-service@example.org", language="en")
     a = build_messages(ENVELOPE, PM, LETTER, [pdf("a.pdf", 10), pdf("b.pdf", 10)], [], budget=15)
