@@ -32,17 +32,17 @@ from email.policy import SMTP
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, exists, or_, select, update
+from sqlalchemy import Engine, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, defer
+from sqlalchemy.orm import Session, aliased
 
 from delivery.errors import OutcomeUnknown, TransportError
 from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, verdict
 from delivery.mail.message import return_path
 from delivery.settings import Settings
 from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryRow, MessageRow, SmtpPauseRow
+from delivery.storage.models import DeliveryRow, MessageBodyRow, MessageRow, SmtpPauseRow
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,14 @@ def _add(session: Session, *, delivery_id: int, recipient: str, kind: str, part:
          message_id: str, content: bytes, now: datetime, cut: int = 0) -> int:
     stmt = _insert(session)(MessageRow).values(
         delivery_id=delivery_id, recipient=recipient, kind=kind, part=part, parts=parts, cut=cut,
-        status="queued", message_id=message_id, content=content, size=len(content), attempts=0,
+        status="queued", message_id=message_id, size=len(content), attempts=0,
         created_at=now, next_attempt_at=now, crash_resends=0,
     ).on_conflict_do_nothing().returning(MessageRow.id)
     # RETURNING, not rowcount: the ORM insert path reports -1 rows on some drivers.
-    return len(session.execute(stmt).all())
+    added = [row.id for row in session.execute(stmt)]
+    for row_id in added:
+        session.execute(insert(MessageBodyRow).values(message_id=row_id, content=content))
+    return len(added)
 
 
 def enqueue(session: Session, *, delivery_id: int, recipient: str, kind: str,
@@ -487,7 +490,7 @@ def alert_if_settled(session: Session, *, delivery_id: int, public_id: str, send
 def fail_recut(session: Session, recut: Recut, *, owner: str, why: str, now: datetime) -> bool:
     """A re-cut that cannot be made → the refused message failed, as any refusal (its later parts
     stay blocked); False when `owner` no longer holds it."""
-    row = session.scalar(select(MessageRow).options(defer(MessageRow.content)).where(
+    row = session.scalar(select(MessageRow).where(
         MessageRow.id == recut.message_id, MessageRow.status == RECUT, MessageRow.lease_owner == owner[:100]))
     if row is None:
         return False
@@ -516,7 +519,7 @@ def undelivered_summary(session: Session, delivery_id: int) -> tuple[str, str] |
     """Once no dossier message of the delivery waits or is in flight: (reason key, text) naming
     every recipient that did not get the whole dossier, with each refusal; None while some are
     still to settle, or when every message was sent."""
-    messages = list(session.scalars(select(MessageRow).options(defer(MessageRow.content)).where(
+    messages = list(session.scalars(select(MessageRow).where(
         MessageRow.delivery_id == delivery_id, MessageRow.kind != "alert")
         .order_by(MessageRow.recipient, MessageRow.cut, MessageRow.part)))
     if any(m.status in (*WAITING, "sending", RECUT) for m in messages):

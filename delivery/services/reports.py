@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import defer
 
 from delivery.campaigns.config import Campaign
 from delivery.campaigns.milestones import next_milestone
@@ -176,7 +175,7 @@ def deliveries(app: App, campaign: Campaign, *, now: datetime, limit: int | None
         messages: dict[int, list[MessageReport]] = {i: [] for i in ids}
         links = link_reports(session, ids, now=now)
         # not the e-mails' bytes: a status needs none of them (hundreds of MB at a million signers)
-        for m in session.scalars(select(MessageRow).options(defer(MessageRow.content))
+        for m in session.scalars(select(MessageRow)
                                  .where(MessageRow.delivery_id.in_(ids))
                                  .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.cut,
                                            MessageRow.part)):

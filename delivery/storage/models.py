@@ -24,7 +24,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -166,6 +167,15 @@ class DeliveryFileRow(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class MessageBodyRow(Base):
+    """An outbox message's bytes, as they go over the wire (MessageRow.content)."""
+
+    __tablename__ = "message_bodies"
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class MessageRow(Base):
     """The outbox: one recipient, one part. States are in delivery.mail.outbox.TRANSITIONS."""
 
@@ -186,7 +196,13 @@ class MessageRow(Base):
     cut: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[str] = mapped_column(String(250), unique=True)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    # The e-mail's bytes live in a table of their own: SQLite writes a whole row again on every
+    # update, and a message's row is updated at each claim and outcome. With the bytes in this
+    # row, writing 22 e-mails of 7 MB (a million-signer delivery) to the outbox folder took
+    # 10.1–13.9 s, each claim and outcome writing its 7 MB again; with them apart, 1.4–2.0 s.
+    body: Mapped[MessageBodyRow] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+    content: AssociationProxy[bytes] = association_proxy(
+        "body", "content", creator=lambda content: MessageBodyRow(content=content))
     size: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

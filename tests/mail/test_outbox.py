@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import selectinload
 
 from delivery.mail.classify import Outcome
 from delivery.mail.outbox import (
@@ -38,7 +39,8 @@ MS = "migration-service@example.org"
 
 def rows(engine: Engine, kind: str | None = "dossier") -> list[MessageRow]:
     with transaction(engine) as session:
-        query = select(MessageRow).order_by(MessageRow.id)
+        # with their bytes: the rows are read after the session ends
+        query = select(MessageRow).options(selectinload(MessageRow.body)).order_by(MessageRow.id)
         if kind is not None:
             query = query.where(MessageRow.kind == kind)
         return list(session.scalars(query))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import selectinload
 
 from delivery.storage.db import transaction
 from delivery.storage.models import MessageRow
@@ -39,7 +40,7 @@ def driver(engine: Engine, port: int, tmp: Path, *, now: datetime, worker: str,
 
 def the_row(engine: Engine) -> MessageRow:
     with transaction(engine) as session:
-        [row] = session.scalars(select(MessageRow))
+        [row] = session.scalars(select(MessageRow).options(selectinload(MessageRow.body)))
         return row
 
 

@@ -16,7 +16,7 @@ from delivery.mail.message import return_path
 from delivery.services import bounces, deliveries, reports
 from delivery.services.app import App
 from delivery.storage.db import transaction
-from delivery.storage.models import AuditRow, BounceRow, MailboxCursorRow, MessageRow
+from delivery.storage.models import AuditRow, BounceRow, MailboxCursorRow, MessageBodyRow, MessageRow
 from tests.mail.test_bounces import sample
 from tests.services.test_deliveries import NAMES, TUESDAY_10, add, campaign_toml
 from tests.support.imapd import Dovecot
@@ -61,7 +61,8 @@ def statuses(app: App) -> dict[str, tuple[str, str | None]]:
 
 def alerts(app: App) -> list[bytes]:
     with transaction(app.engine) as session:
-        return list(session.scalars(select(MessageRow.content).where(MessageRow.kind == "alert")))
+        return list(session.scalars(select(MessageBodyRow.content).join(MessageRow)
+                                           .where(MessageRow.kind == "alert")))
 
 
 def test_real_bounces_in_a_real_mailbox_mark_the_right_messages_once(

@@ -23,7 +23,7 @@ from delivery.errors import NotFound, StateConflict
 from delivery.services import deliveries, links, reports
 from delivery.services.app import App
 from delivery.storage.db import transaction
-from delivery.storage.models import AuditRow, DownloadRow, LinkRow, MessageRow
+from delivery.storage.models import AuditRow, DownloadRow, LinkRow, MessageBodyRow, MessageRow
 from tests.pdf.test_pdfa import assert_pdfa
 from tests.services.test_deliveries import NAMES, TUESDAY_10, add, campaign_toml
 from tests.support.readers import pdftotext
@@ -224,7 +224,8 @@ def test_organizers_are_reminded_once_of_a_link_nobody_used(make_app: AppFactory
 
     def reminders() -> list[bytes]:
         with transaction(app.engine) as session:
-            return list(session.scalars(select(MessageRow.content).where(MessageRow.kind == "alert")))
+            return list(session.scalars(select(MessageBodyRow.content).join(MessageRow)
+                                               .where(MessageRow.kind == "alert")))
 
     assert deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(days=6)).chased == []
     assert deliveries.tick(app, campaign, now=TUESDAY_10 + timedelta(days=8)).chased == [public_id]

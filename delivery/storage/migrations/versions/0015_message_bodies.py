@@ -1,0 +1,39 @@
+"""message_bodies: an outbox message's bytes in a table of their own, so that the updates of its
+state (each claim, each outcome) do not write them again
+
+Revision ID: 0015
+Revises: 0014
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "message_bodies",
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(["message_id"], ["messages.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("message_id"),
+    )
+    op.execute("INSERT INTO message_bodies (message_id, content) SELECT id, content FROM messages")
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("content")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("content", sa.LargeBinary(), nullable=True))
+    op.execute("UPDATE messages SET content = (SELECT content FROM message_bodies "
+               "WHERE message_bodies.message_id = messages.id)")
+    with op.batch_alter_table("messages") as batch:
+        batch.alter_column("content", existing_type=sa.LargeBinary(), nullable=False)
+    op.drop_table("message_bodies")
