@@ -174,7 +174,8 @@ def deliveries(app: App, campaign: Campaign, *, now: datetime, limit: int | None
             files[f.delivery_id].append(FileReport(f.name, f.size, f.sha256, f.pages))
         messages: dict[int, list[MessageReport]] = {i: [] for i in ids}
         links = link_reports(session, ids, now=now)
-        # not the e-mails' bytes: a status needs none of them (hundreds of MB at a million signers)
+        # not the e-mails' bytes (MessageRow.body, loaded only when read): a status needs none of
+        # them (hundreds of MB at a million signers)
         for m in session.scalars(select(MessageRow)
                                  .where(MessageRow.delivery_id.in_(ids))
                                  .order_by(MessageRow.kind.desc(), MessageRow.recipient, MessageRow.cut,
