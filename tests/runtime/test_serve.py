@@ -309,6 +309,8 @@ def test_a_milestone_is_held_then_waits_for_the_window_then_arrives_once(
             sign(engine, 1, 3, now=t0, name=SECRET_NAME)
             wait_for(lambda: [d.status for d in deliveries(engine)] == ["held"], timeout=20,
                      what="a held delivery")
+            # The delivery is committed inside the tick; the health report counts a tick once it ends.
+            child.wait_ticks(1)
             status, body = child.health()
             assert status == 200 and body["status"] == "ok" and body["database"]["ok"]
             assert body["campaigns"][SLUG]["last_tick_at"] == t0.isoformat()
