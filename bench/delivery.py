@@ -11,7 +11,7 @@ measured:
   built (compose → each edition's volumes and front → join → sign → manifest), its e-mails made
   and queued, then written to the outbox folder (no SMTP server: nothing is sent);
 - `petition-delivery preview --out DIR` and `petition-delivery send --dry-run`, run as commands,
-  process start included.
+  process start included; after the cold step, `status` and `--help` too (the median of 7 runs).
 
 The tick and the commands each keep their own volume cache. Both start empty, and the database's
 volume facts are cleared before each cold build; the later steps find what the step before left,
@@ -131,6 +131,17 @@ def measure_command(label: str, command: list[str], *, env: dict[str, str], cwd:
     return Row(result)
 
 
+def measure_quick(label: str, command: list[str], *, env: dict[str, str], cwd: Path,
+                  runs: int = 7) -> Row:
+    """A command that takes a fraction of a second, run `runs` times: the run of median wall
+    time (one run is mostly the noise of the machine)."""
+    results = sorted((measure_command(label, command, env=env, cwd=cwd).result for _ in range(runs)),
+                     key=lambda r: r.wall)
+    row = Row(results[len(results) // 2])
+    row.result.label = f"{label} (median of {runs})"
+    return row
+
+
 def measure_preview(label: str, command: list[str], out: Path, *, env: dict[str, str],
                     cwd: Path) -> Row:
     row = measure_command(label, [*command, "preview", "--out", str(out)], env=env, cwd=cwd)
@@ -239,6 +250,10 @@ def main() -> None:
                 rows.append(measure_command(f"send --dry-run {count:,}", [*command, "send", "--dry-run"],
                                             env=cli_env, cwd=tmp))
                 say(rows[-1].result.line(None))
+                if step == 0:
+                    for label, words in ((f"status {count:,}", ["status"]), ("--help", ["--help"])):
+                        rows.append(measure_quick(label, [*command, *words], env=cli_env, cwd=tmp))
+                        say(rows[-1].result.line(None))
                 # The e-mails written by the tick: only the disk would keep them.
                 shutil.rmtree(tmp / "serve" / "outbox", ignore_errors=True)
         finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from delivery.errors import InputRefused, RowRejected, UsageError
+from delivery.signers.format_names import FORMAT_NAMES
 
 if TYPE_CHECKING:
     from delivery.services.app import App
@@ -30,7 +31,7 @@ def add_parsers(parser: argparse.ArgumentParser) -> None:
                                    "ways is refused, naming the option that settles it.")
     p.add_argument("file", type=Path)
     p.add_argument("--format", metavar="NAME",
-                   help="the platform that wrote the file: " + ", ".join(_format_names()))
+                   help="the platform that wrote the file: " + ", ".join(FORMAT_NAMES))
     p.add_argument("--map", dest="maps", action="append", default=[], metavar="FIELD=COLUMN",
                    help="the column holding a field (repeatable), e.g. --map 'city=Town, village'; "
                         "fields: name, first_name, last_name, email, city, country, signed_at, "
@@ -105,12 +106,6 @@ def run(app: App, args: argparse.Namespace, emit: Emit, now: datetime, actor: st
     signers.withdraw(app, campaign, args.email, now=now, actor=actor)
     emit(args, {"withdrawn": True}, "signer withdrawn: they will not appear in any later dossier")
     return 0
-
-
-def _format_names() -> list[str]:
-    from delivery.signers.formats import FORMATS
-
-    return sorted(FORMATS)
 
 
 def import_summary(report: ImportReport) -> str:

@@ -33,8 +33,6 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, exists, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from delivery.errors import OutcomeUnknown, TransportError
@@ -124,7 +122,14 @@ class Claim:
 # --- writing messages -------------------------------------------------------------------------
 
 def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # imported here: reading the outbox (`status`) needs neither dialect's insert
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _add(session: Session, *, delivery_id: int, recipient: str, kind: str, part: int, parts: int,

@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from delivery.campaigns.languages import N_
 from delivery.signers.dates import DateOrder
+from delivery.signers.format_names import FORMAT_NAMES
 
 
 @dataclass(frozen=True)
@@ -261,3 +262,6 @@ _FORMATS = (
 )
 
 FORMATS: Mapping[str, ExportFormat] = MappingProxyType({fmt.name: fmt for fmt in _FORMATS})
+if tuple(sorted(FORMATS)) != FORMAT_NAMES:
+    raise ImportError("delivery.signers.format_names.FORMAT_NAMES must list the formats' names, "
+                      f"sorted: {sorted(FORMATS)}")

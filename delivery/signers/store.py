@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -56,15 +56,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from delivery.errors import DeliveryError, NotFound, RowRejected
-from delivery.signers.countries import iso_country_names
-from delivery.signers.dates import DateOrder
-from delivery.signers.intake import Excluded, Rejected, SignerInput, open_signer_csv
 from delivery.signers.normalize import email_key, normalize_email
-from delivery.signers.options import ImportOptions
 from delivery.storage import audit
 from delivery.storage.db import transaction
 from delivery.storage.keys import SignerKeys
 from delivery.storage.models import CampaignRow, SignerRow, VolumeFactsRow
+
+if TYPE_CHECKING:
+    from delivery.signers.dates import DateOrder
+    from delivery.signers.intake import Excluded, Rejected, SignerInput
+    from delivery.signers.options import ImportOptions
+
+# The readers of CSV files (delivery.signers.intake, and through it the formats, dates and
+# countries) are imported by the functions that read one: `status` and the other commands that
+# only count signers start without them.
 
 __all__ = ["ImportReport", "Purgeable", "add_signers", "count_signers", "forget_erased", "import_csv",
            "purge_signers", "purgeable_signers", "withdraw_signer"]
@@ -417,6 +422,8 @@ _PREVIEW_ROWS = 10
 
 def _batches(records: Iterator[SignerInput | Rejected | Excluded], report: ImportReport,
              rejects: _RejectsFile | None, size: int) -> Iterator[list[SignerInput]]:
+    from delivery.signers.intake import Excluded, SignerInput
+
     batch: list[SignerInput] = []
     for record in records:
         if isinstance(record, SignerInput):
@@ -454,6 +461,9 @@ def import_csv(engine: Engine, campaign_id: int, path: Path, *, now: datetime, k
     InputRefused (nothing written) for a file that is not usable as a whole or leaves a decision
     open; DeliveryError when the database fails (nothing is stored: rerun the import).
     """
+    from delivery.signers.intake import open_signer_csv
+    from delivery.signers.options import ImportOptions
+
     options = options or ImportOptions()
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
@@ -580,6 +590,8 @@ def purge_signers(session: Session, campaign_id: int, *, before: datetime,
         # Overwrite freed bytes with zeros: the old name and key must not stay in the file's
         # free space (see forget_erased for the write-ahead log).
         conn.exec_driver_sql("PRAGMA secure_delete = ON")
+    from delivery.signers.countries import iso_country_names
+
     iso = iso_country_names()
     common = [country for country, _n in conn.execute(
         select(_SIGNERS.c.country, func.count()).where(
