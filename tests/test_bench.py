@@ -13,8 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^(cold|warm) .*wall +([\d.]+) s +cpu +([\d.]+) s +peak +(\d+) MB +(\d+) pages "
                   r"+([\d.]+) MB$")
-MEASURED = re.compile(r"^(tick|preview|send --dry-run) (.+?) +wall +([\d.]+) s +cpu +([\d.]+) s +peak "
-                      r"+(\d+) MB +(\d+) pages +([\d.]+) MB$")
+MEASURED = re.compile(r"^(tick|preview|send --dry-run|status|--help) (.+?) +wall +([\d.]+) s "
+                      r"+cpu +([\d.]+) s +peak +(\d+) MB +(\d+) pages +([\d.]+) MB$")
 SIGNED = re.compile(r"^(sequential|threads ×2|processes ×2 cold|processes ×2 warm) +wall +([\d.]+) s "
                     r"\(best +([\d.]+)\) +cpu +([\d.]+) s +peak +(\d+) MB +(\d+) pages +([\d.]+) MB"
                     r"(?:   ×([\d.]+) wall, ×([\d.]+) cpu)?$")
@@ -47,8 +47,17 @@ def test_the_delivery_benchmark_runs_the_tick_preview_and_dry_run_cold_then_warm
                           "--no-reference"], cwd=REPO, capture_output=True, text=True,
                          timeout=900, check=True)
     lines = run.stdout.splitlines()
-    assert len(lines) == 10, run.stdout  # per step: tick, its phases and drawn documents, preview, dry run
-    steps = {"cold 2,000": lines[:5], "+200 → 2,200": lines[5:]}
+    # per step: tick, its phases and drawn documents, preview, dry run; after the cold one,
+    # status and --help
+    assert len(lines) == 12, run.stdout
+    status, usage = (MEASURED.match(line) for line in lines[5:7])
+    assert status and usage, run.stdout
+    assert status.group(1) == "status" and status.group(2) == "2,000 (median of 7)", lines[5]
+    assert usage.group(1) == "--help" and usage.group(2) == "(median of 7)", lines[6]
+    for m in (status, usage):
+        wall, cpu, peak = m.groups()[2:5]
+        assert float(wall) > 0 and float(cpu) > 0 and int(peak) > 0, run.stdout
+    steps = {"cold 2,000": lines[:5], "+200 → 2,200": lines[7:]}
     tick_pages = []
     for step, (tick, phases, drawn, preview, dry_run) in steps.items():
         measured = [MEASURED.match(line) for line in (tick, preview, dry_run)]
