@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -51,6 +51,28 @@ class Envelope:
     sender_address: str
     dossier_id: str
     created_at: datetime  # the Date header
+
+
+@dataclass(frozen=True)
+class Written:
+    """One e-mail as written with a one-line stand-in for each attachment's body (`bodies`: each
+    non-empty attachment, by its place among the e-mail's attachments): `whole()` its bytes as
+    they go over the wire, `size` their length. The outbox keeps the bodies of files the
+    delivery stores as references to them (delivery.mail.outbox)."""
+
+    message_id: str
+    written: bytes
+    bodies: tuple[tuple[int, BundleFile], ...]
+    size: int
+
+    def whole(self) -> bytes:
+        return with_bodies(self.written, stand_ins(self.message_id, [(n, f.data) for n, f in self.bodies]))
+
+
+def stand_ins(message_id: str, bodies: Iterable[tuple[int, bytes]]) -> dict[bytes, bytes]:
+    """(place among the attachments, body) of an e-mail's attachments, in order → the line that
+    stands for each body in the written e-mail, and the body."""
+    return {stand_in_line(message_id, n): data for n, data in bodies}
 
 
 def message_id(dossier_id: str, recipient: str, part: int, sender_address: str, cut: int = 0) -> str:
@@ -117,11 +139,11 @@ def sends_link(recipient: Recipient, messages: int, *, link_possible: bool) -> b
 
 
 def build_link_message(envelope: Envelope, recipient: Recipient, letter: Letter,
-                       shared: Sequence[BundleFile], *, limit: int | None = None) -> tuple[str, bytes]:
-    """(Message-ID, bytes) of the one e-mail of a link delivery: the letter, which names the
-    download page and every file's SHA-256, with the signed manifest attached."""
-    [(mid, content)] = build_messages(envelope, recipient, letter, [], shared, limit=limit)
-    return mid, content
+                       shared: Sequence[BundleFile], *, limit: int | None = None) -> Written:
+    """The one e-mail of a link delivery: the letter, which names the download page and every
+    file's SHA-256, with the signed manifest attached."""
+    [written] = build_messages(envelope, recipient, letter, [], shared, limit=limit)
+    return written
 
 
 def build_messages(
@@ -134,11 +156,12 @@ def build_messages(
     limit: int | None = None,
     budget: int | None = None,
     cut: int = 0,
-) -> list[tuple[str, bytes]]:
-    """(Message-ID, bytes) per e-mail, each at most `limit` bytes (the recipient's
+) -> list[Written]:
+    """One Written e-mail per part, each at most `limit` bytes whole (the recipient's
     max_message_size by default; OversizedMessage otherwise). `shared` files (the manifest) go
     with every part; `budget`: the attachment bytes of one e-mail (by default what `limit`
-    leaves); `cut`: 1 for the smaller e-mails made after a "too large" (new Message-IDs)."""
+    leaves); `cut`: 1 for the smaller e-mails made after a "too large" (new Message-IDs). No
+    attachment is encoded here: `whole()` does it, where the e-mail is sent or kept whole."""
     if limit is None:
         limit = recipient.max_message_size
     if budget is None:
@@ -159,17 +182,19 @@ def build_messages(
         msg["X-Dossier-Part"] = f"{index}/{len(groups)}"
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(letter.body, cte="quoted-printable")
-        bodies: dict[bytes, bytes] = {}
+        bodies: list[tuple[int, BundleFile]] = []
         for n, file in enumerate([*group, *shared]):
             maintype, subtype = file.content_type.split("/")
-            stand_in = _stand_in(mid, n) if file.data else file.data
-            bodies[base64.b64encode(stand_in)] = file.data
+            if file.data:
+                bodies.append((n, file))
+            stand_in = _stand_in(mid, n) if file.data else file.data  # an empty one goes as itself
             msg.add_attachment(stand_in, maintype=maintype, subtype=subtype, filename=file.name)
         _fix_boundaries(msg, mid)
-        content = with_bodies(msg.as_bytes(policy=SMTP), bodies)
-        if len(content) > limit:
-            raise OversizedMessage(recipient.email, index, len(groups), len(content), limit)
-        out.append((mid, content))
+        written = msg.as_bytes(policy=SMTP)
+        size = len(written) + sum(encoded_size(file.size) - _STAND_IN_LINE for _, file in bodies)
+        if size > limit:
+            raise OversizedMessage(recipient.email, index, len(groups), size, limit)
+        out.append(Written(mid, written, tuple(bodies), size))
     return out
 
 
@@ -184,6 +209,14 @@ _LINE = 76  # base64 characters per line: what the package writes under policy S
 def _stand_in(message_id: str, n: int) -> bytes:
     """45 bytes (60 base64 characters, one line) that nothing else in the message holds."""
     return hashlib.sha512(f"stand-in/{message_id}/{n}".encode()).digest()[:45]
+
+
+def stand_in_line(message_id: str, n: int) -> bytes:
+    """The base64 line that stands in the written e-mail for its `n`th attachment's body."""
+    return base64.b64encode(_stand_in(message_id, n))
+
+
+_STAND_IN_LINE = 62  # its 60 characters and CRLF, which with_bodies replaces by the real body
 
 
 def base64_body(data: bytes) -> bytes:

@@ -13,6 +13,12 @@ offered, unless the delivery is retried), so no office gets the end of a list wi
 letter. When the last dossier message of a delivery is settled, one alert names every recipient
 that did not get the whole dossier, and why.
 
+A message's attachments that are files of its delivery are stored once, as those files: its
+stored bytes hold a one-line stand-in for each, and `message_content` puts the files in when it is
+claimed (checking each against the SHA-256 it was built with, and the whole against its size), so
+every attempt sends the same bytes. At a million signers that keeps 0.3 MB for a delivery's 25
+e-mails instead of 225 MB beside its 165 MB of files.
+
 A part refused as too large (552, 5.3.4) in a recipient's first cut waits as `recut`: the service
 builds that recipient's dossier again in smaller e-mails (cut 1, new Message-IDs) and the first
 cut's messages become `replaced`. A second cut refused as too large fails like any refusal.
@@ -21,6 +27,7 @@ cut's messages become `replaced`. A second cut refused as too large fails like a
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import secrets
@@ -35,12 +42,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from delivery.errors import OutcomeUnknown, TransportError
+from delivery.errors import DeliveryError, OutcomeUnknown, TransportError
 from delivery.mail.classify import Outcome, RetryPolicy, Verdict, classify, verdict
-from delivery.mail.message import return_path
+from delivery.mail.message import Written, return_path, stand_ins, with_bodies
 from delivery.settings import Settings
 from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryRow, MessageBodyRow, MessageRow, SmtpPauseRow
+from delivery.storage.models import DeliveryFileRow, DeliveryRow, MessageBodyRow, MessageRow, SmtpPauseRow
 
 log = logging.getLogger(__name__)
 
@@ -133,28 +140,66 @@ def _insert(session: Session) -> Any:
 
 
 def _add(session: Session, *, delivery_id: int, recipient: str, kind: str, part: int, parts: int,
-         message_id: str, content: bytes, now: datetime, cut: int = 0) -> int:
+         message_id: str, content: bytes, now: datetime, cut: int = 0, size: int | None = None,
+         attachments: str | None = None) -> int:
     stmt = _insert(session)(MessageRow).values(
         delivery_id=delivery_id, recipient=recipient, kind=kind, part=part, parts=parts, cut=cut,
-        status="queued", message_id=message_id, size=len(content), attempts=0,
-        created_at=now, next_attempt_at=now, crash_resends=0,
+        status="queued", message_id=message_id, size=len(content) if size is None else size,
+        attempts=0, created_at=now, next_attempt_at=now, crash_resends=0,
     ).on_conflict_do_nothing().returning(MessageRow.id)
     # RETURNING, not rowcount: the ORM insert path reports -1 rows on some drivers.
     added = [row.id for row in session.execute(stmt)]
     for row_id in added:
-        session.execute(insert(MessageBodyRow).values(message_id=row_id, content=content))
+        session.execute(insert(MessageBodyRow).values(message_id=row_id, content=content,
+                                                      attachments=attachments))
     return len(added)
 
 
 def enqueue(session: Session, *, delivery_id: int, recipient: str, kind: str,
-            parts: Sequence[tuple[str, bytes]], now: datetime, cut: int = 0) -> int:
-    """Queue one message per (Message-ID, bytes) part, numbered from 1; due at `now`. Existing
-    messages are left alone, so this may run any number of times. Returns how many are new."""
-    return sum(
-        _add(session, delivery_id=delivery_id, recipient=recipient, kind=kind, part=index,
-             parts=len(parts), message_id=mid, content=content, now=now, cut=cut)
-        for index, (mid, content) in enumerate(parts, start=1)
-    )
+            parts: Sequence[Written], now: datetime, cut: int = 0) -> int:
+    """Queue one message per part, numbered from 1; due at `now`. Existing messages are left
+    alone, so this may run any number of times. Returns how many are new.
+
+    An attachment that is a file stored for the delivery (the same name and SHA-256) is kept
+    as that file (MessageBodyRow); any other goes into the stored bytes."""
+    stored = {name: sha256 for name, sha256 in session.execute(
+        select(DeliveryFileRow.name, DeliveryFileRow.sha256)
+        .where(DeliveryFileRow.delivery_id == delivery_id))}
+    added = 0
+    for index, written in enumerate(parts, start=1):
+        kept = [(n, f) for n, f in written.bodies if stored.get(f.name) == f.sha256]
+        inline = [(n, f.data) for n, f in written.bodies if stored.get(f.name) != f.sha256]
+        content = with_bodies(written.written, stand_ins(written.message_id, inline))
+        attachments = json.dumps([[n, f.name, f.sha256] for n, f in kept]) if kept else None
+        added += _add(session, delivery_id=delivery_id, recipient=recipient, kind=kind, part=index,
+                      parts=len(parts), message_id=written.message_id, content=content, now=now,
+                      cut=cut, size=written.size, attachments=attachments)
+    return added
+
+
+def message_content(session: Session, message: MessageRow) -> bytes:
+    """A queued message's bytes as they go over the wire: its stored bytes, with the bodies of
+    the delivery's files it attaches put in."""
+    body = message.body
+    if body.attachments is None:
+        return body.content
+    kept = json.loads(body.attachments)
+    files = {name: (sha256, content) for name, sha256, content in session.execute(
+        select(DeliveryFileRow.name, DeliveryFileRow.sha256, DeliveryFileRow.content).where(
+            DeliveryFileRow.delivery_id == message.delivery_id,
+            DeliveryFileRow.name.in_([name for _, name, _ in kept])))}
+    bodies = []
+    for n, name, sha256 in kept:
+        found = files.get(name)
+        if found is None or found[0] != sha256:
+            raise DeliveryError(f"message {message.id}: the file it attaches, {name}, is not the "
+                                "one it was built with; it is not sent")
+        bodies.append((n, found[1]))
+    content = with_bodies(body.content, stand_ins(message.message_id, bodies))
+    if len(content) != message.size:
+        raise DeliveryError(f"message {message.id}: {len(content)} bytes instead of {message.size}; "
+                            "it is not sent")
+    return content
 
 
 @dataclass(frozen=True)
@@ -187,7 +232,7 @@ def claim_recut(session: Session, recut: Recut, *, owner: str, now: datetime, le
     return int(claimed.rowcount) == 1  # type: ignore[attr-defined]
 
 
-def replace_cut(session: Session, recut: Recut, *, owner: str, parts: Sequence[tuple[str, bytes]],
+def replace_cut(session: Session, recut: Recut, *, owner: str, parts: Sequence[Written],
                 now: datetime) -> bool:
     """The recipient's smaller e-mails queued, and its earlier cut's messages that were not sent
     → replaced, in the caller's transaction; False when `owner` no longer holds the re-cut."""
@@ -389,7 +434,8 @@ def claim_one(engine: Engine, *, now: datetime, worker_id: str, lease: timedelta
             return None
         assert allowed(row.status, "sending")
         claim = Claim(row.id, row.delivery_id, row.recipient, row.kind, row.message_id,
-                      row.content, row.attempts + 1, row.cut, row.retry_from or row.created_at,
+                      message_content(session, row), row.attempts + 1, row.cut,
+                      row.retry_from or row.created_at,
                       f"{worker_id[:80]}#{secrets.token_hex(6)}", row.status == "sending")
         session.execute(update(MessageRow).where(MessageRow.id == row.id).values(
             status="sending", lease_owner=claim.token, lease_until=now + lease,

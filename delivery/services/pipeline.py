@@ -42,6 +42,7 @@ from delivery.mail import transport
 from delivery.mail.message import (
     Envelope,
     Letter,
+    Written,
     build_link_message,
     build_messages,
     messages_needed,
@@ -184,8 +185,8 @@ class LinkGrant:
 
 
 def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Sequence[BundleFile], *,
-                 send_at: datetime) -> Iterator[tuple[str, list[tuple[str, bytes]], LinkGrant | None]]:
-    """(recipient, [(Message-ID, bytes) per part], its download page or None) for each recipient
+                 send_at: datetime) -> Iterator[tuple[str, list[Written], LinkGrant | None]]:
+    """(recipient, [its e-mail per part], its download page or None) for each recipient
     of the delivery in turn: a million-signer dossier's e-mails are hundreds of MB per recipient,
     so only one recipient's are in memory at a time.
 
@@ -227,7 +228,7 @@ def messages_for(app: App, campaign: Campaign, delivery: DeliveryRow, files: Seq
 
 
 def recut_messages(app: App, campaign: Campaign, delivery: DeliveryRow, email: str, *, limit: int,
-                   cut: int, now: datetime) -> list[tuple[str, bytes]]:
+                   cut: int, now: datetime) -> list[Written]:
     """One recipient's dossier built again, its PDFs cut smaller, as e-mails of at most `limit`
     bytes with the Message-IDs of `cut`; due now. OversizedMessage when even the first cannot fit."""
     recipients = [campaign.recipient(e) for e in json.loads(delivery.recipients)]

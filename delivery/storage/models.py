@@ -169,12 +169,17 @@ class DeliveryFileRow(Base):
 
 
 class MessageBodyRow(Base):
-    """An outbox message's bytes, as they go over the wire (MessageRow.content)."""
+    """An outbox message's bytes, as they go over the wire (MessageRow.content), except the
+    bodies of the attachments that are files of its delivery (`attachments`, JSON: [place among
+    the attachments, file name, SHA-256] each): those stand in `content` as one base64 line, and
+    the file's stored bytes go in their place when the message is sent
+    (delivery.mail.outbox.message_content)."""
 
     __tablename__ = "message_bodies"
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"),
                                             primary_key=True)
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    attachments: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class MessageRow(Base):

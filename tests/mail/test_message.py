@@ -8,6 +8,7 @@ import email.policy
 import functools
 import random
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from delivery.mail.message import (
     SIGNATURE_ROOM,
     Envelope,
     Letter,
+    Written,
     attachment_budget,
     build_link_message,
     build_messages,
@@ -48,8 +50,15 @@ def pdf(name: str, size: int) -> BundleFile:
 MANIFEST = BundleFile(name="manifest.json", kind="manifest", language="", part=0, pages=None, data=b"{}")
 
 
+def whole(messages: Sequence[Written]) -> list[tuple[str, bytes]]:
+    """(Message-ID, bytes as sent) of each e-mail; each one's size as told when it was built."""
+    out = [(m.message_id, m.whole()) for m in messages]
+    assert [m.size for m in messages] == [len(data) for _, data in out]
+    return out
+
+
 def test_one_message_carries_the_pdf_the_manifest_and_the_letter() -> None:
-    [(mid, data)] = build_messages(ENVELOPE, PM, LETTER, [pdf("dossier-en.pdf", 100)], [MANIFEST])
+    [(mid, data)] = whole(build_messages(ENVELOPE, PM, LETTER, [pdf("dossier-en.pdf", 100)], [MANIFEST]))
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["To"] == "Nikol Pashinyan <prime-minister@example.org>"
     assert msg["Message-ID"] == mid
@@ -65,8 +74,8 @@ def test_one_message_carries_the_pdf_the_manifest_and_the_letter() -> None:
 
 def test_the_same_inputs_give_the_same_bytes() -> None:
     files = [pdf("dossier-en.pdf", 100)]
-    assert build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST]) == build_messages(
-        ENVELOPE, PM, LETTER, files, [MANIFEST])
+    assert whole(build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST])) == whole(build_messages(
+        ENVELOPE, PM, LETTER, files, [MANIFEST]))
 
 
 @pytest.mark.parametrize("sizes", [[100, 2], [57 * 1000, 1], [57 * 1000 + 1, 2], [300_001, 0]])
@@ -76,7 +85,9 @@ def test_the_bodies_go_in_as_the_email_package_writes_them(sizes: list[int]) -> 
     rng = random.Random(sum(sizes))
     files = [BundleFile(name=f"dossier-{n}.pdf", kind="pdf", language="en", part=n + 1, pages=1,
                         data=rng.randbytes(size)) for n, size in enumerate(sizes)]
-    [(_, data)] = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], limit=10_000_000)
+    [built] = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], limit=10_000_000)
+    data = built.whole()
+    assert built.size == len(data)  # the size told before any body is encoded
     expected = email.message.EmailMessage(policy=email.policy.SMTP)
     for name in ("From", "To", "Subject", "Date", "Message-ID", "X-Dossier-Id", "X-Dossier-Part",
                  "Auto-Submitted"):
@@ -97,7 +108,7 @@ def test_message_ids_differ_by_recipient_and_part() -> None:
     other = Recipient(name="Migration Service", email="migration-service@example.org", language="en")
     a = build_messages(ENVELOPE, PM, LETTER, [pdf("a.pdf", 10), pdf("b.pdf", 10)], [], budget=15)
     b = build_messages(ENVELOPE, other, LETTER, [pdf("a.pdf", 10)], [])
-    ids = [m for m, _ in a] + [m for m, _ in b]
+    ids = [m.message_id for m in a] + [m.message_id for m in b]
     assert len(set(ids)) == 3
 
 
@@ -107,7 +118,7 @@ def test_large_dossiers_are_split_within_the_budget() -> None:
     messages = build_messages(ENVELOPE, PM, LETTER, files, [MANIFEST], budget=15_000_000,
                               limit=25_000_000)
     assert len(messages) == 2
-    second = email.message_from_bytes(messages[1][1], policy=email.policy.default)
+    second = email.message_from_bytes(messages[1].whole(), policy=email.policy.default)
     assert second["Subject"] == "Petition: 1,000 signatures (2/2)"
     assert [p.get_filename() for p in second.iter_attachments()] == ["part3.pdf", "manifest.json"]
 
@@ -197,7 +208,8 @@ def test_who_gets_a_link(mode: str, messages: int, public: bool, expected: bool)
 def test_a_link_email_carries_the_letter_and_the_manifest_only() -> None:
     pdfs = [pdf("dossier-en-1.pdf", 9_000_000), pdf("dossier-en-2.pdf", 9_000_000)]
     assert messages_needed(pdfs, [MANIFEST], PM.max_message_size) == 2
-    mid, data = build_link_message(ENVELOPE, PM, LETTER, [MANIFEST])
+    written = build_link_message(ENVELOPE, PM, LETTER, [MANIFEST])
+    mid, data = written.message_id, written.whole()
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert [p.get_filename() for p in msg.iter_attachments()] == ["manifest.json"]
     assert msg["X-Dossier-Part"] == "1/1" and msg["Message-ID"] == mid and len(data) < 20_000
@@ -212,7 +224,7 @@ def random_pdf(name: str, size: int, seed: int) -> BundleFile:
 
 @pytest.mark.parametrize("size", [1, 56, 57, 58, 1000, 123_457])
 def test_encoded_size_is_what_the_attachment_takes_on_the_wire(size: int) -> None:
-    [(_, data)] = build_messages(ENVELOPE, PM, LETTER, [random_pdf("a.pdf", max(size, 4), 1)], [])
+    [(_, data)] = whole(build_messages(ENVELOPE, PM, LETTER, [random_pdf("a.pdf", max(size, 4), 1)], []))
     msg = email.message_from_bytes(data, policy=email.policy.default)
     [part] = msg.iter_attachments()
     raw_body = data.split(b"Content-Disposition: attachment", 1)[1].split(b"\r\n\r\n", 1)[1]
@@ -224,7 +236,7 @@ def test_encoded_size_is_what_the_attachment_takes_on_the_wire(size: int) -> Non
 def test_each_email_fits_its_recipients_limit_and_every_pdf_is_sent() -> None:
     small = dataclasses.replace(PM, max_message_size=1_000_000)
     files = [random_pdf(f"part{i}.pdf", 290_000, i) for i in range(1, 6)]
-    messages = build_messages(ENVELOPE, small, LETTER, files, [MANIFEST])
+    messages = whole(build_messages(ENVELOPE, small, LETTER, files, [MANIFEST]))
     sizes = [len(data) for _, data in messages]
     assert all(s <= 1_000_000 for s in sizes)
     assert max(sizes) > 750_000  # two PDFs to an e-mail: the limit is used, not wasted

@@ -4,15 +4,21 @@ Every test runs on SQLite and on PostgreSQL (the `engine` fixture)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import selectinload
 
+from delivery.artifacts import BundleFile
+from delivery.campaigns.config import Recipient
+from delivery.errors import DeliveryError
 from delivery.mail.classify import Outcome
+from delivery.mail.message import Envelope, Letter, build_messages
 from delivery.mail.outbox import (
     FINAL,
     TRANSITIONS,
@@ -29,7 +35,7 @@ from delivery.mail.outbox import (
 )
 from delivery.settings import Settings
 from delivery.storage.db import transaction
-from delivery.storage.models import MessageRow, SmtpPauseRow
+from delivery.storage.models import DeliveryFileRow, MessageBodyRow, MessageRow, SmtpPauseRow
 from tests.support.outbox_driver import ORGANIZERS, T0, make_delivery, message, queue, run, settings_for
 from tests.support.smtp_faults import FaultyHandler, FaultyServer, faulty_server, silent_port
 
@@ -91,7 +97,7 @@ def test_enqueue_is_idempotent(engine: Engine) -> None:
     stored = rows(engine)
     assert [(r.part, r.parts, r.status, r.attempts) for r in stored] == [(1, 2, "queued", 0),
                                                                         (2, 2, "queued", 0)]
-    assert [r.content for r in stored] == [p[1] for p in parts]
+    assert [r.content for r in stored] == [p.whole() for p in parts]
 
 
 # --- outcomes ---------------------------------------------------------------------------------
@@ -458,3 +464,37 @@ def test_a_pause_alert_does_not_silence_the_alert_naming_refused_recipients(
     assert one(engine).status == "failed"
     assert alerts(server) == ["Petition delivery d-0001 needs attention (auth)",
                               "Petition delivery d-0001 needs attention (rejected)"]
+
+
+def test_an_attachment_kept_as_the_deliverys_file_is_put_back_when_claimed_and_a_changed_one_refused(
+        engine: Engine) -> None:
+    delivery = make_delivery(engine)
+    kept = BundleFile("dossier-en-1.pdf", "pdf", "en", 1, 1, b"%PDF-1.7 kept " * 5000)
+    inline = BundleFile("dossier-en-2.pdf", "pdf", "en", 2, 1, b"%PDF-1.7 built again " * 100)
+    envelope = Envelope(sender="Campaign <campaign@example.org>", sender_address="campaign@example.org",
+                        dossier_id="d-0001", created_at=T0)
+    letter = Letter(subject="Petition", body="Dear Prime Minister,\n")
+    [written] = build_messages(envelope, Recipient(name="PM", email=PM, language="en"), letter,
+                               [kept, inline], [], limit=1_000_000)
+    with transaction(engine) as session:
+        session.add(DeliveryFileRow(delivery_id=delivery, name=kept.name, language="en", kind="pdf",
+                                    part=1, size=kept.size, sha256=kept.sha256, pages=1,
+                                    content=kept.data))
+        session.flush()
+        assert enqueue(session, delivery_id=delivery, recipient=PM, kind="dossier", parts=[written],
+                       now=T0) == 1
+    with transaction(engine) as session:
+        [(content, attachments)] = session.execute(select(MessageBodyRow.content,
+                                                          MessageBodyRow.attachments)).all()
+    # only the stored file is kept as a reference; the other's body is in the stored bytes
+    assert attachments is not None and [name for _, name, _ in json.loads(attachments)] == [kept.name]
+    assert len(content) < kept.size and base64.b64encode(inline.data)[:76] in content
+
+    claim = claim_one(engine, now=T0, worker_id="w1", lease=timedelta(minutes=3), account=None)
+    assert claim is not None and claim.content == written.whole()
+
+    with transaction(engine) as session:
+        session.execute(update(DeliveryFileRow).values(content=b"%PDF-1.7 other", sha256="0" * 64))
+        session.execute(update(MessageRow).values(status="queued", lease_owner=None, lease_until=None))
+    with pytest.raises(DeliveryError, match="not the one it was built with"):
+        claim_one(engine, now=T0, worker_id="w1", lease=timedelta(minutes=3), account=None)

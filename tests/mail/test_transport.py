@@ -28,7 +28,8 @@ from delivery.settings import SmtpSettings
 from tests.support.outbox_driver import message
 from tests.support.smtp_faults import FaultyHandler, closed_port, faulty_server, silent_port, tls_files
 
-MID, CONTENT = message("d-0001", "prime-minister@example.org")
+_WRITTEN = message("d-0001", "prime-minister@example.org")
+MID, CONTENT = _WRITTEN.message_id, _WRITTEN.whole()
 TO = "prime-minister@example.org"
 
 

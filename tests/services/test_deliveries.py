@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ from delivery.services.app import App
 from delivery.signers.intake import validate_signer
 from delivery.signers.store import add_signers, withdraw_signer
 from delivery.storage.db import transaction
-from delivery.storage.models import DeliveryFileRow, DeliveryRow, MessageRow, MilestoneRow
+from delivery.storage.models import DeliveryFileRow, DeliveryRow, MessageBodyRow, MessageRow, MilestoneRow
 from tests.support.campaigns import campaign_file
 from tests.support.smtpd import RecordingHandler, SmtpServer
 
@@ -495,3 +496,28 @@ def test_the_accepting_servers_queue_id_is_kept_for_each_message(
     assert sorted(str(i) for i in ids.values()) == ["4F3A00001", "4F3A00002"]
     text = deliveries_text([delivery])
     assert all(f"sent (queue id {i})" in text for i in ids.values())
+
+
+def test_a_dossiers_emails_keep_its_files_once_and_go_out_whole(
+        make_app: AppFactory, smtp_server: SmtpServer) -> None:
+    app = make_app(smtp_server.env(), campaign_toml(hold="0s"))
+    campaign = app.campaign(None)
+    add(app, NAMES[:6], TUESDAY_10)
+    report = deliveries.tick(app, campaign, now=TUESDAY_10)
+    assert report.built == report.created and len(smtp_server.received) == 2
+
+    with transaction(app.engine) as session:
+        files = {f.name: f.content for f in session.scalars(select(DeliveryFileRow))}
+        stored = session.execute(select(MessageRow.recipient, MessageRow.size, MessageBodyRow.content,
+                                        MessageBodyRow.attachments)
+                                 .join(MessageBodyRow).where(MessageRow.kind == "dossier")).all()
+    assert len(stored) == 2
+    for recipient, size, content, kept in stored:
+        [received] = [r for r in smtp_server.received if r.rcpt_tos == [recipient]]
+        attached = attachments(received.message)
+        # every file the e-mail attaches is one of the delivery's, kept once as that file ...
+        assert attached and all(files[name] == data for name, data in attached.items())
+        assert kept is not None and sorted(name for _, name, _ in json.loads(kept)) == sorted(attached)
+        assert len(content) < 30_000 < sum(len(d) for d in attached.values())
+        # ... and the e-mail that went out is the whole one, of the size it was built at
+        assert len(received.data) == size

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from delivery.mail.message import Written
 from delivery.mail.outbox import SendReport, enqueue, send_due
 from delivery.settings import Settings, SmtpSettings
 from delivery.storage.db import make_engine, transaction
@@ -46,8 +47,8 @@ def make_delivery(engine: Engine, public_id: str = "d-0001", *, now: datetime = 
         return delivery.id
 
 
-def message(public_id: str, recipient: str, part: int = 1) -> tuple[str, bytes]:
-    """(Message-ID, bytes) the way compose/message build them: deterministic, CRLF."""
+def message(public_id: str, recipient: str, part: int = 1) -> Written:
+    """An e-mail without attachments the way delivery.mail.message writes them: deterministic, CRLF."""
     mid = f"<{public_id}.{recipient.split('@')[0]}.{part}@example.org>"
     msg = EmailMessage(policy=SMTP)
     msg["From"] = SENDER
@@ -56,7 +57,8 @@ def message(public_id: str, recipient: str, part: int = 1) -> tuple[str, bytes]:
     msg["Message-ID"] = mid
     msg["X-Dossier-Id"] = public_id
     msg.set_content("The dossier is attached.\n.\nA line that is just a dot, above.\n")
-    return mid, msg.as_bytes(policy=SMTP)
+    content = msg.as_bytes(policy=SMTP)
+    return Written(mid, content, (), len(content))
 
 
 def queue(engine: Engine, delivery_id: int, recipients: Sequence[str], *,
