@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -74,9 +74,24 @@ class Frozen:
         """Rows withdrawn by the set's time: they are left out of its dossier."""
         return and_(SignerRow.withdrawn_at.is_not(None), SignerRow.withdrawn_at <= self.as_of)
 
-    def shown(self) -> ColumnElement[bool]:
-        """The signers the dossier counts."""
-        return and_(self.rows(), or_(SignerRow.withdrawn_at.is_(None), SignerRow.withdrawn_at > self.as_of))
+    def withdrawn_rows(self) -> ColumnElement[bool]:
+        """The set's rows withdrawn by its time (a range of ix_signers_campaign_withdrawn_country)."""
+        return and_(self.rows(), self.withdrawn())
+
+    def withdrawn_ids(self, conn: Connection | Session) -> list[int]:
+        """The ids of the set's rows withdrawn by its time, in order. Sorted here, not by the
+        query: asked for them in id order, SQLite reads every row up to the last signer in that
+        order and tests each (584 ms at a million signers) instead of seeking the few in the
+        index of withdrawals (0.8 ms)."""
+        return sorted(conn.execute(select(SignerRow.id).where(self.withdrawn_rows())).scalars())
+
+    def count_shown(self, conn: Connection | Session) -> int:
+        """How many signers the dossier counts: the rows less the withdrawn ones (at a million
+        signers on SQLite 51 ms; testing each row for a withdrawal took 260 ms)."""
+        rows = conn.execute(select(func.count()).select_from(SignerRow).where(self.rows())).scalar_one()
+        gone = conn.execute(select(func.count()).select_from(SignerRow)
+                            .where(self.withdrawn_rows())).scalar_one()
+        return int(rows) - int(gone)
 
 
 @dataclass(frozen=True)
@@ -156,8 +171,7 @@ def _ranges(session: Session, frozen: Frozen, size: int) -> list[_Range]:
     with an id among them, could change them); then only the ids after them are read."""
     conn = session.connection()
     in_set = frozen.rows()
-    withdrawn = conn.execute(select(SignerRow.id).where(in_set, frozen.withdrawn())
-                             .order_by(SignerRow.id)).scalars().all()
+    withdrawn = frozen.withdrawn_ids(conn)
     known = _known_bounds(session, frozen, size)
     if known and conn.execute(select(func.count()).select_from(SignerRow).where(
             in_set, SignerRow.id <= known[-1][1])).scalar_one() != len(known) * size:

@@ -91,8 +91,7 @@ def _create_delivery(session: Session, app: App, campaign: Campaign, campaign_id
         signer_count=0, recipients=json.dumps([r.email for r in recipients]))
     session.add(delivery)
     session.flush()
-    delivery.signer_count = session.scalar(
-        select(func.count()).select_from(SignerRow).where(Frozen.of(delivery).shown())) or 0
+    delivery.signer_count = Frozen.of(delivery).count_shown(session)
     audit.record(session, at=now, actor=actor, action="delivery.create", campaign_id=campaign_id,
                  subject=delivery.public_id, trigger=trigger, milestone=milestone,
                  signer_count=delivery.signer_count, recipients=[r.email for r in recipients])

@@ -1,14 +1,16 @@
-"""The signers by country that `status` shows → counted from an index, without reading the rows
-(at a million signers on SQLite: 490 ms with the rows, 80 ms from the index)."""
+"""The signers by country that `status` shows, and the withdrawals a build applies → found in
+the index of withdrawals, without reading the rows (at a million signers on SQLite: 490 ms
+with the rows, 80 ms from the index; 584 ms and 0.8 ms)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event, text
 
+from delivery.dossier.stored import Frozen
 from delivery.services import reports
 from delivery.services import signers as signer_service
 from delivery.services.app import App
@@ -61,3 +63,42 @@ def test_status_counts_the_signers_by_country_from_the_index_alone(
             conn.execute(text("SET LOCAL enable_seqscan = off"))
             plan = " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {by_country}", parameters))
             assert "Index Only Scan using ix_signers_campaign_withdrawn_country" in plan, plan
+
+
+def _plan(engine: Engine, statement: str, parameters: Any) -> str:
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE signers"))
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            return " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters))
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        return " ".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+
+
+def test_a_builds_withdrawals_and_its_count_are_found_in_the_index_of_withdrawals(
+        make_app: Callable[..., App], engine: Engine) -> None:
+    app = make_app()
+    campaign = app.campaign(None)
+    signer_service.add_many(app, campaign, [
+        SignerInput(f"key-{n}", f"Signer {n}", "Yerevan", "Armenia", NOW, True, "test")
+        for n in range(30)], now=NOW, actor="test")
+    with engine.begin() as conn:
+        [campaign_id] = conn.execute(text("SELECT id FROM campaigns")).scalars()
+        ids = list(conn.execute(text("SELECT id FROM signers ORDER BY id")).scalars())
+        conn.execute(text("UPDATE signers SET withdrawn_at = :at WHERE id IN (:a, :b)"),
+                     {"at": NOW, "a": ids[3], "b": ids[20]})
+    frozen = Frozen(campaign_id, ids[-2], NOW + timedelta(hours=1))  # the last signer came later
+    with engine.connect() as conn:
+        assert frozen.withdrawn_ids(conn) == [ids[3], ids[20]]
+        assert frozen.count_shown(conn) == 29 - 2
+        earlier = Frozen(campaign_id, ids[-1], NOW - timedelta(hours=1))  # before they withdrew
+        assert earlier.withdrawn_ids(conn) == [] and earlier.count_shown(conn) == 30
+
+        statements = _statements_of(engine, lambda: (frozen.withdrawn_ids(conn), frozen.count_shown(conn)))
+    [(withdrawn, parameters)] = [(s, p) for s, p in statements if s.startswith("SELECT signers.id")]
+    [(gone, gone_parameters)] = [(s, p) for s, p in statements if "withdrawn_at <=" in s and "count" in s]
+    for statement, bound in ((withdrawn, parameters), (gone, gone_parameters)):
+        plan = _plan(engine, statement, bound)
+        assert "ix_signers_campaign_withdrawn_country" in plan, (statement, plan)
