@@ -151,7 +151,9 @@ class _Server(uvicorn.Server):
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before anything starts, so a taken port fails at once."""
+    """The listening socket, bound before anything starts, so a taken port fails at once, and
+    listening at once: a request that comes before the web server accepts (right after
+    "serving on") waits in the backlog instead of being refused."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -160,6 +162,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise DeliveryError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(2048)  # uvicorn's own backlog
     sock.set_inheritable(True)
     return sock
 

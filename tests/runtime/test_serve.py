@@ -258,6 +258,18 @@ def test_a_taken_port_fails_at_once_with_a_clear_error() -> None:
             bind("127.0.0.1", port)
 
 
+def test_a_request_before_the_web_server_accepts_waits_instead_of_being_refused() -> None:
+    sock = bind("127.0.0.1", 0)
+    try:
+        with socket.create_connection(sock.getsockname()[:2], timeout=5) as early:
+            accepted, _ = sock.accept()  # what the web server does once it runs
+            with accepted:
+                early.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                assert accepted.recv(100).startswith(b"GET / ")
+    finally:
+        sock.close()
+
+
 # --- the service as a child process -----------------------------------------------------------
 
 @dataclass
