@@ -163,6 +163,16 @@ class TlsUnavailable(AuthenticationFailed):
     sent in clear. A configuration problem of the account, handled like a refused login."""
 
 
+class StoredMessageChanged(DeliveryError):
+    """A queued e-mail no longer makes, from what is stored, the bytes it was built as (a file of
+    its delivery that it attaches changed, or the whole has another length): it is never sent,
+    and fails like a message the server refused for good."""
+
+    def __init__(self, message_id: int, problem: str) -> None:
+        self.message_id, self.problem = message_id, problem
+        super().__init__(f"message {message_id}: {problem}; it is not sent")
+
+
 class MailboxError(DeliveryError):
     """The bounce mailbox could not be read (connection, TLS, login, folder): nothing of it was
     marked read; the next tick tries again."""

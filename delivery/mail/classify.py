@@ -19,6 +19,7 @@ from delivery.errors import (
     AuthenticationFailed,
     MessageTooLarge,
     PermanentTransportError,
+    StoredMessageChanged,
     TransientTransportError,
 )
 
@@ -55,6 +56,7 @@ ERRORS: tuple[tuple[type[BaseException], Verdict], ...] = (
     (AuthenticationFailed, Verdict.PAUSE),
     (MessageTooLarge, Verdict.TOO_LARGE),
     (PermanentTransportError, Verdict.FAILED),
+    (StoredMessageChanged, Verdict.FAILED),  # its stored bytes would send another e-mail
     (TransientTransportError, Verdict.RETRY),
     (TimeoutError, Verdict.RETRY),
     (ConnectionError, Verdict.RETRY),

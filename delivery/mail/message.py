@@ -206,9 +206,12 @@ def build_messages(
 _LINE = 76  # base64 characters per line: what the package writes under policy SMTP (57 bytes)
 
 
+_STAND_IN_BYTES = 45  # one base64 line of 60 characters
+
+
 def _stand_in(message_id: str, n: int) -> bytes:
     """45 bytes (60 base64 characters, one line) that nothing else in the message holds."""
-    return hashlib.sha512(f"stand-in/{message_id}/{n}".encode()).digest()[:45]
+    return hashlib.sha512(f"stand-in/{message_id}/{n}".encode()).digest()[:_STAND_IN_BYTES]
 
 
 def stand_in_line(message_id: str, n: int) -> bytes:
@@ -216,7 +219,8 @@ def stand_in_line(message_id: str, n: int) -> bytes:
     return base64.b64encode(_stand_in(message_id, n))
 
 
-_STAND_IN_LINE = 62  # its 60 characters and CRLF, which with_bodies replaces by the real body
+# A stand-in's line and its CRLF: what with_bodies replaces by the real body (62 bytes).
+_STAND_IN_LINE = len(base64.b64encode(bytes(_STAND_IN_BYTES))) + 2
 
 
 def base64_body(data: bytes) -> bytes:

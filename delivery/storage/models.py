@@ -169,10 +169,10 @@ class DeliveryFileRow(Base):
 
 
 class MessageBodyRow(Base):
-    """An outbox message's bytes, as they go over the wire (MessageRow.content), except the
-    bodies of the attachments that are files of its delivery (`attachments`, JSON: [place among
-    the attachments, file name, SHA-256] each): those stand in `content` as one base64 line, and
-    the file's stored bytes go in their place when the message is sent
+    """An outbox message's stored bytes (MessageRow.content): the e-mail as it goes over the
+    wire, except the bodies of the attachments that are files of its delivery (`attachments`,
+    JSON: [place among the attachments, file name, SHA-256] each). Those stand in `content` as
+    one base64 line, and the files' stored bytes go in their places when the message is sent
     (delivery.mail.outbox.message_content)."""
 
     __tablename__ = "message_bodies"

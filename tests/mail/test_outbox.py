@@ -16,7 +16,6 @@ from sqlalchemy.orm import selectinload
 
 from delivery.artifacts import BundleFile
 from delivery.campaigns.config import Recipient
-from delivery.errors import DeliveryError
 from delivery.mail.classify import Outcome
 from delivery.mail.message import Envelope, Letter, build_messages
 from delivery.mail.outbox import (
@@ -467,34 +466,49 @@ def test_a_pause_alert_does_not_silence_the_alert_naming_refused_recipients(
 
 
 def test_an_attachment_kept_as_the_deliverys_file_is_put_back_when_claimed_and_a_changed_one_refused(
-        engine: Engine) -> None:
+        engine: Engine, tmp_path: Path) -> None:
     delivery = make_delivery(engine)
     kept = BundleFile("dossier-en-1.pdf", "pdf", "en", 1, 1, b"%PDF-1.7 kept " * 5000)
     inline = BundleFile("dossier-en-2.pdf", "pdf", "en", 2, 1, b"%PDF-1.7 built again " * 100)
     envelope = Envelope(sender="Campaign <campaign@example.org>", sender_address="campaign@example.org",
                         dossier_id="d-0001", created_at=T0)
     letter = Letter(subject="Petition", body="Dear Prime Minister,\n")
-    [written] = build_messages(envelope, Recipient(name="PM", email=PM, language="en"), letter,
-                               [kept, inline], [], limit=1_000_000)
+    written = build_messages(envelope, Recipient(name="PM", email=PM, language="en"), letter,
+                             [kept, inline], [], limit=1_000_000, budget=60_000)
+    assert len(written) == 2  # part 1 attaches the stored file, part 2 the other
     with transaction(engine) as session:
         session.add(DeliveryFileRow(delivery_id=delivery, name=kept.name, language="en", kind="pdf",
                                     part=1, size=kept.size, sha256=kept.sha256, pages=1,
                                     content=kept.data))
         session.flush()
-        assert enqueue(session, delivery_id=delivery, recipient=PM, kind="dossier", parts=[written],
-                       now=T0) == 1
+        assert enqueue(session, delivery_id=delivery, recipient=PM, kind="dossier", parts=written,
+                       now=T0) == 2
     with transaction(engine) as session:
-        [(content, attachments)] = session.execute(select(MessageBodyRow.content,
-                                                          MessageBodyRow.attachments)).all()
+        stored = session.execute(select(MessageBodyRow.content, MessageBodyRow.attachments)
+                                 .join(MessageRow).order_by(MessageRow.part)).all()
     # only the stored file is kept as a reference; the other's body is in the stored bytes
-    assert attachments is not None and [name for _, name, _ in json.loads(attachments)] == [kept.name]
-    assert len(content) < kept.size and base64.b64encode(inline.data)[:76] in content
+    (first, first_kept), (second, second_kept) = stored
+    assert first_kept is not None and [name for _, name, _ in json.loads(first_kept)] == [kept.name]
+    assert len(first) < kept.size and second_kept is None and second == written[1].whole()
+    assert base64.b64encode(inline.data)[:76] in second
 
     claim = claim_one(engine, now=T0, worker_id="w1", lease=timedelta(minutes=3), account=None)
-    assert claim is not None and claim.content == written.whole()
+    assert claim is not None and claim.content == written[0].whole() and claim.unsendable is None
 
+    # The file changes under the queued e-mail: it is never sent, fails like a refusal (its
+    # later part blocked), and the outbox goes on with the other messages.
     with transaction(engine) as session:
         session.execute(update(DeliveryFileRow).values(content=b"%PDF-1.7 other", sha256="0" * 64))
         session.execute(update(MessageRow).values(status="queued", lease_owner=None, lease_until=None))
-    with pytest.raises(DeliveryError, match="not the one it was built with"):
-        claim_one(engine, now=T0, worker_id="w1", lease=timedelta(minutes=3), account=None)
+    queue(engine, make_delivery(engine, "d-0002"), [MS], public_id="d-0002")
+    report = send(engine, settings_for(tmp_path, None), until_empty=True)
+    assert (report.sent, report.failed) == (2, 1)  # d-0002's e-mail and the organizers' alert
+    [alert] = rows(engine, kind="alert")
+    assert alert.delivery_id == delivery and alert.status == "sent"
+    assert [(r.status, r.attempts) for r in rows(engine) if r.delivery_id == delivery] == [
+        ("failed", 2), ("blocked", 0)]  # the claim above was its first attempt
+    [failed] = [r for r in rows(engine) if r.status == "failed"]
+    assert "dossier-en-1.pdf, is not the one it was built with" in (failed.last_answer or "")
+    written_out = [p.read_bytes() for p in (tmp_path / "outbox").glob("*.eml")]
+    assert not any(b"X-Dossier-Id: d-0001" in data for data in written_out)
+    assert any(b"X-Dossier-Id: d-0002" in data for data in written_out)
